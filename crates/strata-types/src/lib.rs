@@ -1,0 +1,16 @@
+//! strata's shared vocabulary: the values every part of the store passes around, with no I/O.
+//!
+//! - [`Digest`]: a content address (`sha256:<64 hex>`); sha256 is the only algorithm the store
+//!   accepts, as containerd's local store does in practice.
+//! - [`Descriptor`]: what points at a blob (media type, digest, size), as in the OCI image spec.
+//! - [`chain_id`]: the name of a stack of unpacked layers.
+//! - [`ErrorKind`]: the small set of error classes (containerd's `errdefs`) every crate's typed
+//!   error maps onto, so callers can match across crates without string comparison.
+
+mod descriptor;
+mod digest;
+mod kind;
+
+pub use descriptor::Descriptor;
+pub use digest::{Digest, DigestError, Sha256, chain_id};
+pub use kind::ErrorKind;
