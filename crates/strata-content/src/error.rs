@@ -23,11 +23,23 @@ pub enum ContentError {
         "commit ingest {ingest:?}: truncated: expected {expected} bytes, got {actual}; \
          the partial data is kept, write the rest to resume"
     )]
-    Truncated { ingest: String, expected: u64, actual: u64 },
+    Truncated {
+        ingest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("commit ingest {ingest:?}: size mismatch: expected {expected} bytes, got {actual}")]
-    SizeMismatch { ingest: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        ingest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("commit ingest {ingest:?}: digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { ingest: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        ingest: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

@@ -63,7 +63,8 @@ pub struct Writer {
 
 impl LocalStore {
     fn ingest_dir(&self, r#ref: &str) -> PathBuf {
-        self.ingest_root().join(Digest::sha256_of(r#ref.as_bytes()).hex())
+        self.ingest_root()
+            .join(Digest::sha256_of(r#ref.as_bytes()).hex())
     }
 
     /// Opens the ingest `ref`, creating it or resuming it at the end of its data.
@@ -117,7 +118,9 @@ impl LocalStore {
         let root = self.ingest_root();
         let mut out = Vec::new();
         for entry in fs::read_dir(&root).map_err(ContentError::io("read directory", &root))? {
-            let dir = entry.map_err(ContentError::io("read directory", &root))?.path();
+            let dir = entry
+                .map_err(ContentError::io("read directory", &root))?
+                .path();
             // Half-created or half-removed ingests have no ref file yet or any more.
             if let Some(status) = ingest_status(&dir) {
                 out.push(status);
@@ -152,8 +155,12 @@ impl LocalStore {
 fn ingest_status(dir: &Path) -> Option<IngestStatus> {
     let r#ref = fs::read_to_string(dir.join("ref")).ok()?;
     let meta = fs::metadata(dir.join("data")).ok()?;
-    let total = fs::read_to_string(dir.join("total")).ok().and_then(|t| t.trim().parse().ok());
-    let started = fs::metadata(dir.join("ref")).and_then(|m| m.modified()).ok()?;
+    let total = fs::read_to_string(dir.join("total"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let started = fs::metadata(dir.join("ref"))
+        .and_then(|m| m.modified())
+        .ok()?;
     Some(IngestStatus {
         r#ref,
         offset: meta.len(),
@@ -205,20 +212,30 @@ impl Writer {
     /// Re-hashes the data a previous writer left and positions at its end.
     fn resume(&mut self) -> Result<(), ContentError> {
         let data = self.dir.join("data");
-        let len = self.file.metadata().map_err(ContentError::io("stat ingest", &data))?.len();
+        let len = self
+            .file
+            .metadata()
+            .map_err(ContentError::io("stat ingest", &data))?
+            .len();
         if self.total.is_some_and(|t| len > t) {
             tracing::warn!(ingest = %self.ingest, len, "ingest longer than expected; restarting it");
-            self.file.set_len(0).map_err(ContentError::io("truncate ingest", &data))?;
+            self.file
+                .set_len(0)
+                .map_err(ContentError::io("truncate ingest", &data))?;
             return Ok(());
         }
         if len > 0 {
             tracing::debug!(ingest = %self.ingest, offset = len, "resuming ingest");
-            self.file.seek(SeekFrom::Start(0)).map_err(ContentError::io("read ingest", &data))?;
+            self.file
+                .seek(SeekFrom::Start(0))
+                .map_err(ContentError::io("read ingest", &data))?;
             let mut file = &self.file;
             hash_stream(&mut file, len, &mut self.hasher)
                 .map_err(ContentError::io("read ingest", &data))?;
         }
-        self.file.seek(SeekFrom::Start(len)).map_err(ContentError::io("seek ingest", &data))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(ContentError::io("seek ingest", &data))?;
         self.offset = len;
         self.flushed = len;
         Ok(())
@@ -242,8 +259,12 @@ impl Writer {
     /// Starts the ingest over from zero bytes.
     pub fn truncate(&mut self) -> Result<(), ContentError> {
         let data = self.dir.join("data");
-        self.file.set_len(0).map_err(ContentError::io("truncate ingest", &data))?;
-        self.file.seek(SeekFrom::Start(0)).map_err(ContentError::io("seek ingest", &data))?;
+        self.file
+            .set_len(0)
+            .map_err(ContentError::io("truncate ingest", &data))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(ContentError::io("seek ingest", &data))?;
         self.hasher = Sha256::new();
         self.offset = 0;
         self.flushed = 0;
@@ -252,9 +273,10 @@ impl Writer {
 
     fn check_room(&self, n: usize) -> Result<(), ContentError> {
         match self.total {
-            Some(total) if self.offset + n as u64 > total => {
-                Err(ContentError::TooLarge { ingest: self.ingest.clone(), expected: total })
-            }
+            Some(total) if self.offset + n as u64 > total => Err(ContentError::TooLarge {
+                ingest: self.ingest.clone(),
+                expected: total,
+            }),
             _ => Ok(()),
         }
     }
@@ -269,7 +291,9 @@ impl Writer {
 
     fn write_unhashed(&mut self, buf: &[u8]) -> Result<(), ContentError> {
         let data = self.dir.join("data");
-        self.file.write_all(buf).map_err(ContentError::io("write ingest", &data))?;
+        self.file
+            .write_all(buf)
+            .map_err(ContentError::io("write ingest", &data))?;
         self.offset += buf.len() as u64;
         if self.offset - self.flushed >= WRITEBACK_EVERY {
             start_writeback(&self.file, self.flushed, self.offset - self.flushed);
@@ -321,7 +345,9 @@ impl Writer {
         to_hasher: mpsc::SyncSender<Vec<u8>>,
     ) -> Result<(), ContentError> {
         loop {
-            let Ok(mut buf) = free.recv() else { return Ok(()) };
+            let Ok(mut buf) = free.recv() else {
+                return Ok(());
+            };
             buf.resize(CHUNK, 0);
             let n = read_full(src, &mut buf).map_err(|source| ContentError::Io {
                 op: "read input for ingest",
@@ -346,16 +372,28 @@ impl Writer {
     ///
     /// Returns the digest. If the blob already exists (another writer won the race), the
     /// ingest is removed and [`ContentError::AlreadyExists`] returned.
-    pub fn commit(self, size: Option<u64>, expected: Option<&Digest>) -> Result<Digest, ContentError> {
+    pub fn commit(
+        self,
+        size: Option<u64>,
+        expected: Option<&Digest>,
+    ) -> Result<Digest, ContentError> {
         let ingest = self.ingest.clone();
         match size {
             Some(size) if self.offset < size => {
-                return Err(ContentError::Truncated { ingest, expected: size, actual: self.offset });
+                return Err(ContentError::Truncated {
+                    ingest,
+                    expected: size,
+                    actual: self.offset,
+                });
             }
             Some(size) if self.offset > size => {
                 let actual = self.offset;
                 self.discard()?;
-                return Err(ContentError::SizeMismatch { ingest, expected: size, actual });
+                return Err(ContentError::SizeMismatch {
+                    ingest,
+                    expected: size,
+                    actual,
+                });
             }
             _ => {}
         }
@@ -365,10 +403,16 @@ impl Writer {
         {
             let expected = expected.clone();
             self.discard()?;
-            return Err(ContentError::DigestMismatch { ingest, expected, actual });
+            return Err(ContentError::DigestMismatch {
+                ingest,
+                expected,
+                actual,
+            });
         }
         let data = self.dir.join("data");
-        self.file.sync_all().map_err(ContentError::io("fsync ingest", &data))?;
+        self.file
+            .sync_all()
+            .map_err(ContentError::io("fsync ingest", &data))?;
         fchmod(&self.file, Mode::from_raw_mode(0o444))
             .map_err(|e| ContentError::io("chmod ingest", &data)(e.into()))?;
         let target = self.store.blob_path(&actual);
@@ -430,7 +474,10 @@ fn hash_stream(src: &mut dyn Read, len: u64, hasher: &mut Sha256) -> io::Result<
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = read_full(src, &mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "ingest shrank while resuming"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "ingest shrank while resuming",
+            ));
         }
         hasher.update(&buf[..n]);
         left -= n as u64;
@@ -441,7 +488,9 @@ fn hash_stream(src: &mut dyn Read, len: u64, hasher: &mut Sha256) -> io::Result<
 /// Starts asynchronous writeback of a range; failures only cost the overlap, never data, since
 /// commit fsyncs anyway.
 fn start_writeback(file: &File, offset: u64, len: u64) {
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
     // SAFETY: sync_file_range only reads its integer arguments and the fd, which `file` keeps
     // open for the duration of the call.
     unsafe {

@@ -65,7 +65,10 @@ impl LocalStore {
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).map_err(ContentError::io("read directory", &dir))? {
             let entry = entry.map_err(ContentError::io("read directory", &dir))?;
-            let Some(digest) = entry.file_name().to_str().and_then(|n| Digest::from_sha256_hex(n).ok())
+            let Some(digest) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_sha256_hex(n).ok())
             else {
                 continue;
             };
@@ -84,7 +87,10 @@ impl LocalStore {
     pub fn reader(&self, digest: &Digest) -> Result<Blob, ContentError> {
         let path = self.blob_path(digest);
         let file = File::open(&path).map_err(|e| not_found_or(e, digest, "open blob", &path))?;
-        let size = file.metadata().map_err(ContentError::io("stat blob", &path))?.len();
+        let size = file
+            .metadata()
+            .map_err(ContentError::io("stat blob", &path))?
+            .len();
         Ok(Blob { file, size, path })
     }
 
@@ -99,7 +105,11 @@ fn not_found_or(e: io::Error, digest: &Digest, op: &'static str, path: &Path) ->
     if e.kind() == io::ErrorKind::NotFound {
         ContentError::NotFound(digest.clone())
     } else {
-        ContentError::Io { op, path: path.to_owned(), source: e }
+        ContentError::Io {
+            op,
+            path: path.to_owned(),
+            source: e,
+        }
     }
 }
 
@@ -118,7 +128,9 @@ impl Blob {
 
     /// Reads up to `buf.len()` bytes at `offset`; returns 0 at the end of the blob.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, ContentError> {
-        self.file.read_at(buf, offset).map_err(ContentError::io("read blob", &self.path))
+        self.file
+            .read_at(buf, offset)
+            .map_err(ContentError::io("read blob", &self.path))
     }
 }
 

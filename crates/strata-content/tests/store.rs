@@ -1,4 +1,5 @@
 //! Behaviour of the local content store through its public interface.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -25,7 +26,11 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn opts(expected: &Digest, total: u64) -> WriterOptions {
-    WriterOptions { expected: Some(expected.clone()), total: Some(total), wait: false }
+    WriterOptions {
+        expected: Some(expected.clone()),
+        total: Some(total),
+        wait: false,
+    }
 }
 
 #[test]
@@ -33,25 +38,46 @@ fn write_commit_read_list_delete() {
     let (_d, store) = store();
     let data = b"hello, strata".to_vec();
     let digest = Digest::sha256_of(&data);
-    let mut w = store.writer("r1", opts(&digest, data.len() as u64)).unwrap();
+    let mut w = store
+        .writer("r1", opts(&digest, data.len() as u64))
+        .unwrap();
     w.write_all(&data).unwrap();
     assert_eq!(w.digest(), digest);
-    assert_eq!(w.commit(Some(data.len() as u64), Some(&digest)).unwrap(), digest);
+    assert_eq!(
+        w.commit(Some(data.len() as u64), Some(&digest)).unwrap(),
+        digest
+    );
 
     let info = store.info(&digest).unwrap();
     assert_eq!(info.size, data.len() as u64);
     let mut got = Vec::new();
-    store.reader(&digest).unwrap().read_to_end(&mut got).unwrap();
+    store
+        .reader(&digest)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
     assert_eq!(got, data);
     let mut buf = [0u8; 6];
-    assert_eq!(store.reader(&digest).unwrap().read_at(&mut buf, 7).unwrap(), 6);
+    assert_eq!(
+        store.reader(&digest).unwrap().read_at(&mut buf, 7).unwrap(),
+        6
+    );
     assert_eq!(&buf, b"strata");
     assert_eq!(store.list().unwrap().len(), 1);
-    assert!(store.ingests().unwrap().is_empty(), "commit removes the ingest");
+    assert!(
+        store.ingests().unwrap().is_empty(),
+        "commit removes the ingest"
+    );
 
     store.delete(&digest).unwrap();
-    assert!(matches!(store.info(&digest), Err(ContentError::NotFound(_))));
-    assert!(matches!(store.delete(&digest), Err(ContentError::NotFound(_))));
+    assert!(matches!(
+        store.info(&digest),
+        Err(ContentError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete(&digest),
+        Err(ContentError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -59,7 +85,9 @@ fn resume_continues_at_the_saved_offset() {
     let (_d, store) = store();
     let data = pseudo_random(3 << 20, 7);
     let digest = Digest::sha256_of(&data);
-    let mut w = store.writer("resume", opts(&digest, data.len() as u64)).unwrap();
+    let mut w = store
+        .writer("resume", opts(&digest, data.len() as u64))
+        .unwrap();
     w.write_all(&data[..1_000_000]).unwrap();
     drop(w); // as if the process died
 
@@ -67,10 +95,15 @@ fn resume_continues_at_the_saved_offset() {
     assert_eq!(status.offset, 1_000_000);
     assert_eq!(status.total, Some(data.len() as u64));
 
-    let mut w = store.writer("resume", opts(&digest, data.len() as u64)).unwrap();
+    let mut w = store
+        .writer("resume", opts(&digest, data.len() as u64))
+        .unwrap();
     assert_eq!(w.offset(), 1_000_000);
     w.copy_from(&mut &data[1_000_000..]).unwrap();
-    assert_eq!(w.commit(Some(data.len() as u64), Some(&digest)).unwrap(), digest);
+    assert_eq!(
+        w.commit(Some(data.len() as u64), Some(&digest)).unwrap(),
+        digest
+    );
 }
 
 #[test]
@@ -82,9 +115,15 @@ fn digest_mismatch_discards_and_publishes_nothing() {
     let err = w.commit(Some(5), Some(&wrong)).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ContentError::DigestMismatch { .. }), "{msg}");
-    assert!(msg.contains(&wrong.to_string()) && msg.contains(&Digest::sha256_of(b"hello").to_string()), "{msg}");
+    assert!(
+        msg.contains(&wrong.to_string()) && msg.contains(&Digest::sha256_of(b"hello").to_string()),
+        "{msg}"
+    );
     assert!(store.list().unwrap().is_empty());
-    assert!(store.ingests().unwrap().is_empty(), "bad data is not kept for resume");
+    assert!(
+        store.ingests().unwrap().is_empty(),
+        "bad data is not kept for resume"
+    );
 }
 
 #[test]
@@ -95,7 +134,14 @@ fn truncated_input_is_kept_for_resume() {
     w.write_all(b"hello").unwrap();
     let err = w.commit(Some(11), Some(&digest)).unwrap_err();
     assert!(
-        matches!(err, ContentError::Truncated { expected: 11, actual: 5, .. }),
+        matches!(
+            err,
+            ContentError::Truncated {
+                expected: 11,
+                actual: 5,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(store.list().unwrap().is_empty());
@@ -111,9 +157,15 @@ fn writing_past_the_expected_size_fails_at_once() {
     let digest = Digest::sha256_of(b"abc");
     let mut w = store.writer("big", opts(&digest, 3)).unwrap();
     let err = w.write_chunk(b"abcd").unwrap_err();
-    assert!(matches!(err, ContentError::TooLarge { expected: 3, .. }), "{err}");
+    assert!(
+        matches!(err, ContentError::TooLarge { expected: 3, .. }),
+        "{err}"
+    );
     let err = w.copy_from(&mut &b"abcd"[..]).unwrap_err();
-    assert!(matches!(err, ContentError::TooLarge { expected: 3, .. }), "{err}");
+    assert!(
+        matches!(err, ContentError::TooLarge { expected: 3, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,9 +190,15 @@ fn existing_blob_short_circuits_and_races_resolve() {
     a.write_all(b"same").unwrap();
     b.write_all(b"same").unwrap();
     a.commit(Some(4), Some(&digest)).unwrap();
-    assert!(matches!(b.commit(Some(4), Some(&digest)), Err(ContentError::AlreadyExists(_))));
+    assert!(matches!(
+        b.commit(Some(4), Some(&digest)),
+        Err(ContentError::AlreadyExists(_))
+    ));
     assert!(store.ingests().unwrap().is_empty());
-    assert!(matches!(store.writer("c", opts(&digest, 4)), Err(ContentError::AlreadyExists(_))));
+    assert!(matches!(
+        store.writer("c", opts(&digest, 4)),
+        Err(ContentError::AlreadyExists(_))
+    ));
 }
 
 #[test]
@@ -148,22 +206,43 @@ fn one_writer_per_ref() {
     let (_d, store) = store();
     let digest = Digest::sha256_of(b"locked");
     let mut w = store.writer("lock", opts(&digest, 6)).unwrap();
-    assert!(matches!(store.writer("lock", opts(&digest, 6)), Err(ContentError::IngestLocked(_))));
-    assert!(matches!(store.abort("lock"), Err(ContentError::IngestLocked(_))));
+    assert!(matches!(
+        store.writer("lock", opts(&digest, 6)),
+        Err(ContentError::IngestLocked(_))
+    ));
+    assert!(matches!(
+        store.abort("lock"),
+        Err(ContentError::IngestLocked(_))
+    ));
 
     let waiter = {
         let store = store.clone();
         let digest = digest.clone();
-        std::thread::spawn(move || store.writer("lock", WriterOptions { wait: true, ..opts(&digest, 6) }))
+        std::thread::spawn(move || {
+            store.writer(
+                "lock",
+                WriterOptions {
+                    wait: true,
+                    ..opts(&digest, 6)
+                },
+            )
+        })
     };
     std::thread::sleep(Duration::from_millis(100));
     w.write_all(b"locked").unwrap();
     w.commit(Some(6), Some(&digest)).unwrap();
     // The waiter must not end up writing into the inode that just became the blob.
     let got = waiter.join().unwrap();
-    assert!(matches!(got, Err(ContentError::AlreadyExists(_))), "{got:?}");
+    assert!(
+        matches!(got, Err(ContentError::AlreadyExists(_))),
+        "{got:?}"
+    );
     let mut data = Vec::new();
-    store.reader(&digest).unwrap().read_to_end(&mut data).unwrap();
+    store
+        .reader(&digest)
+        .unwrap()
+        .read_to_end(&mut data)
+        .unwrap();
     assert_eq!(data, b"locked");
 }
 
@@ -174,8 +253,14 @@ fn abort_removes_the_ingest() {
     w.write_all(b"partial").unwrap();
     drop(w);
     store.abort("gone").unwrap();
-    assert!(matches!(store.ingest("gone"), Err(ContentError::IngestNotFound(_))));
-    assert!(matches!(store.abort("gone"), Err(ContentError::IngestNotFound(_))));
+    assert!(matches!(
+        store.ingest("gone"),
+        Err(ContentError::IngestNotFound(_))
+    ));
+    assert!(matches!(
+        store.abort("gone"),
+        Err(ContentError::IngestNotFound(_))
+    ));
 }
 
 #[test]
@@ -202,7 +287,13 @@ fn copy_from_hashes_large_streams() {
 #[test]
 fn invalid_refs_are_refused() {
     let (_d, store) = store();
-    assert!(matches!(store.writer("", WriterOptions::default()), Err(ContentError::InvalidRef(_))));
+    assert!(matches!(
+        store.writer("", WriterOptions::default()),
+        Err(ContentError::InvalidRef(_))
+    ));
     let long = "x".repeat(2000);
-    assert!(matches!(store.writer(&long, WriterOptions::default()), Err(ContentError::InvalidRef(_))));
+    assert!(matches!(
+        store.writer(&long, WriterOptions::default()),
+        Err(ContentError::InvalidRef(_))
+    ));
 }

@@ -1,0 +1,379 @@
+//! Blob records, and the content store as the rest of strata sees it: the local store's files
+//! plus the database's word on which blobs exist and what labels they carry.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rusqlite::{OptionalExtension, params};
+use strata_content::{Blob, ContentError, IngestStatus, LocalStore, Writer, WriterOptions};
+use strata_types::Digest;
+
+use crate::db::{from_nanos, now};
+use crate::labels::BLOB_LABELS;
+use crate::{Db, Labels, LeaseResource, MetaError, Tx};
+
+/// A live blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub created: SystemTime,
+    pub updated: SystemTime,
+    pub labels: Labels,
+}
+
+/// The outcome of a successful commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub digest: Digest,
+    /// The blob was in the store already (another writer won, or it was committed earlier).
+    pub already_existed: bool,
+}
+
+pub(crate) fn parse_digest(s: String) -> Result<Digest, MetaError> {
+    s.parse().map_err(|_| MetaError::Corrupt {
+        what: "digest",
+        value: s,
+    })
+}
+
+pub(crate) fn to_u64(n: i64, what: &'static str) -> Result<u64, MetaError> {
+    u64::try_from(n).map_err(|_| MetaError::Corrupt {
+        what,
+        value: n.to_string(),
+    })
+}
+
+impl Tx<'_> {
+    pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, MetaError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT size, created_at, updated_at FROM blobs WHERE digest = ?1",
+                [digest.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(MetaError::db("read blob"))?;
+        let Some((size, created, updated)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(BlobRecord {
+            digest: digest.clone(),
+            size: to_u64(size, "blob size")?,
+            created: from_nanos(created),
+            updated: from_nanos(updated),
+            labels: self.labels(BLOB_LABELS, &digest.to_string())?,
+        }))
+    }
+
+    /// Every live blob, in digest order.
+    pub fn blobs(&self) -> Result<Vec<BlobRecord>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT digest FROM blobs ORDER BY digest")
+            .map_err(MetaError::db("list blobs"))?;
+        let digests: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(MetaError::db("list blobs"))?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            if let Some(rec) = self.blob(&parse_digest(d)?)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a committed blob; returns false if it was recorded already.
+    pub fn insert_blob(&self, digest: &Digest, size: u64) -> Result<bool, MetaError> {
+        let now = now();
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                params![digest.to_string(), size as i64, now],
+            )
+            .map_err(MetaError::db("record blob"))?;
+        Ok(n == 1)
+    }
+
+    /// Forgets a blob; returns false if it was not recorded.
+    pub fn delete_blob(&self, digest: &Digest) -> Result<bool, MetaError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM blobs WHERE digest = ?1", [digest.to_string()])
+            .map_err(MetaError::db("delete blob"))?;
+        Ok(n == 1)
+    }
+
+    /// Sets (or, with an empty value, removes) labels on a recorded blob.
+    pub fn update_blob_labels(&self, digest: &Digest, labels: &Labels) -> Result<(), MetaError> {
+        let id = digest.to_string();
+        let n = self
+            .conn
+            .execute(
+                "UPDATE blobs SET updated_at = ?2 WHERE digest = ?1",
+                params![id, now()],
+            )
+            .map_err(MetaError::db("update blob"))?;
+        if n == 0 {
+            return Err(MetaError::NotFound { what: "blob", id });
+        }
+        self.update_labels(BLOB_LABELS, &id, labels)
+    }
+}
+
+/// The content store: files from [`LocalStore`], liveness and labels from the database.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    db: Arc<Db>,
+    local: LocalStore,
+}
+
+impl ContentStore {
+    pub fn new(db: Arc<Db>, local: LocalStore) -> ContentStore {
+        ContentStore { db, local }
+    }
+
+    pub fn local(&self) -> &LocalStore {
+        &self.local
+    }
+
+    /// Opens or resumes the ingest `ref`. Under a lease, the ingest is added to the lease's
+    /// resources first, so garbage collection leaves it alone until the lease ends.
+    ///
+    /// If `opts.expected` names a blob already in the store, returns
+    /// `ContentError::AlreadyExists` (making sure the database records it).
+    pub fn writer(
+        &self,
+        r#ref: &str,
+        opts: WriterOptions,
+        lease: Option<&str>,
+    ) -> Result<Writer, MetaError> {
+        if let Some(lease) = lease {
+            self.db.write(|tx| {
+                tx.add_lease_resource(lease, &LeaseResource::Ingest(r#ref.to_owned()))
+            })?;
+        }
+        match self.local.writer(r#ref, opts) {
+            Err(ContentError::AlreadyExists(d)) => {
+                self.record(&d, None, &Labels::new(), lease)?;
+                Err(ContentError::AlreadyExists(d).into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Verifies and commits a writer, then records the blob (with `labels`, and under `lease`)
+    /// in one transaction. A blob that already existed is a success.
+    pub fn commit(
+        &self,
+        writer: Writer,
+        size: Option<u64>,
+        expected: Option<&Digest>,
+        labels: &Labels,
+        lease: Option<&str>,
+    ) -> Result<Committed, MetaError> {
+        let r#ref = writer.ingest_ref().to_owned();
+        let (digest, already_existed) = match writer.commit(size, expected) {
+            Ok(d) => (d, false),
+            Err(ContentError::AlreadyExists(d)) => (d, true),
+            Err(e) => return Err(e.into()),
+        };
+        self.record(&digest, Some(&r#ref), labels, lease)?;
+        Ok(Committed {
+            digest,
+            already_existed,
+        })
+    }
+
+    /// Records a blob whose file is committed; the ingest it came from leaves the lease.
+    fn record(
+        &self,
+        digest: &Digest,
+        ingest: Option<&str>,
+        labels: &Labels,
+        lease: Option<&str>,
+    ) -> Result<(), MetaError> {
+        let size = self.local.info(digest)?.size;
+        self.db.write(|tx| {
+            tx.insert_blob(digest, size)?;
+            if !labels.is_empty() {
+                tx.update_blob_labels(digest, labels)?;
+            }
+            if let Some(lease) = lease {
+                tx.add_lease_resource(lease, &LeaseResource::Content(digest.clone()))?;
+                if let Some(ingest) = ingest {
+                    tx.remove_lease_resource(lease, &LeaseResource::Ingest(ingest.to_owned()))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn info(&self, digest: &Digest) -> Result<BlobRecord, MetaError> {
+        self.db
+            .read(|tx| tx.blob(digest))?
+            .ok_or_else(|| MetaError::NotFound {
+                what: "blob",
+                id: digest.to_string(),
+            })
+    }
+
+    pub fn list(&self) -> Result<Vec<BlobRecord>, MetaError> {
+        self.db.read(|tx| tx.blobs())
+    }
+
+    /// Opens a live blob for reading.
+    pub fn reader(&self, digest: &Digest) -> Result<Blob, MetaError> {
+        self.info(digest)?;
+        Ok(self.local.reader(digest)?)
+    }
+
+    /// Removes a blob: first from the database (so it stops being live at once), then its file.
+    /// A crash in between leaves an orphan file for `fsck`/GC, never a record without data.
+    pub fn delete(&self, digest: &Digest) -> Result<(), MetaError> {
+        if !self.db.write(|tx| tx.delete_blob(digest))? {
+            return Err(MetaError::NotFound {
+                what: "blob",
+                id: digest.to_string(),
+            });
+        }
+        match self.local.delete(digest) {
+            Ok(()) | Err(ContentError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn update_labels(&self, digest: &Digest, labels: &Labels) -> Result<BlobRecord, MetaError> {
+        self.db.write(|tx| {
+            tx.update_blob_labels(digest, labels)?;
+            tx.blob(digest)?.ok_or_else(|| MetaError::NotFound {
+                what: "blob",
+                id: digest.to_string(),
+            })
+        })
+    }
+
+    pub fn ingests(&self) -> Result<Vec<IngestStatus>, MetaError> {
+        Ok(self.local.ingests()?)
+    }
+
+    /// Discards an ingest and drops it from any lease.
+    pub fn abort(&self, r#ref: &str) -> Result<(), MetaError> {
+        self.local.abort(r#ref)?;
+        self.db
+            .write(|tx| tx.forget_resource(&LeaseResource::Ingest(r#ref.to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ContentStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(&dir.path().join("metadata.db")).unwrap());
+        let local = LocalStore::open(dir.path().join("content")).unwrap();
+        (dir, ContentStore::new(db, local))
+    }
+
+    fn put(store: &ContentStore, data: &[u8], labels: &Labels) -> Committed {
+        let digest = Digest::sha256_of(data);
+        let opts = WriterOptions {
+            expected: Some(digest.clone()),
+            total: Some(data.len() as u64),
+            wait: true,
+        };
+        let mut w = store.writer(&format!("put-{digest}"), opts, None).unwrap();
+        w.write_all(data).unwrap();
+        store
+            .commit(w, Some(data.len() as u64), Some(&digest), labels, None)
+            .unwrap()
+    }
+
+    #[test]
+    fn commit_records_blob_and_labels() {
+        let (_d, store) = store();
+        let labels = Labels::from([("a".to_owned(), "1".to_owned())]);
+        let c = put(&store, b"abc", &labels);
+        assert!(!c.already_existed);
+        let info = store.info(&c.digest).unwrap();
+        assert_eq!((info.size, info.labels.clone()), (3, labels));
+        assert_eq!(store.list().unwrap(), vec![info]);
+
+        let rec = store
+            .update_labels(
+                &c.digest,
+                &Labels::from([("a".into(), "".into()), ("b".into(), "2".into())]),
+            )
+            .unwrap();
+        assert_eq!(rec.labels, Labels::from([("b".to_owned(), "2".to_owned())]));
+    }
+
+    #[test]
+    fn existing_file_without_record_is_adopted() {
+        let (_d, store) = store();
+        let c = put(&store, b"orphan", &Labels::new());
+        // Simulate a crash between the file rename and the database transaction.
+        store.db.write(|tx| tx.delete_blob(&c.digest)).unwrap();
+        assert!(store.info(&c.digest).is_err());
+        let opts = WriterOptions {
+            expected: Some(c.digest.clone()),
+            ..Default::default()
+        };
+        let err = store.writer("again", opts, None).unwrap_err();
+        assert!(
+            matches!(err, MetaError::Content(ContentError::AlreadyExists(_))),
+            "{err}"
+        );
+        assert_eq!(store.info(&c.digest).unwrap().size, 6);
+    }
+
+    #[test]
+    fn delete_removes_record_then_file() {
+        let (_d, store) = store();
+        let c = put(&store, b"bye", &Labels::new());
+        store.delete(&c.digest).unwrap();
+        assert!(!store.local.exists(&c.digest));
+        assert!(matches!(
+            store.delete(&c.digest),
+            Err(MetaError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.reader(&c.digest),
+            Err(MetaError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn lease_tracks_ingest_then_blob() {
+        let (_d, store) = store();
+        store
+            .db
+            .write(|tx| tx.create_lease("pull-1", None, &Labels::new()))
+            .unwrap();
+        let digest = Digest::sha256_of(b"leased");
+        let mut w = store
+            .writer("leased-ref", WriterOptions::default(), Some("pull-1"))
+            .unwrap();
+        let res = store.db.read(|tx| tx.lease_resources("pull-1")).unwrap();
+        assert_eq!(res, vec![LeaseResource::Ingest("leased-ref".into())]);
+        w.write_all(b"leased").unwrap();
+        store
+            .commit(w, Some(6), Some(&digest), &Labels::new(), Some("pull-1"))
+            .unwrap();
+        let res = store.db.read(|tx| tx.lease_resources("pull-1")).unwrap();
+        assert_eq!(res, vec![LeaseResource::Content(digest)]);
+    }
+}

@@ -1,0 +1,92 @@
+//! Schema migrations. Entry `i` takes the database from version `i` to `i + 1`; never edit one
+//! that has shipped, append a new one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation tables.
+    r#"
+    CREATE TABLE images (
+        name        TEXT PRIMARY KEY,
+        media_type  TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX images_by_digest ON images(digest);
+    CREATE TABLE image_labels (
+        name  TEXT NOT NULL REFERENCES images(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (name, key)
+    );
+    CREATE TABLE blobs (
+        digest      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE blob_labels (
+        digest TEXT NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE,
+        key    TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (digest, key)
+    );
+    CREATE TABLE snapshots (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        snapshotter TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+        parent      TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        UNIQUE (snapshotter, key),
+        FOREIGN KEY (snapshotter, parent) REFERENCES snapshots(snapshotter, key) ON DELETE RESTRICT
+    );
+    CREATE INDEX snapshots_by_parent ON snapshots(snapshotter, parent);
+    CREATE TABLE snapshot_labels (
+        snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, key)
+    );
+    CREATE TABLE containers (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        image        TEXT NOT NULL,
+        snapshotter  TEXT NOT NULL,
+        snapshot_key TEXT,
+        runtime      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    );
+    CREATE TABLE container_labels (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        key          TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        PRIMARY KEY (container_id, key)
+    );
+    CREATE TABLE leases (
+        id          TEXT PRIMARY KEY,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER
+    );
+    CREATE TABLE lease_labels (
+        lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+        key      TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        PRIMARY KEY (lease_id, key)
+    );
+    CREATE TABLE lease_resources (
+        lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+        kind     TEXT NOT NULL CHECK (kind IN ('content', 'ingest', 'snapshot')),
+        resource TEXT NOT NULL,
+        PRIMARY KEY (lease_id, kind, resource)
+    );
+    CREATE INDEX lease_resources_by_resource ON lease_resources(kind, resource);
+    "#,
+];
+
+/// The schema version this build of strata writes.
+pub fn current_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
