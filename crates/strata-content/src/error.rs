@@ -17,8 +17,12 @@ pub enum ContentError {
     IngestLocked(String),
     #[error("invalid ingest ref {0:?}: must be 1 to 1024 bytes")]
     InvalidRef(String),
-    #[error("ingest {ingest:?}: more data than the expected {expected} bytes")]
-    TooLarge { ingest: String, expected: u64 },
+    #[error("ingest {ingest:?}: size mismatch: expected {expected} bytes, got at least {actual}")]
+    TooLarge {
+        ingest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error(
         "commit ingest {ingest:?}: truncated: expected {expected} bytes, got {actual}; \
          the partial data is kept, write the rest to resume"
@@ -40,7 +44,7 @@ pub enum ContentError {
         expected: Digest,
         actual: Digest,
     },
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,

@@ -276,6 +276,7 @@ impl Writer {
             Some(total) if self.offset + n as u64 > total => Err(ContentError::TooLarge {
                 ingest: self.ingest.clone(),
                 expected: total,
+                actual: self.offset + n as u64,
             }),
             _ => Ok(()),
         }

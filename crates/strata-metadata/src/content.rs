@@ -195,7 +195,8 @@ impl ContentStore {
         })
     }
 
-    /// Records a blob whose file is committed; the ingest it came from leaves the lease.
+    /// Records a blob whose file is committed, under `lease` if given; the ingest it came from
+    /// leaves every lease.
     fn record(
         &self,
         digest: &Digest,
@@ -211,9 +212,11 @@ impl ContentStore {
             }
             if let Some(lease) = lease {
                 tx.add_lease_resource(lease, &LeaseResource::Content(digest.clone()))?;
-                if let Some(ingest) = ingest {
-                    tx.remove_lease_resource(lease, &LeaseResource::Ingest(ingest.to_owned()))?;
-                }
+            }
+            // The ingest is gone; so is any reason for a lease (this one, or that of an
+            // earlier, interrupted writer) to hold it.
+            if let Some(ingest) = ingest {
+                tx.forget_resource(&LeaseResource::Ingest(ingest.to_owned()))?;
             }
             Ok(())
         })

@@ -100,6 +100,16 @@ impl Db {
         Ok(found)
     }
 
+    /// SQLite's own consistency check of the file: `ok`, or the problems it found.
+    pub fn integrity_check(&self) -> Result<Vec<String>, MetaError> {
+        self.read(|tx| {
+            tx.conn
+                .prepare("PRAGMA integrity_check")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(MetaError::db("integrity check"))
+        })
+    }
+
     /// Runs `f` in a write transaction, committed if `f` succeeds and rolled back otherwise.
     pub fn write<T>(
         &self,

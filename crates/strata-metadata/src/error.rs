@@ -7,7 +7,7 @@ use strata_types::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetaError {
-    #[error("open metadata database {}: {source}", path.display())]
+    #[error("open metadata database {}", path.display())]
     Open {
         path: PathBuf,
         #[source]
@@ -23,7 +23,7 @@ pub enum MetaError {
         found: u32,
         supported: u32,
     },
-    #[error("metadata database: {op}: {source}")]
+    #[error("metadata database: {op}")]
     Database {
         op: &'static str,
         #[source]

@@ -17,7 +17,12 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
-        Descriptor { media_type: media_type.into(), digest, size, annotations: BTreeMap::new() }
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+        }
     }
 }
 
@@ -47,6 +52,9 @@ mod tests {
             r#"{"mediaType":"x","digest":"sha512:abcd","size":2}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unsupported digest algorithm"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported digest algorithm"),
+            "{err}"
+        );
     }
 }

@@ -40,13 +40,17 @@ impl Digest {
 
     /// The digest a finished hasher computed.
     pub fn from_hasher(hasher: Sha256) -> Digest {
-        Digest { hex: hex::encode(hasher.finalize()) }
+        Digest {
+            hex: hex::encode(hasher.finalize()),
+        }
     }
 
     /// Builds a digest from 64 lowercase hex digits.
     pub fn from_sha256_hex(hex: &str) -> Result<Digest, DigestError> {
         if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(Digest { hex: hex.to_owned() })
+            Ok(Digest {
+                hex: hex.to_owned(),
+            })
         } else {
             Err(DigestError::Invalid(hex.to_owned()))
         }
@@ -73,7 +77,9 @@ impl FromStr for Digest {
             }
             Some((algorithm, _))
                 if !algorithm.is_empty()
-                    && algorithm.bytes().all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b)) =>
+                    && algorithm
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b)) =>
             {
                 Err(DigestError::UnsupportedAlgorithm {
                     algorithm: algorithm.to_owned(),
@@ -140,7 +146,11 @@ mod tests {
     fn rejects_other_algorithms_with_a_clear_error() {
         let err = "sha512:abcd".parse::<Digest>().unwrap_err();
         assert!(matches!(err, DigestError::UnsupportedAlgorithm { .. }));
-        assert!(err.to_string().contains("strata stores sha256 content only"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("strata stores sha256 content only"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -156,7 +166,10 @@ mod tests {
             ":abcd",
             "sha256:../../etc/passwd",
         ] {
-            assert!(matches!(bad.parse::<Digest>(), Err(DigestError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(DigestError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Runs one command for the benchmark and prints a JSON line: wall seconds, peak RSS, status.
+
+  measure.py [--drop-caches] [--wait-idle] [--stdin FILE] -- CMD ARGS...
+
+--drop-caches: sync and drop the page cache first (root only; otherwise an error), as every
+  timed unpack or write must: extraction right after deleting a tree is 2-9x slower otherwise.
+--wait-idle: wait (up to 30 s) until the CPUs are at least 90% idle over half a second.
+"""
+import json, os, resource, subprocess, sys, time
+
+
+def cpu_idle_fraction(interval=0.5):
+    def sample():
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals)  # idle + iowait, total
+    i0, t0 = sample()
+    time.sleep(interval)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def main():
+    args = sys.argv[1:]
+    drop = wait = False
+    stdin = None
+    while args and args[0] != "--":
+        a = args.pop(0)
+        if a == "--drop-caches":
+            drop = True
+        elif a == "--wait-idle":
+            wait = True
+        elif a == "--stdin":
+            stdin = args.pop(0)
+        else:
+            sys.exit(f"measure.py: unknown option {a}")
+    cmd = args[1:]
+    if wait:
+        deadline = time.time() + 30
+        while cpu_idle_fraction() < 0.9 and time.time() < deadline:
+            pass
+    if drop:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    start = time.perf_counter()
+    p = subprocess.run(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"wall": wall, "rss_kib": rss_kib, "status": p.returncode,
+                      "stderr": p.stderr.decode(errors="replace")[-2000:]}))
+    sys.exit(0 if p.returncode == 0 else 1)
+
+
+main()

@@ -1,0 +1,53 @@
+//! `strata-testutil`: the harness every end-to-end test of strata uses.
+//!
+//! This crate is a **dev-dependency only**; nothing in it is meant for
+//! production code. It provides four small building blocks:
+//!
+//! * [`Registry`] ([`registry`] module) — starts a real CNCF distribution
+//!   registry (Debian's `docker-registry` binary) on a free loopback port,
+//!   with its own throw-away storage, and stops it again on drop.
+//! * [`require_root`] / [`require_tool`] ([`root`] module) — gating helpers:
+//!   a test that needs root or an external tool returns early with a printed
+//!   `SKIPPED` line, unless `STRATA_TEST_REQUIRE_ROOT=1` is set (as in CI),
+//!   in which case the missing prerequisite is a hard failure.
+//! * [`LayerBuilder`], [`ImageBuilder`], [`build_index`] ([`image`] module) —
+//!   deterministic in-memory OCI / Docker schema2 images: same input, same
+//!   bytes, same digests (fixed mtimes, uid/gid 0 unless asked otherwise,
+//!   deterministic JSON and compression).
+//! * [`push_image`], [`push_index`], [`push_blob`] ([`push`] module) — a
+//!   minimal distribution-API client over plain HTTP to put those images into
+//!   a registry, independently of strata's own client.
+//!
+//! ```no_run
+//! use strata_testutil::{require_tool, Compression, ImageBuilder, LayerBuilder, Registry};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! if !require_tool("docker-registry") {
+//!     return Ok(());
+//! }
+//! let reg = Registry::start()?;
+//! let layer = LayerBuilder::new()
+//!     .dir("etc", 0o755)
+//!     .file("etc/hostname", b"strata\n", 0o644)
+//!     .build(Compression::Gzip);
+//! let image = ImageBuilder::new()
+//!     .layer(layer)
+//!     .config(|c| c["config"]["Cmd"] = serde_json::json!(["/bin/sh"]))
+//!     .build();
+//! strata_testutil::push_image(&reg.url(), "library/test", "latest", &image)?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod image;
+pub mod push;
+pub mod registry;
+pub mod root;
+
+pub use image::{
+    Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
+    build_index, media, raw_header, sha256_digest,
+};
+pub use push::{push_blob, push_image, push_index, push_manifest};
+pub use registry::Registry;
+pub use root::{find_tool, require_root, require_tool};

@@ -1,0 +1,128 @@
+//! The command line: Docker-shaped names, flags, columns and `--format`, as a thin layer over
+//! the library.
+//!
+//! Exit codes (also in docs/CLI.md): 0 success; 1 the command failed (the message says why);
+//! 2 the command line is wrong (unknown flag, missing argument). `run` will add Docker's
+//! 125 / 126 / 127 and the container's own status.
+
+mod content;
+mod output;
+mod system;
+mod timefmt;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::store::{DEFAULT_ROOT, Store};
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    ", build ",
+    env!("STRATA_GIT_COMMIT")
+);
+
+/// strata: a container image store.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version = LONG_VERSION, disable_help_subcommand = true, max_term_width = 100)]
+pub struct Cli {
+    /// Root directory of the store.
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
+    root: PathBuf,
+    /// Snapshotter that unpacks layers and makes container layers (overlayfs, native, btrfs).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_SNAPSHOTTER",
+        default_value = "overlayfs",
+        value_name = "NAME"
+    )]
+    snapshotter: String,
+    /// Enable debug output (same as --log-level debug).
+    #[arg(short = 'D', long, global = true)]
+    debug: bool,
+    /// Set the logging level.
+    #[arg(short = 'l', long, global = true, value_enum, default_value_t = LogLevel::Warn)]
+    log_level: LogLevel,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Display system-wide information.
+    Info(system::InfoArgs),
+    /// Show the strata version information.
+    Version(system::VersionArgs),
+    /// Manage the store as a whole.
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Low-level access to the content store (blobs by digest), like `ctr content`.
+    #[command(subcommand)]
+    Content(content::ContentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Display system-wide information.
+    Info(system::InfoArgs),
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what failed, then each cause, as `a: b: c`.
+            eprintln!("strata: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let open = || Store::open(&cli.root, &cli.snapshotter);
+    match &cli.command {
+        Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
+            system::info(&open()?, cli.debug, args)
+        }
+        Command::Version(args) => system::version(args),
+        Command::Content(cmd) => content::run(&open()?, cmd),
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.debug, cli.log_level) {
+        (true, _) | (_, LogLevel::Debug) => "debug",
+        (_, LogLevel::Info) => "info",
+        (_, LogLevel::Warn) => "warn",
+        (_, LogLevel::Error | LogLevel::Fatal) => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

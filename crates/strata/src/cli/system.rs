@@ -1,0 +1,200 @@
+//! `strata info` and `strata version`.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use strata_format::bytes_size;
+
+use super::output::print_inspect;
+use crate::store::Store;
+
+/// OCI runtimes strata can drive, in order of preference.
+const RUNTIMES: &[&str] = &["runc", "crun"];
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Format output using a Go template, or json.
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Format output using a Go template, or json.
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+/// The architecture as OCI and Docker name it.
+pub fn go_arch() -> &'static str {
+    match env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+fn client_version() -> Value {
+    json!({
+        "Platform": { "Name": "strata" },
+        "Version": env!("CARGO_PKG_VERSION"),
+        "GitCommit": env!("STRATA_GIT_COMMIT"),
+        "RustVersion": env!("STRATA_RUSTC_VERSION"),
+        "Os": env::consts::OS,
+        "Arch": go_arch(),
+    })
+}
+
+pub fn version(args: &VersionArgs) -> anyhow::Result<()> {
+    let uname = rustix::system::uname();
+    let v = json!({
+        "Client": client_version(),
+        // strata has no daemon: the "server" is the same binary, on this machine.
+        "Server": {
+            "Version": env!("CARGO_PKG_VERSION"),
+            "GitCommit": env!("STRATA_GIT_COMMIT"),
+            "Os": env::consts::OS,
+            "Arch": go_arch(),
+            "KernelVersion": uname.release().to_string_lossy(),
+        },
+    });
+    if args.format.is_some() {
+        return print_inspect(&[v], args.format.as_deref());
+    }
+    let c = &v["Client"];
+    println!("Client:");
+    println!(
+        " Version:           {}",
+        c["Version"].as_str().unwrap_or_default()
+    );
+    println!(
+        " Rust version:      {}",
+        c["RustVersion"].as_str().unwrap_or_default()
+    );
+    println!(
+        " Git commit:        {}",
+        c["GitCommit"].as_str().unwrap_or_default()
+    );
+    println!(" OS/Arch:           {}/{}", env::consts::OS, go_arch());
+    println!(" Daemonless:        true");
+    Ok(())
+}
+
+/// Finds an executable on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|dir| dir.join(name)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+fn os_name() -> String {
+    fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "Linux".to_owned())
+}
+
+fn mem_total() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
+    let (images, containers) = store
+        .db()
+        .read(|tx| Ok((tx.count_images()?, tx.count_containers()?)))?;
+    let runtimes: serde_json::Map<String, Value> = RUNTIMES
+        .iter()
+        .filter_map(|r| which(r).map(|p| ((*r).to_owned(), json!({ "path": p }))))
+        .collect();
+    let default_runtime = RUNTIMES
+        .iter()
+        .find(|r| runtimes.contains_key(**r))
+        .copied()
+        .unwrap_or("");
+    let uname = rustix::system::uname();
+    let v = json!({
+        "Containers": containers,
+        // Containers cannot run yet: every recorded container is stopped.
+        "ContainersRunning": 0,
+        "ContainersPaused": 0,
+        "ContainersStopped": containers,
+        "Images": images,
+        "Driver": store.snapshotter(),
+        "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+        "DockerRootDir": store.root(),
+        "Debug": debug,
+        "KernelVersion": uname.release().to_string_lossy(),
+        "OperatingSystem": os_name(),
+        "OSType": env::consts::OS,
+        "Architecture": uname.machine().to_string_lossy(),
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "MemTotal": mem_total(),
+        "Name": uname.nodename().to_string_lossy(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": runtimes,
+        "DefaultRuntime": default_runtime,
+        "MetadataSchemaVersion": store.db().schema_version()?,
+        "ClientInfo": client_version(),
+    });
+    if args.format.is_some() {
+        return print_inspect(&[v], args.format.as_deref());
+    }
+    let s = |k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("Client:");
+    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
+    println!(" Context:    daemonless");
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", s("Containers"));
+    println!("  Running: {}", s("ContainersRunning"));
+    println!("  Paused: {}", s("ContainersPaused"));
+    println!("  Stopped: {}", s("ContainersStopped"));
+    println!(" Images: {}", s("Images"));
+    println!(" Server Version: {}", s("ServerVersion"));
+    println!(" Storage Driver: {}", s("Driver"));
+    println!("  driver-type: io.containerd.snapshotter.v1");
+    let names: Vec<&str> = runtimes.keys().map(String::as_str).collect();
+    println!(
+        " Runtimes: {}",
+        if names.is_empty() {
+            "none found on PATH (install runc)".to_owned()
+        } else {
+            names.join(" ")
+        }
+    );
+    println!(" Default Runtime: {default_runtime}");
+    println!(" Kernel Version: {}", s("KernelVersion"));
+    println!(" Operating System: {}", s("OperatingSystem"));
+    println!(" OSType: {}", s("OSType"));
+    println!(" Architecture: {}", s("Architecture"));
+    println!(" CPUs: {}", s("NCPU"));
+    println!(" Total Memory: {}", bytes_size(mem_total() as f64));
+    println!(" Name: {}", s("Name"));
+    println!(" Strata Root Dir: {}", store.root().display());
+    println!(" Metadata Schema Version: {}", s("MetadataSchemaVersion"));
+    println!(" Debug Mode: {debug}");
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! strata: a container image store.
+//!
+//! This crate is where the parts meet: [`store::Store`] opens a store root (metadata database,
+//! content store, and — as they land — snapshotters), the flows (pull, run, save, ...) are
+//! built on it, and [`cli`] is the thin Docker-shaped command line over them.
+//!
+//! ```text
+//! <root>/                  --root, $STRATA_ROOT, default /var/lib/strata
+//! ├── metadata.db          strata-metadata: what is live, labels, leases, records
+//! ├── metadata.db-wal      (SQLite write-ahead log)
+//! └── content/             strata-content: blobs/sha256/<hex>, ingest/<hash(ref)>/
+//! ```
+
+pub mod cli;
+pub mod store;

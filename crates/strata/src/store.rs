@@ -1,0 +1,159 @@
+//! Opening a store root: the composition of the metadata database and the content store.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{Access, access};
+use strata_content::LocalStore;
+use strata_metadata::{ContentStore, Db, MetaError};
+use strata_types::ErrorKind;
+
+/// Snapshotters strata knows, default first.
+pub const SNAPSHOTTERS: &[&str] = &["overlayfs", "native", "btrfs"];
+
+pub const DEFAULT_ROOT: &str = "/var/lib/strata";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot create store root {}{}", path.display(), hint(source))]
+    CreateRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("store root {} is not writable{}", path.display(), hint(source))]
+    RootNotWritable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unknown snapshotter {0:?} (known: {known})", known = SNAPSHOTTERS.join(", "))]
+    UnknownSnapshotter(String),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::CreateRoot { source, .. } | StoreError::RootNotWritable { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                ErrorKind::PermissionDenied
+            }
+            StoreError::UnknownSnapshotter(_) => ErrorKind::InvalidArgument,
+            StoreError::Meta(e) => e.kind(),
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+fn hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            " (run as root, or pass --root DIR or set STRATA_ROOT to a directory you own)"
+        }
+        _ => "",
+    }
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    snapshotter: String,
+    db: Arc<Db>,
+    content: ContentStore,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it (mode 0711, as Docker's data root) if needed.
+    pub fn open(root: &Path, snapshotter: &str) -> Result<Store, StoreError> {
+        if !SNAPSHOTTERS.contains(&snapshotter) {
+            return Err(StoreError::UnknownSnapshotter(snapshotter.to_owned()));
+        }
+        prepare_root(root)?;
+        let db = Arc::new(Db::open(&root.join("metadata.db"))?);
+        let local = LocalStore::open(root.join("content")).map_err(MetaError::from)?;
+        Ok(Store {
+            root: root.to_owned(),
+            snapshotter: snapshotter.to_owned(),
+            content: ContentStore::new(db.clone(), local),
+            db,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn snapshotter(&self) -> &str {
+        &self.snapshotter
+    }
+
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+}
+
+fn prepare_root(root: &Path) -> Result<(), StoreError> {
+    let create = |source| StoreError::CreateRoot {
+        path: root.to_owned(),
+        source,
+    };
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(create(io::Error::from(io::ErrorKind::NotADirectory))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(root).map_err(create)?;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o711)).map_err(create)?;
+        }
+        Err(e) => return Err(create(e)),
+    }
+    access(root, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| StoreError::RootNotWritable {
+        path: root.to_owned(),
+        source: e.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_root_and_rejects_unknown_snapshotter() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/b");
+        let store = Store::open(&root, "overlayfs").unwrap();
+        assert!(store.root().join("metadata.db").exists());
+        assert_eq!(
+            fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+            0o711
+        );
+        let err = Store::open(&root, "zfs").unwrap_err();
+        assert!(
+            err.to_string().contains("known: overlayfs, native, btrfs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn root_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"").unwrap();
+        let err = Store::open(&file, "overlayfs").unwrap_err();
+        assert!(
+            err.to_string().starts_with("cannot create store root"),
+            "{err}"
+        );
+    }
+}

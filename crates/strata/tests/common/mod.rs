@@ -1,0 +1,116 @@
+//! Driving the real `strata` binary against a throwaway store root.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A temporary store root and a way to run `strata` against it.
+pub struct Strata {
+    dir: tempfile::TempDir,
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn bin() -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_strata"))
+    }
+
+    /// A `strata` command with `--root` set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::bin());
+        c.arg("--root").arg(self.root()).args(args);
+        c.env_remove("STRATA_ROOT").env_remove("STRATA_LOG");
+        c
+    }
+
+    /// Runs with `stdin` as input and returns the raw output, whatever the status.
+    pub fn run_input(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strata");
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let feeder = std::thread::spawn(move || {
+            // The command may fail before reading it all.
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("wait for strata");
+        feeder.join().unwrap();
+        out
+    }
+
+    /// Runs, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_input(args, b"")
+    }
+
+    pub fn ok_input(&self, args: &[&str], stdin: &[u8]) -> String {
+        let out = self.run_input(args, stdin);
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs, asserts exit code 1, returns stderr.
+    pub fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
+        let out = self.run_input(args, stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "strata {args:?}: expected exit 1, stderr: {stderr}"
+        );
+        stderr
+    }
+
+    /// Ingests `data` as a blob and returns its digest.
+    pub fn ingest(&self, data: &[u8]) -> String {
+        let digest = strata_testutil::sha256_digest(data);
+        let size = data.len().to_string();
+        let out = self.ok_input(
+            &["content", "ingest", "--expected", &digest, "--size", &size],
+            data,
+        );
+        assert_eq!(out.trim(), digest);
+        digest
+    }
+
+    pub fn content_digests(&self) -> Vec<String> {
+        self.ok(&["content", "ls", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Deterministic incompressible bytes.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# strata's main job, end to end, on a fresh Debian machine. Installs what it needs (apt), builds
+# strata, starts a local CNCF distribution registry on 127.0.0.1, puts a small real image in it
+# (busybox, built here with umoci and copied in with skopeo), then — as far as the landed
+# features go — fetches that image's blobs into strata's content store (verified, atomic) and
+# shows `strata content ls` and `strata info`. Pull, run and `system df` replace the fetch as
+# they land.
+#
+#   scripts/quickstart.sh          (as root: apt, /var/lib/strata)
+#   STRATA_ROOT=DIR scripts/quickstart.sh
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+export STRATA_ROOT=${STRATA_ROOT:-/var/lib/strata}
+
+need=()
+for p in docker-registry skopeo umoci busybox-static curl python3; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+  echo "== installing ${need[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+echo "== building strata (release)"
+(cd "$REPO" && cargo build --release --locked -q -p strata)
+STRATA="$REPO/target/release/strata"
+[ "$(id -u)" = 0 ] || STRATA="$SUDO --preserve-env=STRATA_ROOT $STRATA"
+
+WORK=$(mktemp -d /tmp/strata-quickstart.XXXXXX)
+REG_PID=
+cleanup() { [ -z "$REG_PID" ] || kill "$REG_PID" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+echo "== starting a local registry"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$WORK/registry.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $WORK/registry }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$PORT }
+YML
+docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "http://127.0.0.1:$PORT/v2/" > /dev/null || { cat "$WORK/registry.log"; exit 1; }
+REG=127.0.0.1:$PORT
+echo "registry at http://$REG"
+
+echo "== building a busybox image and pushing it to $REG/demo/busybox:latest"
+mkdir -p "$WORK/rootfs/bin"
+cp /bin/busybox "$WORK/rootfs/bin/busybox"
+for cmd in sh ls cat echo true; do ln -s busybox "$WORK/rootfs/bin/$cmd"; done
+umoci init --layout "$WORK/oci"
+umoci new --image "$WORK/oci:latest"
+umoci insert --image "$WORK/oci:latest" "$WORK/rootfs/bin" /bin > /dev/null
+umoci config --image "$WORK/oci:latest" --config.cmd sh
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/oci:latest" "docker://$REG/demo/busybox:latest"
+
+echo "== fetching the image's blobs from the registry into strata's content store"
+ACCEPT='application/vnd.oci.image.manifest.v1+json'
+curl -fsS -H "Accept: $ACCEPT" "http://$REG/v2/demo/busybox/manifests/latest" -o "$WORK/manifest.json"
+ingest() { # DIGEST SIZE URL
+  curl -fsS "$3" | $STRATA content ingest --expected "$1" --size "$2" --label demo=quickstart
+}
+MDIGEST=sha256:$(sha256sum "$WORK/manifest.json" | cut -d' ' -f1)
+$STRATA content ingest --expected "$MDIGEST" --size "$(stat -c %s "$WORK/manifest.json")" < "$WORK/manifest.json"
+python3 - "$WORK/manifest.json" <<'PY' > "$WORK/blobs"
+import json, sys
+m = json.load(open(sys.argv[1]))
+for d in [m["config"], *m["layers"]]:
+    print(d["digest"], d["size"])
+PY
+while read -r digest size; do
+  ingest "$digest" "$size" "http://$REG/v2/demo/busybox/blobs/$digest"
+done < "$WORK/blobs"
+
+echo "== strata content ls"
+$STRATA content ls
+echo
+echo "== strata info"
+$STRATA info
