@@ -5,7 +5,9 @@
 
 --drop-caches: sync and drop the page cache first (root only; otherwise an error), as every
   timed unpack or write must: extraction right after deleting a tree is 2-9x slower otherwise.
---wait-idle: wait (up to 30 s) until the CPUs are at least 90% idle over half a second.
+--wait-idle: wait (up to 30 s) until the CPUs are at least 90% idle over half a second, and
+  (after the sync) until the disks are quiet: deleting the previous run's gigabyte on a
+  filesystem mounted with `discard` keeps the disk busy for seconds after `rm` returns.
 """
 import json, os, resource, subprocess, sys, time
 
@@ -19,6 +21,22 @@ def cpu_idle_fraction(interval=0.5):
     time.sleep(interval)
     i1, t1 = sample()
     return (i1 - i0) / max(1, t1 - t0)
+
+
+def disk_busy_sectors(interval=0.5):
+    def sample():
+        total = 0
+        with open("/proc/diskstats") as f:
+            for line in f:
+                p = line.split()
+                if p[2].startswith(("loop", "ram")):
+                    continue
+                # sectors read + written + discarded (fields 6, 10, 17 of the 1-based layout)
+                total += int(p[5]) + int(p[9]) + (int(p[16]) if len(p) > 16 else 0)
+        return total
+    a = sample()
+    time.sleep(interval)
+    return sample() - a
 
 
 def main():
@@ -42,6 +60,11 @@ def main():
             pass
     if drop:
         os.sync()
+    if wait:
+        deadline = time.time() + 30
+        while disk_busy_sectors() > 2048 and time.time() < deadline:
+            pass
+    if drop:
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3\n")
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
