@@ -65,7 +65,7 @@ ingest() { # DIGEST SIZE URL
   curl -fsS "$3" | $STRATA content ingest --expected "$1" --size "$2" --label demo=quickstart
 }
 MDIGEST=sha256:$(sha256sum "$WORK/manifest.json" | cut -d' ' -f1)
-$STRATA content ingest --expected "$MDIGEST" --size "$(stat -c %s "$WORK/manifest.json")" < "$WORK/manifest.json"
+$STRATA content ingest --expected "$MDIGEST" --size "$(stat -c %s "$WORK/manifest.json")" --label demo=quickstart < "$WORK/manifest.json"
 python3 - "$WORK/manifest.json" <<'PY' > "$WORK/blobs"
 import json, sys
 m = json.load(open(sys.argv[1]))
