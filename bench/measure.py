@@ -71,8 +71,9 @@ def main():
     start = time.perf_counter()
     p = subprocess.run(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"wall": wall, "rss_kib": rss_kib, "status": p.returncode,
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
+                      "status": p.returncode,
                       "stderr": p.stderr.decode(errors="replace")[-2000:]}))
     sys.exit(0 if p.returncode == 0 else 1)
 

@@ -38,17 +38,9 @@ type RawContainer = (
     i64,
 );
 
+/// Rows convert straight into the tuple (rusqlite implements `TryFrom<&Row>` for tuples).
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawContainer> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    RawContainer::try_from(r)
 }
 
 impl Tx<'_> {

@@ -24,15 +24,9 @@ const COLUMNS: &str = "name, media_type, digest, size, created_at, updated_at";
 
 type RawImage = (String, String, String, i64, i64, i64);
 
+/// Rows convert straight into the tuple (rusqlite implements `TryFrom<&Row>` for tuples).
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawImage> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+    RawImage::try_from(r)
 }
 
 impl Tx<'_> {
