@@ -1,7 +1,7 @@
 //! `strata-testutil`: the harness every end-to-end test of strata uses.
 //!
 //! This crate is a **dev-dependency only**; nothing in it is meant for
-//! production code. It provides four small building blocks:
+//! production code. It provides five small building blocks:
 //!
 //! * [`Registry`] ([`registry`] module) — starts a real CNCF distribution
 //!   registry (Debian's `docker-registry` binary) on a free loopback port,
@@ -14,6 +14,8 @@
 //!   deterministic in-memory OCI / Docker schema2 images: same input, same
 //!   bytes, same digests (fixed mtimes, uid/gid 0 unless asked otherwise,
 //!   deterministic JSON and compression).
+//! * [`scan_tree`], [`assert_same_tree`] ([`tree`] module) — compare two
+//!   directory trees file by file (type, mode, owner, content, links, xattrs).
 //! * [`push_image`], [`push_index`], [`push_blob`] ([`push`] module) — a
 //!   minimal distribution-API client over plain HTTP to put those images into
 //!   a registry, independently of strata's own client.
@@ -43,6 +45,7 @@ pub mod image;
 pub mod push;
 pub mod registry;
 pub mod root;
+pub mod tree;
 
 pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
@@ -51,3 +54,4 @@ pub use image::{
 pub use push::{push_blob, push_image, push_index, push_manifest};
 pub use registry::Registry;
 pub use root::{find_tool, require_root, require_tool};
+pub use tree::{TreeEntry, assert_same_tree, scan_tree, tree_differences};
