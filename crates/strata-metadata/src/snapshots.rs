@@ -58,16 +58,9 @@ const COLUMNS: &str = "id, snapshotter, key, kind, parent, created_at, updated_a
 
 type RawSnapshot = (i64, String, String, String, Option<String>, i64, i64);
 
+/// Rows convert straight into the tuple (rusqlite implements `TryFrom<&Row>` for tuples).
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawSnapshot> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    RawSnapshot::try_from(r)
 }
 
 impl Tx<'_> {
@@ -213,6 +206,37 @@ impl Tx<'_> {
             })
     }
 
+    /// Commits as containerd's snapshotters do: like [`Tx::commit_snapshot`], and the committed
+    /// snapshot is a new object — created and updated now, its labels exactly `labels` (the
+    /// active snapshot's labels are not inherited). The id, and so the directory, is kept.
+    pub fn commit_snapshot_with_labels(
+        &self,
+        snapshotter: &str,
+        key: &str,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<SnapshotRecord, MetaError> {
+        let rec = self.commit_snapshot(snapshotter, key, name)?;
+        self.conn
+            .execute(
+                "UPDATE snapshots SET created_at = updated_at WHERE id = ?1",
+                [rec.id],
+            )
+            .map_err(MetaError::db("commit snapshot"))?;
+        self.conn
+            .execute(
+                "DELETE FROM snapshot_labels WHERE snapshot_id = ?1",
+                [rec.id],
+            )
+            .map_err(MetaError::db("write labels"))?;
+        self.update_labels(SNAPSHOT_LABELS, &rec.id, labels)?;
+        self.snapshot(snapshotter, name)?
+            .ok_or_else(|| MetaError::NotFound {
+                what: "snapshot",
+                id: format!("{snapshotter}/{name}"),
+            })
+    }
+
     /// Keys of the snapshots standing on `key`.
     pub fn snapshot_children(
         &self,
@@ -347,6 +371,29 @@ mod tests {
             )?;
             assert_eq!(l.labels.len(), 1);
             assert_eq!(tx.snapshots("overlayfs")?.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn commit_with_labels_replaces_labels_and_restarts_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.db")).unwrap();
+        db.write(|tx| {
+            let l = |k: &str, v: &str| Labels::from([(k.to_owned(), v.to_owned())]);
+            let a =
+                tx.insert_snapshot("native", "a", SnapshotKind::Active, None, &l("old", "1"))?;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let c = tx.commit_snapshot_with_labels("native", "a", "c", &l("new", "2"))?;
+            assert_eq!((c.id, c.kind), (a.id, SnapshotKind::Committed));
+            assert_eq!(c.labels, l("new", "2"));
+            assert_eq!(c.created, c.updated);
+            assert!(c.created > a.created);
+            assert!(matches!(
+                tx.commit_snapshot_with_labels("native", "missing", "x", &Labels::new()),
+                Err(MetaError::NotFound { .. })
+            ));
             Ok(())
         })
         .unwrap();

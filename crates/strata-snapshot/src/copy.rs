@@ -1,0 +1,240 @@
+//! Copying a whole tree faithfully: contents (reflinked where the filesystem can), hard links,
+//! symlinks, device nodes, FIFOs and sockets, owners, modes (setuid included), extended
+//! attributes (overlay's `trusted.*`, capabilities, ACLs) and timestamps.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, CWD, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+
+use crate::error::FsError;
+
+/// Copies `src` (a directory) to `dst`, which must not exist.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
+    let meta = fs::symlink_metadata(src).map_err(FsError::at("inspect", src))?;
+    Copier {
+        links: HashMap::new(),
+        reflink: true,
+    }
+    .copy(src, dst, &meta)
+}
+
+struct Copier {
+    /// (device, inode) of multiply linked files already copied → where the copy is.
+    links: HashMap<(u64, u64), std::path::PathBuf>,
+    /// Still worth trying `FICLONE` (cleared at the first "not supported").
+    reflink: bool,
+}
+
+impl Copier {
+    fn copy(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
+        let ft = meta.file_type();
+        if !ft.is_dir() && meta.nlink() > 1 {
+            let id = (meta.dev(), meta.ino());
+            if let Some(first) = self.links.get(&id) {
+                return fs::hard_link(first, dst).map_err(FsError::at("hard link", dst));
+            }
+            self.links.insert(id, dst.to_owned());
+        }
+        if ft.is_dir() {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dst)
+                .map_err(FsError::at("create directory", dst))?;
+            for entry in fs::read_dir(src).map_err(FsError::at("list", src))? {
+                let entry = entry.map_err(FsError::at("list", src))?;
+                let child = entry.path();
+                let m = entry.metadata().map_err(FsError::at("inspect", &child))?;
+                self.copy(&child, &dst.join(entry.file_name()), &m)?;
+            }
+        } else if ft.is_file() {
+            self.copy_file(src, dst, meta)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(src).map_err(FsError::at("read link", src))?;
+            std::os::unix::fs::symlink(target, dst).map_err(FsError::at("create symlink", dst))?;
+        } else {
+            // Character and block devices (overlay whiteouts among them), FIFOs, sockets.
+            rustix::fs::mknodat(
+                CWD,
+                dst,
+                FileType::from_raw_mode(meta.mode()),
+                Mode::from_raw_mode(meta.mode() & 0o7777),
+                meta.rdev(),
+            )
+            .map_err(|e| FsError::new("create node", dst, e.into()))?;
+        }
+        set_metadata(src, dst, meta)
+    }
+
+    fn copy_file(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
+        let mut from = File::open(src).map_err(FsError::at("open", src))?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dst)
+            .map_err(FsError::at("create", dst))?;
+        if self.reflink && meta.len() > 0 {
+            match rustix::fs::ioctl_ficlone(&to, &from) {
+                Ok(()) => return Ok(()),
+                Err(
+                    Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::NOSYS,
+                ) => self.reflink = false,
+                Err(e) => return Err(FsError::new("clone into", dst, e.into())),
+            }
+        }
+        let mut remaining = meta.len();
+        while remaining > 0 {
+            let chunk = usize::try_from(remaining.min(1 << 30)).unwrap_or(1 << 30);
+            match rustix::fs::copy_file_range(&from, None, &to, None, chunk) {
+                Ok(0) => break,
+                Ok(n) => remaining = remaining.saturating_sub(n as u64),
+                Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
+                    // Both offsets moved with what was copied so far: continue from there.
+                    io::copy(&mut from, &mut to).map_err(FsError::at("copy into", dst))?;
+                    break;
+                }
+                Err(e) => return Err(FsError::new("copy into", dst, e.into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Owner, then mode (chown clears setuid bits), then xattrs (chown clears capabilities),
+/// then times (everything before changed them).
+fn set_metadata(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
+    rustix::fs::chownat(
+        CWD,
+        dst,
+        Some(Uid::from_raw(meta.uid())),
+        Some(Gid::from_raw(meta.gid())),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| FsError::new("set owner of", dst, e.into()))?;
+    let symlink = meta.file_type().is_symlink();
+    if !symlink {
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(FsError::at("set mode of", dst))?;
+    }
+    copy_xattrs(src, dst)?;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(CWD, dst, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| FsError::new("set times of", dst, e.into()))
+}
+
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), FsError> {
+    let names = match read_grow(|buf| rustix::fs::llistxattr(src, buf)) {
+        Ok(names) => names,
+        Err(Errno::OPNOTSUPP) => return Ok(()),
+        Err(e) => return Err(FsError::new("list xattrs of", src, e.into())),
+    };
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = OsStr::from_bytes(name);
+        let value = match read_grow(|buf| rustix::fs::lgetxattr(src, name, buf)) {
+            Ok(v) => v,
+            // Removed meanwhile.
+            Err(Errno::NODATA) => continue,
+            Err(e) => return Err(FsError::new("read xattr of", src, e.into())),
+        };
+        match rustix::fs::lsetxattr(dst, name, &value, XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::OPNOTSUPP) => {
+                tracing::debug!(path = %dst.display(), ?name, "xattr not supported here, skipped");
+            }
+            Err(e) => return Err(FsError::new("write xattr of", dst, e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` with a growing buffer until the result fits (`ERANGE` means "too small").
+fn read_grow(mut f: impl FnMut(&mut [u8]) -> Result<usize, Errno>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // xattr values are at most 64 KiB, name lists about that: the loop is short.
+            Err(Errno::RANGE) if buf.len() < 1 << 24 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_contents_links_modes_times_and_xattrs() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("d/e")).unwrap();
+        fs::write(src.join("d/f"), b"hello").unwrap();
+        fs::set_permissions(src.join("d/f"), fs::Permissions::from_mode(0o4750)).unwrap();
+        fs::hard_link(src.join("d/f"), src.join("link")).unwrap();
+        std::os::unix::fs::symlink("d/f", src.join("sym")).unwrap();
+        fs::write(src.join("big"), vec![3u8; 300_000]).unwrap();
+        fs::set_permissions(src.join("d/e"), fs::Permissions::from_mode(0o701)).unwrap();
+        let xattr = rustix::fs::lsetxattr(src.join("d/f"), "user.k", b"v", XattrFlags::empty());
+        let past = Timestamps {
+            last_access: Timespec {
+                tv_sec: 1_000_000,
+                tv_nsec: 5,
+            },
+            last_modification: Timespec {
+                tv_sec: 2_000_000,
+                tv_nsec: 7,
+            },
+        };
+        rustix::fs::utimensat(CWD, src.join("d"), &past, AtFlags::empty()).unwrap();
+        rustix::fs::utimensat(CWD, src.join("sym"), &past, AtFlags::SYMLINK_NOFOLLOW).unwrap();
+
+        let dst = t.path().join("dst");
+        copy_tree(&src, &dst).unwrap();
+
+        assert_eq!(fs::read(dst.join("d/f")).unwrap(), b"hello");
+        assert_eq!(fs::read(dst.join("big")).unwrap(), vec![3u8; 300_000]);
+        let f = fs::metadata(dst.join("d/f")).unwrap();
+        assert_eq!(f.mode() & 0o7777, 0o4750);
+        assert_eq!(f.ino(), fs::metadata(dst.join("link")).unwrap().ino());
+        assert_eq!(fs::read_link(dst.join("sym")).unwrap(), Path::new("d/f"));
+        assert_eq!(
+            fs::metadata(dst.join("d/e")).unwrap().mode() & 0o7777,
+            0o701
+        );
+        let d = fs::metadata(dst.join("d")).unwrap();
+        assert_eq!((d.mtime(), d.mtime_nsec()), (2_000_000, 7));
+        let s = fs::symlink_metadata(dst.join("sym")).unwrap();
+        assert_eq!((s.mtime(), s.mtime_nsec()), (2_000_000, 7));
+        if xattr.is_ok() {
+            let v = read_grow(|b| rustix::fs::lgetxattr(dst.join("d/f"), "user.k", b)).unwrap();
+            assert_eq!(v, b"v");
+        }
+        // The source is untouched.
+        assert_eq!(fs::read(src.join("d/f")).unwrap(), b"hello");
+        assert_ne!(
+            fs::metadata(src.join("d/f")).unwrap().ino(),
+            f.ino(),
+            "a copy, not a link"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The conformance suite on btrfs, each case on its own loopback btrfs filesystem.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A btrfs filesystem in a sparse file, loop-mounted; unmounted on drop.
+struct LoopBtrfs(PathBuf);
+
+impl Drop for LoopBtrfs {
+    fn drop(&mut self) {
+        // `mount -o loop` set autoclear: the loop device goes with the last unmount.
+        if let Err(e) = strata_mount::unmount_all(&self.0, strata_mount::UnmountFlags::DETACH) {
+            eprintln!("unmount {}: {e}", self.0.display());
+        }
+    }
+}
+
+fn loop_btrfs(dir: &std::path::Path) -> LoopBtrfs {
+    let image = dir.join("btrfs.img");
+    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+    let mkfs = strata_testutil::find_tool("mkfs.btrfs").unwrap();
+    let out = Command::new(mkfs)
+        .arg("-q")
+        .arg("-f")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mkfs.btrfs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let out = Command::new("mount")
+        .arg("-o")
+        .arg("loop")
+        .arg(&image)
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -o loop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    LoopBtrfs(mnt)
+}
+
+fn env(_needs_root: bool) -> Option<conformance::Env> {
+    if !strata_testutil::require_root("mounts a loopback btrfs")
+        || !strata_testutil::require_tool("mkfs.btrfs")
+    {
+        return None;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let fs = loop_btrfs(t.path());
+    let dir = fs.0.clone();
+    // The loop filesystem unmounts before its temporary directory is removed.
+    Some(conformance::Env::new(
+        "btrfs",
+        &dir,
+        vec![Box::new(fs), Box::new(t)],
+    ))
+}
+
+conformance::suite!(env);
+
+#[test]
+fn refuses_a_root_not_on_btrfs() {
+    let t = tempfile::tempdir().unwrap();
+    let db = strata_metadata::Db::open(&t.path().join("m.db")).unwrap();
+    let err = match strata_snapshot::open("btrfs", t.path(), std::sync::Arc::new(db)) {
+        Err(e) => e,
+        Ok(_) => {
+            eprintln!("SKIPPED: the temporary directory is on btrfs");
+            return;
+        }
+    };
+    assert_eq!(err.kind(), strata_types::ErrorKind::FailedPrecondition);
+    assert!(
+        err.to_string().contains("is not on a btrfs filesystem"),
+        "{err}"
+    );
+}
+
+/// Committed snapshots are read-only subvolumes; active ones writable snapshots of them.
+#[test]
+fn committed_subvolumes_are_read_only() {
+    use std::os::unix::fs::MetadataExt;
+
+    let Some(env) = env(true) else { return };
+    let sn = &*env.sn;
+    let none = strata_snapshot::Labels::new();
+    sn.prepare("a", None, &none).unwrap();
+    let dir = sn.apply_target("a").unwrap().dir;
+    assert_eq!(fs::metadata(&dir).unwrap().ino(), 256, "a subvolume");
+    fs::write(dir.join("f"), b"x").unwrap();
+    sn.commit("c", "a", &none).unwrap();
+    let err = fs::write(dir.join("g"), b"y").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(30), "EROFS: {err}");
+    sn.prepare("child", Some("c"), &none).unwrap();
+    let child = sn.apply_target("child").unwrap().dir;
+    assert_eq!(fs::metadata(&child).unwrap().ino(), 256, "a subvolume");
+    fs::write(child.join("g"), b"y").unwrap();
+    assert_eq!(fs::read(child.join("f")).unwrap(), b"x");
+    // Removing a committed (read-only) snapshot destroys its subvolume.
+    sn.remove("child").unwrap();
+    sn.remove("c").unwrap();
+    assert!(!dir.exists());
+    assert!(sn.cleanup().unwrap().is_empty());
+}
