@@ -9,10 +9,10 @@ use std::sync::Arc;
 use rustix::fs::{Access, access};
 use strata_content::LocalStore;
 use strata_metadata::{ContentStore, Db, MetaError};
+use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::ErrorKind;
 
-/// Snapshotters strata knows, default first.
-pub const SNAPSHOTTERS: &[&str] = &["overlayfs", "native", "btrfs"];
+pub use strata_snapshot::SNAPSHOTTERS;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/strata";
 
@@ -35,6 +35,8 @@ pub enum StoreError {
     UnknownSnapshotter(String),
     #[error(transparent)]
     Meta(#[from] MetaError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 impl StoreError {
@@ -47,6 +49,7 @@ impl StoreError {
             }
             StoreError::UnknownSnapshotter(_) => ErrorKind::InvalidArgument,
             StoreError::Meta(e) => e.kind(),
+            StoreError::Snapshot(e) => e.kind(),
             _ => ErrorKind::Internal,
         }
     }
@@ -91,8 +94,19 @@ impl Store {
         &self.root
     }
 
-    pub fn snapshotter(&self) -> &str {
+    /// The name of the snapshotter this store uses (`--snapshotter`).
+    pub fn snapshotter_name(&self) -> &str {
         &self.snapshotter
+    }
+
+    /// Opens the snapshotter. Separate from [`Store::open`] so that commands that do not touch
+    /// snapshots work even where the snapshotter cannot (btrfs off a btrfs filesystem).
+    pub fn snapshotter(&self) -> Result<Box<dyn Snapshotter>, StoreError> {
+        Ok(strata_snapshot::open(
+            &self.snapshotter,
+            &self.root,
+            self.db.clone(),
+        )?)
     }
 
     pub fn db(&self) -> &Arc<Db> {

@@ -14,6 +14,7 @@ use strata_metadata::{BlobRecord, Labels, MetaError};
 use strata_types::Digest;
 
 use super::output::{print_inspect, print_list};
+use super::parse_labels;
 use super::timefmt::{go_time, rfc3339};
 use crate::store::Store;
 
@@ -189,15 +190,6 @@ fn rm(store: &Store, digests: &[String]) -> anyhow::Result<()> {
         bail!("{failed} of {} blob(s) could not be removed", digests.len());
     }
     Ok(())
-}
-
-fn parse_labels(args: &[String]) -> Labels {
-    args.iter()
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (a.clone(), String::new()),
-        })
-        .collect()
 }
 
 fn ingest(

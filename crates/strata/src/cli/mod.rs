@@ -7,6 +7,7 @@
 
 mod content;
 mod output;
+mod snapshot;
 mod system;
 mod timefmt;
 
@@ -70,6 +71,9 @@ enum Command {
     /// Low-level access to the content store (blobs by digest), like `ctr content`.
     #[command(subcommand)]
     Content(content::ContentCommand),
+    /// Low-level access to the snapshotter (unpacked layers, writable layers), like `ctr snapshot`.
+    #[command(subcommand, visible_alias = "snapshots")]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +105,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
+        Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
     }
 }
 
@@ -118,6 +123,24 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// Fails with a one-line explanation when the process is not root.
+fn need_root(what: &str) -> anyhow::Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        anyhow::bail!("{what} needs root: mounting is privileged (run it as root)");
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` sets a label; `KEY=` or `KEY` alone removes it.
+fn parse_labels(args: &[String]) -> strata_metadata::Labels {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (a.clone(), String::new()),
+        })
+        .collect()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -139,7 +139,7 @@ pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
         "ContainersPaused": 0,
         "ContainersStopped": containers,
         "Images": images,
-        "Driver": store.snapshotter(),
+        "Driver": store.snapshotter_name(),
         "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
         "DockerRootDir": store.root(),
         "Debug": debug,
