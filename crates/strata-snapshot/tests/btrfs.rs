@@ -4,52 +4,6 @@
 mod conformance;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
-
-/// A btrfs filesystem in a sparse file, loop-mounted; unmounted on drop.
-struct LoopBtrfs(PathBuf);
-
-impl Drop for LoopBtrfs {
-    fn drop(&mut self) {
-        // `mount -o loop` set autoclear: the loop device goes with the last unmount.
-        if let Err(e) = strata_mount::unmount_all(&self.0, strata_mount::UnmountFlags::DETACH) {
-            eprintln!("unmount {}: {e}", self.0.display());
-        }
-    }
-}
-
-fn loop_btrfs(dir: &std::path::Path) -> LoopBtrfs {
-    let image = dir.join("btrfs.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let mkfs = strata_testutil::find_tool("mkfs.btrfs").unwrap();
-    let out = Command::new(mkfs)
-        .arg("-q")
-        .arg("-f")
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mkfs.btrfs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mnt = dir.join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    let out = Command::new("mount")
-        .arg("-o")
-        .arg("loop")
-        .arg(&image)
-        .arg(&mnt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mount -o loop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    LoopBtrfs(mnt)
-}
 
 fn env(_needs_root: bool) -> Option<conformance::Env> {
     if !strata_testutil::require_root("mounts a loopback btrfs")
@@ -58,8 +12,8 @@ fn env(_needs_root: bool) -> Option<conformance::Env> {
         return None;
     }
     let t = tempfile::tempdir().unwrap();
-    let fs = loop_btrfs(t.path());
-    let dir = fs.0.clone();
+    let fs = strata_testutil::LoopBtrfs::create(t.path(), 1 << 30).unwrap();
+    let dir = fs.path().to_owned();
     // The loop filesystem unmounts before its temporary directory is removed.
     Some(conformance::Env::new(
         "btrfs",

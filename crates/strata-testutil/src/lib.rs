@@ -41,12 +41,14 @@
 //! # }
 //! ```
 
+pub mod btrfs;
 pub mod image;
 pub mod push;
 pub mod registry;
 pub mod root;
 pub mod tree;
 
+pub use btrfs::LoopBtrfs;
 pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
     build_index, media, raw_header, sha256_digest,
