@@ -10,7 +10,13 @@
 mod descriptor;
 mod digest;
 mod kind;
+pub mod oci;
+mod platform;
 
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
 pub use kind::ErrorKind;
+pub use platform::{
+    ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
+    is_attestation,
+};
