@@ -8,20 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Descriptor, Digest, Platform};
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-/// An index (OCI image index or Docker manifest list).
-pub fn is_index_type(media_type: &str) -> bool {
-    matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
-}
-
-/// An image manifest (OCI or Docker schema 2).
-pub fn is_manifest_type(media_type: &str) -> bool {
-    matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST)
-}
 
 /// A descriptor in an index: a descriptor plus the platform it is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,13 +67,13 @@ mod tests {
     fn parses_a_manifest_and_an_index() {
         let d = Digest::sha256_of(b"x");
         let m: Manifest = serde_json::from_str(&format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"c","digest":"{d}","size":1}},
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{d}","size":1}},
                "layers":[{{"mediaType":"l","digest":"{d}","size":2}}]}}"#
         ))
         .unwrap();
         assert_eq!(m.layers[0].size, 2);
         let i: Index = serde_json::from_str(&format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":3,
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"m","digest":"{d}","size":3,
                "platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}]}}"#
         ))
         .unwrap();
