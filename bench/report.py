@@ -48,6 +48,11 @@ if runs("ingest", "strata") and runs("ingest", "dd"):
     ratio = s / d
     targets.append(("ingest of a blob from a file", "≤ 1.15× `dd conv=fsync`",
                     f"{ratio:.2f}×", "met" if ratio <= 1.15 else "not yet"))
+for layer, label in (("base", "base layer"), ("small", "30,000-small-files layer")):
+    if runs(f"unpack-{layer}", "strata") and runs(f"unpack-{layer}", "pigz"):
+        ratio = stats(runs(f"unpack-{layer}", "strata"))[0] / stats(runs(f"unpack-{layer}", "pigz"))[0]
+        targets.append((f"unpack of the corpus {label}", "faster than `pigz -dc | tar -x`",
+                        f"{ratio:.2f}×", "met" if ratio < 1.0 else "not yet"))
 for t in targets:
     p("| " + " | ".join(t) + " |")
 p("")
@@ -85,6 +90,35 @@ if runs("ingest", "strata"):
     p("")
     p(f"- `{meta['ingest.cmd.dd']}`")
     p(f"- `{meta['ingest.cmd.strata']}`")
+    p("")
+
+if runs("unpack-base", "strata"):
+    p("## Unpack: the corpus' layers")
+    p("")
+    p("One gzip layer into an empty directory on the same filesystem. strata's figure is a whole")
+    p("`strata load` of a layout whose blobs are already in the store (so: open the store, read")
+    p("index, manifest and config, skip existing blobs, unpack into a new overlayfs snapshot,")
+    p("verify the diffID, commit); the layer's snapshot is removed before each run.")
+    p("")
+    for layer, label, key in (("base", "base layer (debian bookworm minbase)", "unpack.base.size"),
+                              ("small", "30,000 files of 1-4 KiB", "unpack.small.size")):
+        p(f"### {label}, {int(meta.get(key, 0)) / 1e6:.1f} MB compressed")
+        p("")
+        p("| system | median s | min s | max s | CPU s (median) | peak RSS | ratio to pigz |")
+        p("|---|---|---|---|---|---|---|")
+        base = stats(runs(f"unpack-{layer}", "pigz"))[0]
+        for system in ("strata", "pigz", "tar"):
+            rs = runs(f"unpack-{layer}", system)
+            if not rs:
+                continue
+            med, lo, hi, rss = stats(rs)
+            cpu = statistics.median(r.get("cpu", 0) for r in rs)
+            p(f"| {system} | {med:.3f} | {lo:.3f} | {hi:.3f} | {cpu:.2f} | {rss / 1024:.1f} MiB | {med / base:.2f}× |")
+        p("")
+    p("Commands:")
+    p("")
+    for k in ("unpack.cmd.strata", "unpack.cmd.pigz", "unpack.cmd.tar"):
+        p(f"- `{meta[k]}`")
     p("")
 
 p("## Reproduce")

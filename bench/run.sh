@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--quick] [--runs N] [SCENARIO...]
 #
-# Scenarios (default: all): hash, ingest. Each timed run is cold: the store is emptied, the page
+# Scenarios (default: all): hash, ingest, unpack. Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
@@ -23,7 +23,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -102,6 +102,68 @@ scenario_ingest() {
   # The stored blob must be the input.
   cmp "$blob" "$WORK/root/content/blobs/sha256/${digest#sha256:}"
   rm -rf "$blob" "$WORK/dd.out" "$WORK/root"
+}
+
+# layer_blob LAYOUT INDEX: path of the INDEX-th layer blob of the layout's first image.
+layer_blob() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+lay, i = sys.argv[1], int(sys.argv[2])
+blob = lambda d: f"{lay}/blobs/sha256/{d.split(':')[1]}"
+m = json.load(open(blob(json.load(open(f"{lay}/index.json"))["manifests"][0]["digest"])))
+print(blob(m["layers"][i]["digest"]))
+PY
+}
+
+scenario_unpack() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  if [ ! -f "$corpus/oci/smallfiles/index.json" ]; then
+    echo "bench: unpack needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+    exit 1
+  fi
+  echo "== unpack: the corpus' base layer and its 30,000-small-files layer"
+  local root=$WORK/unpack-root out=$WORK/unpack-out
+  local base_blob small_blob
+  base_blob=$(layer_blob "$corpus/oci/debian-base" 0)
+  small_blob=$(layer_blob "$corpus/oci/smallfiles" 1)
+  meta unpack.base.size "$(stat -c %s "$base_blob")"
+  meta unpack.small.size "$(stat -c %s "$small_blob")"
+  meta unpack.cmd.tar "tar -xzf BLOB -C DIR"
+  meta unpack.cmd.pigz "pigz -dc BLOB | tar -x -C DIR"
+  meta unpack.cmd.strata "strata load -i LAYOUT (blobs already in the store; the layer's snapshot removed first)"
+  # strata: blobs ingested once, then each timed run only unpacks.
+  rm -rf "$root"
+  "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
+  "$STRATA" --root "$root" load -q -i "$corpus/oci/debian-base" --base-name corpus/debian-base
+  local small_chain base_chain
+  base_chain=$("$STRATA" --root "$root" snapshot ls --format '{{.Key}} {{.Parent}}' | awk 'NF==1{print $1}')
+  small_chain=$("$STRATA" --root "$root" snapshot ls --format '{{.Key}} {{.Parent}}' | awk 'NF==2{print $1}')
+  local runs=$RUNS
+  for run in $(seq 1 "$runs"); do
+    for layer in base small; do
+      local blob=$base_blob; [ $layer = small ] && blob=$small_blob
+      local order=(tar pigz strata)
+      ((run % 2)) || order=(strata pigz tar)
+      for sys in "${order[@]}"; do
+        rm -rf "$out"; mkdir -p "$out"
+        case $sys in
+          tar) timed "unpack-$layer" tar "$run" -- tar -xzf "$blob" -C "$out" ;;
+          pigz) timed "unpack-$layer" pigz "$run" -- sh -c "pigz -dc '$blob' | tar -x -C '$out'" ;;
+          strata)
+            if [ $layer = base ]; then
+              "$STRATA" --root "$root" snapshot rm "$small_chain" "$base_chain" > /dev/null
+              timed "unpack-$layer" strata "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/debian-base" --base-name corpus/debian-base
+              # put the small-files layer back for its own runs (untimed)
+              "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
+            else
+              "$STRATA" --root "$root" snapshot rm "$small_chain" > /dev/null
+              timed "unpack-$layer" strata "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
+            fi ;;
+        esac
+      done
+    done
+  done
+  rm -rf "$root" "$out"
 }
 
 for s in "${SCENARIOS[@]}"; do

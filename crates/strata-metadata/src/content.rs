@@ -147,6 +147,10 @@ impl ContentStore {
         &self.local
     }
 
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// Opens or resumes the ingest `ref`. Under a lease, the ingest is added to the lease's
     /// resources first, so garbage collection leaves it alone until the lease ends.
     ///

@@ -43,6 +43,7 @@
 
 pub mod btrfs;
 pub mod image;
+pub mod layout;
 pub mod push;
 pub mod registry;
 pub mod root;
@@ -53,6 +54,7 @@ pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
     build_index, media, raw_header, sha256_digest,
 };
+pub use layout::{LayoutEntry, tar_dir, write_layout};
 pub use push::{push_blob, push_image, push_index, push_manifest};
 pub use registry::Registry;
 pub use root::{find_tool, require_root, require_tool};

@@ -12,4 +12,6 @@
 //! ```
 
 pub mod cli;
+pub mod load;
 pub mod store;
+pub mod unpack;

@@ -6,6 +6,7 @@
 //! 125 / 126 / 127 and the container's own status.
 
 mod content;
+mod load;
 mod output;
 mod snapshot;
 mod system;
@@ -65,6 +66,8 @@ enum Command {
     Info(system::InfoArgs),
     /// Show the strata version information.
     Version(system::VersionArgs),
+    /// Load images from a tar archive or an OCI layout directory.
+    Load(load::LoadArgs),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -105,6 +108,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
+        Command::Load(args) => load::run(&open()?, args),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
     }
 }

@@ -8,17 +8,29 @@ use std::process::{Command, Output, Stdio};
 /// A temporary store root and a way to run `strata` against it.
 pub struct Strata {
     dir: tempfile::TempDir,
+    root: Option<PathBuf>,
 }
 
 impl Strata {
     pub fn new() -> Strata {
         Strata {
             dir: tempfile::tempdir().expect("temp dir"),
+            root: None,
+        }
+    }
+
+    /// A store at `root` (e.g. on a loopback btrfs) instead of in a temp dir.
+    pub fn on_root(root: PathBuf) -> Strata {
+        Strata {
+            dir: tempfile::tempdir().expect("temp dir"),
+            root: Some(root),
         }
     }
 
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.root
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("root"))
     }
 
     pub fn bin() -> &'static Path {

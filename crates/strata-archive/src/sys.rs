@@ -1,0 +1,298 @@
+//! The few system calls rustix does not wrap the way apply needs them, and small helpers
+//! around the ones it does. Everything here acts relative to a directory fd on a single final
+//! path component and never follows a symlink in that component.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+
+/// How every path inside a root is resolved: symlinks (absolute or with `..`) resolve as if the
+/// root were `/`, `/proc` magic links are refused, and mount points are not crossed.
+pub(crate) const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
+
+pub(crate) fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+pub(crate) fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
+    e.raw_os_error() == Some(errno.raw_os_error())
+}
+
+/// `rel` (a normalized relative path, empty for `root` itself) opened inside `root` as an
+/// `O_PATH` directory fd, with every symlink on the way resolved inside `root`.
+pub(crate) fn open_dir_in(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
+    let path: &[u8] = if rel.is_empty() { b"." } else { rel };
+    rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )
+    .map_err(errno)
+}
+
+/// `name` in `dir`, not following a symlink.
+pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Stat> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+}
+
+pub(crate) fn file_type(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Opens the directory `name` in `dir` for reading, refusing a symlink.
+pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
+}
+
+/// The names in an open directory, without `.` and `..`.
+pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, FileType)>> {
+    let mut out = Vec::new();
+    let mut d = Dir::read_from(dir).map_err(errno)?;
+    for entry in &mut d {
+        let entry = entry.map_err(errno)?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((name.to_vec(), entry.file_type()));
+    }
+    Ok(out)
+}
+
+/// Removes `name` in `dir` and, if it is a directory, everything below it. Never follows a
+/// symlink: a symlink is removed, not its target. A missing `name` is not an error.
+pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) => return Ok(()),
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(rustix::io::Errno::ISDIR) => {}
+        Err(e) => return Err(errno(e)),
+    }
+    let sub = open_subdir(dir, name)?;
+    clear_dir(sub.as_fd())?;
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Removes everything inside the open directory `dir`.
+pub(crate) fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    for (name, _) in list_dir(dir)? {
+        remove_all_at(dir, &name)?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// `setxattrat(2)` (Linux 6.13): same number on every architecture.
+const SYS_SETXATTRAT: libc::c_long = 463;
+static NO_SETXATTRAT: AtomicBool = AtomicBool::new(false);
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Sets the xattr `key` on `name` in `dir` without following a symlink in `name`; an empty
+/// `name` means `dir` itself (which may be an `O_PATH` fd, set through `/proc/self/fd/<dir>`).
+/// Uses `setxattrat(2)`, or on older kernels `lsetxattr` on `/proc/self/fd/<dir>/<name>` (the
+/// fd was already resolved inside the root; only the final component is looked up, without
+/// following).
+pub(crate) fn set_xattr_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    key: &[u8],
+    value: &[u8],
+) -> io::Result<()> {
+    let key_c = cstring(key)?;
+    // setxattrat(AT_EMPTY_PATH) refuses O_PATH fds (EBADF): the directory itself goes
+    // through /proc below.
+    if !name.is_empty() && !NO_SETXATTRAT.load(Ordering::Relaxed) {
+        let name_c = cstring(name)?;
+        let flags = libc::AT_SYMLINK_NOFOLLOW;
+        let args = XattrArgs {
+            value: value.as_ptr() as u64,
+            size: u32::try_from(value.len())
+                .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+            flags: 0,
+        };
+        // SAFETY: every pointer is valid for the duration of the call (the CStrings, `args`
+        // and the `value` slice it points into outlive it); the kernel only reads them.
+        let r = unsafe {
+            libc::syscall(
+                SYS_SETXATTRAT,
+                dir.as_raw_fd(),
+                name_c.as_ptr(),
+                flags,
+                key_c.as_ptr(),
+                &args as *const XattrArgs,
+                std::mem::size_of::<XattrArgs>(),
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(e);
+        }
+        NO_SETXATTRAT.store(true, Ordering::Relaxed);
+    }
+    let mut path = format!("/proc/self/fd/{}", dir.as_raw_fd()).into_bytes();
+    if name.is_empty() {
+        // The fd itself: following the magic link is what we want.
+        return rustix::fs::setxattr(
+            path.as_slice(),
+            key_c.as_c_str(),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(errno);
+    }
+    path.push(b'/');
+    path.extend_from_slice(name);
+    rustix::fs::lsetxattr(
+        path.as_slice(),
+        key_c.as_c_str(),
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(errno)
+}
+
+/// Every xattr of `path` (not following a final symlink), sorted by name.
+pub(crate) fn xattrs_of_path(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match rustix::fs::llistxattr(path, &mut names[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let want = rustix::fs::llistxattr_query(path).map_err(errno)?;
+                names.resize(want.max(names.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(errno(e)),
+        }
+    };
+    let mut out = Vec::new();
+    for key in names[..len].split(|&b| b == 0).filter(|k| !k.is_empty()) {
+        let key_c = cstring(key)?;
+        let mut value = vec![0u8; 256];
+        loop {
+            match rustix::fs::lgetxattr(path, key_c.as_c_str(), &mut value[..]) {
+                Ok(n) => {
+                    value.truncate(n);
+                    break;
+                }
+                Err(rustix::io::Errno::RANGE) => {
+                    let want =
+                        rustix::fs::lgetxattr_query(path, key_c.as_c_str()).map_err(errno)?;
+                    value.resize(want.max(value.len() * 2), 0);
+                }
+                // Removed between list and get.
+                Err(rustix::io::Errno::NODATA) => {
+                    value.clear();
+                    break;
+                }
+                Err(e) => return Err(errno(e)),
+            }
+        }
+        out.push((key.to_vec(), value));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every xattr of `name` in `dir` (empty `name`: `dir` itself), not following a symlink.
+pub(crate) fn xattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut path = format!("/proc/self/fd/{}", dir.as_raw_fd()).into_bytes();
+    if !name.is_empty() {
+        path.push(b'/');
+        path.extend_from_slice(name);
+        return xattrs_of_path(&path);
+    }
+    // For the fd itself the magic link must be followed: go through its target directory's
+    // `.` entry, which is not a symlink.
+    path.extend_from_slice(b"/.");
+    xattrs_of_path(&path)
+}
+
+/// The process umask, read without changing it (`umask(2)` can only be read by setting it,
+/// which would race with other threads). Unknown: all bits, so callers always `chmod`.
+pub(crate) fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_all_does_not_follow_symlinks() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside)?;
+        std::fs::write(outside.join("keep"), b"x")?;
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("d/e"))?;
+        std::fs::write(root.join("d/e/f"), b"x")?;
+        std::os::unix::fs::symlink(&outside, root.join("d/link"))?;
+        let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        remove_all_at(fd.as_fd(), b"d")?;
+        remove_all_at(fd.as_fd(), b"missing")?;
+        assert!(!root.join("d").exists());
+        assert!(outside.join("keep").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn open_dir_in_stays_inside() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc"))?;
+        std::fs::create_dir_all(tmp.path().join("etc"))?;
+        std::os::unix::fs::symlink("/etc", root.join("abs"))?;
+        std::os::unix::fs::symlink("../../../etc", root.join("rel"))?;
+        let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let root_etc = std::fs::metadata(root.join("etc"))?;
+        for p in [&b"abs"[..], b"rel", b"etc"] {
+            let d = open_dir_in(fd.as_fd(), p)?;
+            let st = rustix::fs::fstat(&d).map_err(errno)?;
+            assert_eq!(st.st_ino, std::os::unix::fs::MetadataExt::ino(&root_etc));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn umask_is_readable() {
+        assert!(current_umask() <= 0o777);
+    }
+}

@@ -1,0 +1,447 @@
+//! `load`: images from an OCI image layout — a directory, or a tar of one as `docker save`
+//! (Docker 25+), `skopeo copy oci-archive:` and `ctr images export` write it.
+//!
+//! Every blob is ingested verified against the digest its path names (a mismatch fails the
+//! load), under a lease that protects them until the one transaction that records the image
+//! names. Then each image's manifest for this host's platform is unpacked into snapshots.
+//! Entry names in the tar are never used as paths on disk.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use strata_content::{ContentError, WriterOptions};
+use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_remote::Reference;
+use strata_remote::media::{is_index, is_manifest};
+use strata_snapshot::Snapshotter;
+use strata_types::oci::{ImageConfig, Index, Manifest};
+use strata_types::{Descriptor, Digest, ErrorKind, Matcher};
+
+use crate::store::Store;
+use crate::unpack::{MAX_JSON_BLOB, UnpackError, read_json, unpack};
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// How long a load's lease protects what it wrote if the process dies before recording.
+const LOAD_LEASE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{source_name}: not a readable tar archive")]
+    Tar {
+        source_name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{0}: not an OCI image layout (no index.json); Docker's legacy `manifest.json` archives are not supported yet"
+    )]
+    NotALayout(String),
+    #[error("{source_name}: blob {entry:?}")]
+    Blob {
+        source_name: String,
+        entry: String,
+        #[source]
+        source: Box<MetaError>,
+    },
+    #[error("{source_name}: entry {entry:?} is not a valid blob name (blobs/sha256/<64 hex>)")]
+    BadBlobName { source_name: String, entry: String },
+    #[error("{source_name}: index.json")]
+    Index {
+        source_name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{source_name}: index.json names blob {digest}, which the layout does not contain")]
+    Missing { source_name: String, digest: Digest },
+    #[error("{source_name}: {name:?} is not a valid image name")]
+    Name {
+        source_name: String,
+        name: String,
+        #[source]
+        source: Box<strata_remote::RemoteError>,
+    },
+    #[error("{name}: no manifest for platform {platform} in its index")]
+    NoPlatform { name: String, platform: String },
+    #[error("{name}: media type {media_type:?} is neither a manifest nor an index")]
+    MediaType { name: String, media_type: String },
+    #[error("{name}")]
+    Unpack {
+        name: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl LoadError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LoadError::Blob { source, .. } => source.kind(),
+            LoadError::Meta(source) => source.kind(),
+            LoadError::Unpack { source, .. } => source.kind(),
+            LoadError::Io { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// One image the load recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The full name, or `None` for an image the layout does not name.
+    pub name: Option<Reference>,
+    pub target: Descriptor,
+    /// The image's top snapshot (chainID), when it was unpacked.
+    pub top: Option<Digest>,
+}
+
+#[derive(Debug)]
+pub struct LoadOptions<'a> {
+    /// Name for layout entries whose `ref.name` is only a tag: `BASE:TAG` (as `ctr images
+    /// import --base-name`).
+    pub base_name: Option<&'a str>,
+    pub platform: Matcher,
+}
+
+/// Where a load reads from.
+pub enum LoadSource<'a> {
+    /// A layout directory, or a tar file of one.
+    Path(&'a Path),
+    /// A tar stream (stdin).
+    Stream(&'a mut dyn Read),
+}
+
+impl std::fmt::Debug for LoadSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadSource::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            LoadSource::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// Loads the layout from `source` into the store and unpacks each image for `opts.platform`.
+pub fn load(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    source: LoadSource<'_>,
+    opts: &LoadOptions<'_>,
+) -> Result<Vec<Loaded>, LoadError> {
+    let (content, db) = (store.content(), store.db());
+    let source_name = match &source {
+        LoadSource::Path(p) => p.display().to_string(),
+        LoadSource::Stream(_) => "stdin".to_owned(),
+    };
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let lease = format!("load/{}-{nanos}", std::process::id());
+    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + LOAD_LEASE), &Labels::new()))?;
+    let result = load_leased(content, db, sn, source, &source_name, &lease, opts);
+    // Recorded images now hold what they need; the rest is for GC.
+    db.write(|tx| tx.delete_lease(&lease))?;
+    result
+}
+
+fn load_leased(
+    content: &ContentStore,
+    db: &strata_metadata::Db,
+    sn: &dyn Snapshotter,
+    source: LoadSource<'_>,
+    source_name: &str,
+    lease: &str,
+    opts: &LoadOptions<'_>,
+) -> Result<Vec<Loaded>, LoadError> {
+    let index_bytes = match source {
+        LoadSource::Path(path) => {
+            let io = |source| LoadError::Io {
+                path: path.to_owned(),
+                source,
+            };
+            if fs::metadata(path).map_err(io)?.is_dir() {
+                read_layout_dir(content, path, source_name, lease)?
+            } else {
+                read_layout_tar(content, File::open(path).map_err(io)?, source_name, lease)?
+            }
+        }
+        LoadSource::Stream(r) => read_layout_tar(content, r, source_name, lease)?,
+    };
+    let Some(index_bytes) = index_bytes else {
+        return Err(LoadError::NotALayout(source_name.to_owned()));
+    };
+    let index: Index = serde_json::from_slice(&index_bytes).map_err(|source| LoadError::Index {
+        source_name: source_name.to_owned(),
+        source,
+    })?;
+
+    let mut images = Vec::new();
+    for entry in &index.manifests {
+        let desc = &entry.descriptor;
+        if !content.local().exists(&desc.digest) {
+            return Err(LoadError::Missing {
+                source_name: source_name.to_owned(),
+                digest: desc.digest.clone(),
+            });
+        }
+        let name = image_name(&desc.annotations, opts.base_name)
+            .map(|n| {
+                Reference::parse(&n).map_err(|source| LoadError::Name {
+                    source_name: source_name.to_owned(),
+                    name: n.clone(),
+                    source: Box::new(source),
+                })
+            })
+            .transpose()?;
+        images.push(Loaded {
+            name,
+            target: desc.clone(),
+            top: None,
+        });
+    }
+    db.write(|tx| {
+        for image in &images {
+            if let Some(name) = &image.name {
+                tx.put_image(&name.to_string(), &image.target, &Labels::new())?;
+            }
+        }
+        Ok(())
+    })?;
+    for image in &mut images {
+        let display = image
+            .name
+            .as_ref()
+            .map_or_else(|| image.target.digest.to_string(), Reference::familiar);
+        let unpack_err = |source| LoadError::Unpack {
+            name: display.clone(),
+            source,
+        };
+        let manifest_desc = platform_manifest(content, &image.target, &opts.platform, &display)?;
+        let (manifest, _): (Manifest, _) =
+            read_json(content, "manifest", &manifest_desc).map_err(unpack_err)?;
+        let (config, _): (ImageConfig, _) =
+            read_json(content, "config", &manifest.config).map_err(unpack_err)?;
+        let unpacked = unpack(content, sn, &manifest, &config).map_err(unpack_err)?;
+        image.top = unpacked.chain_ids.last().cloned();
+    }
+    Ok(images)
+}
+
+/// The name an index.json entry gives its image, if any.
+fn image_name(
+    annotations: &std::collections::BTreeMap<String, String>,
+    base: Option<&str>,
+) -> Option<String> {
+    if let Some(n) = annotations.get(CONTAINERD_NAME) {
+        return Some(n.clone());
+    }
+    let r = annotations.get(REF_NAME)?;
+    // A bare tag ("latest") names an image only together with a base name.
+    if r.contains('/') || r.contains(':') && !r.starts_with(':') {
+        return Some(r.clone());
+    }
+    base.map(|b| format!("{b}:{r}"))
+}
+
+/// The manifest to unpack: the target itself, or the best match for `platform` in its index.
+fn platform_manifest(
+    content: &ContentStore,
+    target: &Descriptor,
+    platform: &Matcher,
+    name: &str,
+) -> Result<Descriptor, LoadError> {
+    if is_manifest(&target.media_type) {
+        return Ok(target.clone());
+    }
+    if !is_index(&target.media_type) {
+        return Err(LoadError::MediaType {
+            name: name.to_owned(),
+            media_type: target.media_type.clone(),
+        });
+    }
+    let (index, _): (Index, _) =
+        read_json(content, "index", target).map_err(|source| LoadError::Unpack {
+            name: name.to_owned(),
+            source,
+        })?;
+    let order = platform.order(
+        index
+            .manifests
+            .iter()
+            .map(|e| (e.platform.as_ref(), &e.descriptor.annotations)),
+    );
+    order
+        .first()
+        .map(|&i| index.manifests[i].descriptor.clone())
+        .filter(|d| is_manifest(&d.media_type))
+        .ok_or_else(|| LoadError::NoPlatform {
+            name: name.to_owned(),
+            platform: format!("{platform:?}"),
+        })
+}
+
+fn blob_digest(entry: &str, source_name: &str) -> Result<Digest, LoadError> {
+    entry
+        .trim_start_matches("./")
+        .strip_prefix("blobs/sha256/")
+        .and_then(|hex| Digest::from_sha256_hex(hex).ok())
+        .ok_or_else(|| LoadError::BadBlobName {
+            source_name: source_name.to_owned(),
+            entry: entry.to_owned(),
+        })
+}
+
+/// Ingests one blob, verified against `digest` and `size`.
+fn ingest(
+    content: &ContentStore,
+    mut src: impl Read,
+    digest: &Digest,
+    size: u64,
+    entry: &str,
+    source_name: &str,
+    lease: &str,
+) -> Result<(), LoadError> {
+    let blob_err = |source| LoadError::Blob {
+        source_name: source_name.to_owned(),
+        entry: entry.to_owned(),
+        source: Box::new(source),
+    };
+    let opts = WriterOptions {
+        expected: Some(digest.clone()),
+        total: Some(size),
+        wait: true,
+    };
+    let mut writer = match content.writer(&format!("load-{digest}"), opts, Some(lease)) {
+        Ok(w) => w,
+        Err(MetaError::Content(ContentError::AlreadyExists(_))) => {
+            // Still protect it until the images are recorded.
+            content.db().write(|tx| {
+                tx.add_lease_resource(
+                    lease,
+                    &strata_metadata::LeaseResource::Content(digest.clone()),
+                )
+            })?;
+            return Ok(());
+        }
+        Err(e) => return Err(blob_err(e)),
+    };
+    if writer.offset() > 0 {
+        // A leftover from an interrupted load: start over, the source is not resumable here.
+        writer.truncate().map_err(|e| blob_err(e.into()))?;
+    }
+    writer.copy_from(&mut src).map_err(|e| blob_err(e.into()))?;
+    content
+        .commit(
+            writer,
+            Some(size),
+            Some(digest),
+            &Labels::new(),
+            Some(lease),
+        )
+        .map_err(blob_err)?;
+    Ok(())
+}
+
+fn read_layout_dir(
+    content: &ContentStore,
+    dir: &Path,
+    source_name: &str,
+    lease: &str,
+) -> Result<Option<Vec<u8>>, LoadError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LoadError::Io { path, source }
+    };
+    let index_path = dir.join("index.json");
+    if !index_path.exists() {
+        return Ok(None);
+    }
+    let blobs = dir.join("blobs/sha256");
+    for entry in fs::read_dir(&blobs).map_err(io(&blobs))? {
+        let entry = entry.map_err(io(&blobs))?;
+        let name = format!("blobs/sha256/{}", entry.file_name().to_string_lossy());
+        let digest = blob_digest(&name, source_name)?;
+        // Never follow a symlink out of the layout.
+        let meta = fs::symlink_metadata(entry.path()).map_err(io(&entry.path()))?;
+        if !meta.is_file() {
+            return Err(LoadError::BadBlobName {
+                source_name: source_name.to_owned(),
+                entry: name,
+            });
+        }
+        let file = File::open(entry.path()).map_err(io(&entry.path()))?;
+        ingest(
+            content,
+            file,
+            &digest,
+            meta.len(),
+            &name,
+            source_name,
+            lease,
+        )?;
+    }
+    let meta = fs::metadata(&index_path).map_err(io(&index_path))?;
+    if meta.len() > MAX_JSON_BLOB {
+        return Err(LoadError::NotALayout(format!(
+            "{source_name}: index.json is larger than 4 MiB"
+        )));
+    }
+    fs::read(&index_path).map(Some).map_err(io(&index_path))
+}
+
+fn read_layout_tar(
+    content: &ContentStore,
+    file: impl Read,
+    source_name: &str,
+    lease: &str,
+) -> Result<Option<Vec<u8>>, LoadError> {
+    let io = |source| LoadError::Tar {
+        source_name: source_name.to_owned(),
+        source,
+    };
+    let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
+    let mut index = None;
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = name.trim_start_matches("./");
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        if name == "index.json" {
+            if entry.size() > MAX_JSON_BLOB {
+                return Err(LoadError::NotALayout(format!(
+                    "{source_name}: index.json is larger than 4 MiB"
+                )));
+            }
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(io)?;
+            index = Some(bytes);
+        } else if name.starts_with("blobs/") {
+            let digest = blob_digest(name, source_name)?;
+            let size = entry.size();
+            let name = name.to_owned();
+            ingest(
+                content,
+                &mut entry,
+                &digest,
+                size,
+                &name,
+                source_name,
+                lease,
+            )?;
+        }
+    }
+    Ok(index)
+}

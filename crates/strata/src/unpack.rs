@@ -1,0 +1,253 @@
+//! Unpacking an image: layer `i` of a manifest becomes the committed snapshot named by the
+//! chainID of layers `0..=i`, so images that share a base share its snapshots.
+//!
+//! Per layer: skip it if its chain's snapshot exists; else prepare an active snapshot on the
+//! parent chain, stream the blob from the content store through the archive applier into the
+//! snapshotter's apply target (no mount), check the diffID the applier computed against the
+//! config's `rootfs.diff_ids`, and commit under the chainID. Any failure removes the active
+//! snapshot, so nothing half-unpacked is ever committed.
+
+use std::io::Read;
+use std::time::SystemTime;
+
+use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
+use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_snapshot::{SnapshotError, Snapshotter};
+use strata_types::oci::{ImageConfig, Manifest};
+use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
+
+/// Manifests, indexes and configs are read whole; anything bigger is refused before reading.
+pub const MAX_JSON_BLOB: u64 = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnpackError {
+    #[error("read {what} {digest}")]
+    Read {
+        what: &'static str,
+        digest: Digest,
+        #[source]
+        source: Box<MetaError>,
+    },
+    #[error("{what} {digest} is {size} bytes, more than the {MAX_JSON_BLOB} allowed")]
+    TooLarge {
+        what: &'static str,
+        digest: Digest,
+        size: u64,
+    },
+    #[error("parse {what} {digest}")]
+    Parse {
+        what: &'static str,
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("image has {layers} layers but its config lists {diff_ids} diff IDs")]
+    LayerCount { layers: usize, diff_ids: usize },
+    #[error("layer {digest}: unsupported media type {media_type:?}")]
+    MediaType { digest: Digest, media_type: String },
+    #[error("layer {digest}: unpacked to diffID {actual}, but the image config says {expected}")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {digest}")]
+    Apply {
+        digest: Digest,
+        #[source]
+        source: Box<ArchiveError>,
+    },
+    #[error("layer {digest}")]
+    Snapshot {
+        digest: Digest,
+        #[source]
+        source: Box<SnapshotError>,
+    },
+}
+
+impl UnpackError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UnpackError::Read { source, .. } => source.kind(),
+            UnpackError::Apply { source, .. } => source.kind(),
+            UnpackError::Snapshot { source, .. } => source.kind(),
+            UnpackError::DiffIdMismatch { .. } | UnpackError::TooLarge { .. } => {
+                ErrorKind::DataMismatch
+            }
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// Reads and parses a small JSON blob (manifest, index, config), refusing oversized ones.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    content: &ContentStore,
+    what: &'static str,
+    desc: &Descriptor,
+) -> Result<(T, Vec<u8>), UnpackError> {
+    let digest = desc.digest.clone();
+    let read = |source| UnpackError::Read {
+        what,
+        digest: digest.clone(),
+        source: Box::new(source),
+    };
+    let mut blob = content.reader(&desc.digest).map_err(read)?;
+    if blob.size() > MAX_JSON_BLOB {
+        return Err(UnpackError::TooLarge {
+            what,
+            digest,
+            size: blob.size(),
+        });
+    }
+    let mut bytes = Vec::with_capacity(blob.size() as usize);
+    blob.read_to_end(&mut bytes).map_err(|e| {
+        read(MetaError::Content(strata_content::ContentError::Io {
+            op: "read blob",
+            path: content.local().blob_path(&desc.digest),
+            source: e,
+        }))
+    })?;
+    let value = serde_json::from_slice(&bytes).map_err(|source| UnpackError::Parse {
+        what,
+        digest,
+        source,
+    })?;
+    Ok((value, bytes))
+}
+
+/// What [`unpack`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// The chainID of each layer, bottom first; the last is the image's top snapshot.
+    pub chain_ids: Vec<Digest>,
+    /// Layers unpacked now.
+    pub unpacked: usize,
+    /// Layers whose snapshot already existed.
+    pub present: usize,
+}
+
+/// Unpacks every layer of `manifest` (whose config is `config`) into `sn`.
+pub fn unpack(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    manifest: &Manifest,
+    config: &ImageConfig,
+) -> Result<Unpacked, UnpackError> {
+    let diff_ids = &config.rootfs.diff_ids;
+    if manifest.layers.len() != diff_ids.len() {
+        return Err(UnpackError::LayerCount {
+            layers: manifest.layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    let mut out = Unpacked {
+        chain_ids: Vec::new(),
+        unpacked: 0,
+        present: 0,
+    };
+    let mut parent: Option<Digest> = None;
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        let Some(chain) = chain_id(&diff_ids[..=i]) else {
+            continue;
+        };
+        if sn.stat(&chain.to_string()).is_ok() {
+            out.present += 1;
+        } else {
+            unpack_layer(content, sn, layer, &diff_ids[i], &chain, parent.as_ref())?;
+            out.unpacked += 1;
+        }
+        out.chain_ids.push(chain.clone());
+        parent = Some(chain);
+    }
+    Ok(out)
+}
+
+fn unpack_layer(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    chain: &Digest,
+    parent: Option<&Digest>,
+) -> Result<(), UnpackError> {
+    let digest = layer.digest.clone();
+    if !strata_remote::media::is_layer(&layer.media_type) {
+        return Err(UnpackError::MediaType {
+            digest,
+            media_type: layer.media_type.clone(),
+        });
+    }
+    let snap = |source| UnpackError::Snapshot {
+        digest: digest.clone(),
+        source: Box::new(source),
+    };
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let key = format!("extract-{}-{nanos} {chain}", std::process::id());
+    let parent_name = parent.map(Digest::to_string);
+    sn.prepare(&key, parent_name.as_deref(), &Labels::new())
+        .map_err(snap)?;
+    let result = apply_and_commit(content, sn, layer, diff_id, chain, &key);
+    if result.is_err() {
+        // Never leave a half-unpacked layer behind; the error that matters is the first.
+        if let Err(e) = sn.remove(&key) {
+            tracing::warn!("remove failed unpack {key}: {e}");
+        }
+    }
+    result
+}
+
+fn apply_and_commit(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    chain: &Digest,
+    key: &str,
+) -> Result<(), UnpackError> {
+    let digest = layer.digest.clone();
+    let snap = |source| UnpackError::Snapshot {
+        digest: digest.clone(),
+        source: Box::new(source),
+    };
+    let target = sn.apply_target(key).map_err(snap)?;
+    let blob = content
+        .reader(&layer.digest)
+        .map_err(|source| UnpackError::Read {
+            what: "layer",
+            digest: digest.clone(),
+            source: Box::new(source),
+        })?;
+    let mut opts = ApplyOptions::new(
+        layer.digest.to_string(),
+        if target.overlay_whiteouts {
+            WhiteoutMode::Overlay
+        } else {
+            WhiteoutMode::Delete
+        },
+    );
+    opts.lowers = target.lowers.clone();
+    let stats = apply_layer(blob, &target.dir, &opts).map_err(|source| UnpackError::Apply {
+        digest: digest.clone(),
+        source: Box::new(source),
+    })?;
+    if stats.diff_id != *diff_id {
+        return Err(UnpackError::DiffIdMismatch {
+            digest,
+            expected: diff_id.clone(),
+            actual: stats.diff_id,
+        });
+    }
+    match sn.commit(&chain.to_string(), key, &Labels::new()) {
+        Ok(()) => Ok(()),
+        // Another process unpacked the same chain meanwhile: theirs is as good as ours.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            sn.remove(key).map_err(snap)?;
+            Ok(())
+        }
+        Err(e) => Err(snap(e)),
+    }
+}
