@@ -2,9 +2,10 @@
 # strata's main job, end to end, on a fresh Debian machine. Installs what it needs (apt), builds
 # strata, starts a local CNCF distribution registry on 127.0.0.1, puts a small real image in it
 # (busybox, built here with umoci and copied in with skopeo), then — as far as the landed
-# features go — fetches that image's blobs into strata's content store (verified, atomic) and
-# shows `strata content ls` and `strata info`. Pull, run and `system df` replace the fetch as
-# they land.
+# features go — fetches that image's blobs into strata's content store (verified, atomic),
+# loads the image's OCI layout (unpacking it into overlayfs snapshots), and shows
+# `strata content ls`, `strata snapshot ls` and `strata info`. Pull, run and `system df`
+# replace the fetch and the load as they land.
 #
 #   scripts/quickstart.sh          (as root: apt, /var/lib/strata)
 #   STRATA_ROOT=DIR scripts/quickstart.sh
@@ -78,6 +79,10 @@ done < "$WORK/blobs"
 
 echo "== strata content ls"
 $STRATA content ls
+echo
+echo "== strata load: the same image as an OCI layout, unpacked into snapshots"
+$STRATA load -i "$WORK/oci" --base-name demo/busybox
+$STRATA snapshot ls
 echo
 echo "== strata info"
 $STRATA info

@@ -7,13 +7,14 @@ use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, CWD, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
 use crate::error::FsError;
+use crate::fsutil::set_owner_and_mode;
 
 /// Copies `src` (a directory) to `dst`, which must not exist.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
@@ -110,19 +111,7 @@ impl Copier {
 /// Owner, then mode (chown clears setuid bits), then xattrs (chown clears capabilities),
 /// then times (everything before changed them).
 fn set_metadata(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
-    rustix::fs::chownat(
-        CWD,
-        dst,
-        Some(Uid::from_raw(meta.uid())),
-        Some(Gid::from_raw(meta.gid())),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| FsError::new("set owner of", dst, e.into()))?;
-    let symlink = meta.file_type().is_symlink();
-    if !symlink {
-        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(FsError::at("set mode of", dst))?;
-    }
+    set_owner_and_mode(dst, meta)?;
     copy_xattrs(src, dst)?;
     let times = Timestamps {
         last_access: Timespec {
@@ -181,6 +170,8 @@ fn read_grow(mut f: impl FnMut(&mut [u8]) -> Result<usize, Errno>) -> Result<Vec
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -64,6 +64,12 @@ pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<(), FsError> {
 /// is not root-owned 0755 must not change how the merged root looks).
 pub(crate) fn copy_owner_and_mode(src: &Path, dst: &Path) -> Result<(), FsError> {
     let meta = fs::symlink_metadata(src).map_err(FsError::at("inspect", src))?;
+    set_owner_and_mode(dst, &meta)
+}
+
+/// Gives `dst` the owner and permission bits in `meta`: owner first, since chown clears
+/// setuid/setgid; symlinks have no mode of their own.
+pub(crate) fn set_owner_and_mode(dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
     rustix::fs::chownat(
         CWD,
         dst,
@@ -72,6 +78,9 @@ pub(crate) fn copy_owner_and_mode(src: &Path, dst: &Path) -> Result<(), FsError>
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| FsError::new("set owner of", dst, e.into()))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
     fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
         .map_err(FsError::at("set mode of", dst))
 }
