@@ -51,7 +51,7 @@ if runs("ingest", "strata") and runs("ingest", "dd"):
 for layer, label in (("base", "base layer"), ("small", "30,000-small-files layer")):
     if runs(f"unpack-{layer}", "strata") and runs(f"unpack-{layer}", "pigz"):
         ratio = stats(runs(f"unpack-{layer}", "strata"))[0] / stats(runs(f"unpack-{layer}", "pigz"))[0]
-        targets.append((f"unpack of the corpus {label}", "faster than `pigz -dc | tar -x`",
+        targets.append((f"unpack of the corpus {label}", "faster than `pigz -dc \\| tar -x`",
                         f"{ratio:.2f}×", "met" if ratio < 1.0 else "not yet"))
 for t in targets:
     p("| " + " | ".join(t) + " |")
