@@ -15,3 +15,13 @@ pub mod cli;
 pub mod load;
 pub mod store;
 pub mod unpack;
+
+/// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
+/// for per-operation leases and temporary snapshot keys.
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}

@@ -46,6 +46,8 @@ pub enum LoadError {
         "{0}: not an OCI image layout (no index.json); Docker's legacy `manifest.json` archives are not supported yet"
     )]
     NotALayout(String),
+    #[error("{0}: index.json is larger than the {MAX_JSON_BLOB} bytes allowed")]
+    IndexTooLarge(String),
     #[error("{source_name}: blob {entry:?}")]
     Blob {
         source_name: String,
@@ -143,11 +145,7 @@ pub fn load(
         LoadSource::Path(p) => p.display().to_string(),
         LoadSource::Stream(_) => "stdin".to_owned(),
     };
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let lease = format!("load/{}-{nanos}", std::process::id());
+    let lease = format!("load/{}", crate::unique_suffix());
     db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + LOAD_LEASE), &Labels::new()))?;
     let result = load_leased(content, db, sn, source, &source_name, &lease, opts);
     // Recorded images now hold what they need; the rest is for GC.
@@ -393,9 +391,7 @@ fn read_layout_dir(
     }
     let meta = fs::metadata(&index_path).map_err(io(&index_path))?;
     if meta.len() > MAX_JSON_BLOB {
-        return Err(LoadError::NotALayout(format!(
-            "{source_name}: index.json is larger than 4 MiB"
-        )));
+        return Err(LoadError::IndexTooLarge(source_name.to_owned()));
     }
     fs::read(&index_path).map(Some).map_err(io(&index_path))
 }
@@ -421,9 +417,7 @@ fn read_layout_tar(
         }
         if name == "index.json" {
             if entry.size() > MAX_JSON_BLOB {
-                return Err(LoadError::NotALayout(format!(
-                    "{source_name}: index.json is larger than 4 MiB"
-                )));
+                return Err(LoadError::IndexTooLarge(source_name.to_owned()));
             }
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).map_err(io)?;

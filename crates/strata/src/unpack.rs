@@ -8,7 +8,6 @@
 //! snapshot, so nothing half-unpacked is ever committed.
 
 use std::io::Read;
-use std::time::SystemTime;
 
 use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
 use strata_metadata::{ContentStore, Labels, MetaError};
@@ -182,11 +181,7 @@ fn unpack_layer(
         digest: digest.clone(),
         source: Box::new(source),
     };
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let key = format!("extract-{}-{nanos} {chain}", std::process::id());
+    let key = format!("extract-{} {chain}", crate::unique_suffix());
     let parent_name = parent.map(Digest::to_string);
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;

@@ -189,3 +189,23 @@ fn missing_blob_and_not_a_layout_are_clear_errors() {
     assert!(err.contains("load"), "{err}");
     assert_eq!(images_count(&s), "0");
 }
+
+#[test]
+fn an_oversized_index_is_refused_before_reading() {
+    let s = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+    std::fs::write(dir.path().join("index.json"), vec![b' '; (4 << 20) + 1]).unwrap();
+    let err = s.fails(&["load", "-i", dir.path().to_str().unwrap()], b"");
+    assert!(
+        err.contains("index.json is larger than the 4194304 bytes allowed"),
+        "{err}"
+    );
+    let tar = strata_testutil::tar_dir(dir.path()).unwrap();
+    let err = s.fails(&["load"], &tar);
+    assert!(
+        err.contains("stdin: index.json is larger than the 4194304 bytes allowed"),
+        "{err}"
+    );
+    assert_eq!(images_count(&s), "0");
+}

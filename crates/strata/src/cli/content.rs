@@ -10,12 +10,12 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use strata_content::{ContentError, WriterOptions};
 use strata_format::{human_duration, human_size};
-use strata_metadata::{BlobRecord, Labels, MetaError};
+use strata_metadata::{BlobRecord, MetaError};
 use strata_types::Digest;
 
 use super::output::{print_inspect, print_list};
-use super::parse_labels;
 use super::timefmt::{go_time, rfc3339};
+use super::{labels_string, parse_labels};
 use crate::store::Store;
 
 /// How long an interrupted `content ingest` stays protected from garbage collection.
@@ -105,14 +105,6 @@ fn parse_digest(s: &str) -> anyhow::Result<Digest> {
 
 fn since(t: SystemTime) -> String {
     human_duration(SystemTime::now().duration_since(t).unwrap_or_default())
-}
-
-fn labels_string(labels: &Labels) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn ls(store: &Store, quiet: bool, format: Option<&str>) -> anyhow::Result<()> {
@@ -207,11 +199,7 @@ fn ingest(
     }
     // The lease keeps an interrupted ingest from being collected before it is resumed. It is
     // this process's own: several processes may be writing (or waiting on) the same ref.
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let lease = format!("ingest/{}-{nanos}", std::process::id());
+    let lease = format!("ingest/{}", crate::unique_suffix());
     store
         .db()
         .write(|tx| tx.renew_lease(&lease, Some(SystemTime::now() + INGEST_LEASE)))?;

@@ -137,6 +137,15 @@ fn need_root(what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Labels as Docker's list commands print them: `k1=v1,k2=v2`.
+fn labels_string(labels: &strata_metadata::Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `KEY=VALUE` sets a label; `KEY=` or `KEY` alone removes it.
 fn parse_labels(args: &[String]) -> strata_metadata::Labels {
     args.iter()

@@ -11,7 +11,7 @@ use strata_snapshot::{Filter, Info, SnapshotKind, Snapshotter};
 
 use super::output::{print_inspect, print_list};
 use super::timefmt::rfc3339;
-use super::{need_root, parse_labels};
+use super::{labels_string, need_root, parse_labels};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +147,7 @@ pub fn run(store: &Store, cmd: &SnapshotCommand) -> anyhow::Result<()> {
         }
         SnapshotCommand::Label { key, labels } => {
             let info = sn.update(key, &parse_labels(labels))?;
-            println!("{}", labels_string(&info));
+            println!("{}", labels_string(&info.labels));
             Ok(())
         }
         SnapshotCommand::Cleanup => {
@@ -165,14 +165,6 @@ fn kind_str(kind: SnapshotKind) -> &'static str {
         SnapshotKind::View => "View",
         SnapshotKind::Committed => "Committed",
     }
-}
-
-fn labels_string(info: &Info) -> String {
-    info.labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn inspect_value(info: &Info) -> Value {
@@ -223,7 +215,7 @@ fn ls(
             "Key": info.name,
             "Parent": info.parent.clone().unwrap_or_default(),
             "Kind": kind_str(info.kind),
-            "Labels": labels_string(info),
+            "Labels": labels_string(&info.labels),
             "CreatedAt": rfc3339(info.created),
         }));
         Ok(())
