@@ -237,6 +237,64 @@ impl Tx<'_> {
             })
     }
 
+    /// Moves the active snapshot `key` onto `parent` (committed, or `None`): for snapshotters
+    /// whose layers do not depend on their parents' files until mounted (overlayfs), so an
+    /// unpacker can fill a layer before its parent exists.
+    pub fn set_snapshot_parent(
+        &self,
+        snapshotter: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<SnapshotRecord, MetaError> {
+        let id = |k: &str| format!("{snapshotter}/{k}");
+        match self.snapshot(snapshotter, key)? {
+            Some(s) if s.kind == SnapshotKind::Active => {}
+            Some(s) => {
+                return Err(MetaError::FailedPrecondition {
+                    what: "snapshot",
+                    id: id(key),
+                    reason: format!("is {}, only an active snapshot can move", s.kind.as_str()),
+                });
+            }
+            None => {
+                return Err(MetaError::NotFound {
+                    what: "snapshot",
+                    id: id(key),
+                });
+            }
+        }
+        if let Some(parent) = parent {
+            match self.snapshot(snapshotter, parent)? {
+                Some(p) if p.kind == SnapshotKind::Committed => {}
+                Some(p) => {
+                    return Err(MetaError::FailedPrecondition {
+                        what: "snapshot",
+                        id: id(parent),
+                        reason: format!("is {}, a parent must be committed", p.kind.as_str()),
+                    });
+                }
+                None => {
+                    return Err(MetaError::NotFound {
+                        what: "parent snapshot",
+                        id: id(parent),
+                    });
+                }
+            }
+        }
+        self.conn
+            .execute(
+                "UPDATE snapshots SET parent = ?3, updated_at = ?4 \
+                 WHERE snapshotter = ?1 AND key = ?2",
+                params![snapshotter, key, parent, now()],
+            )
+            .map_err(MetaError::db("move snapshot"))?;
+        self.snapshot(snapshotter, key)?
+            .ok_or_else(|| MetaError::NotFound {
+                what: "snapshot",
+                id: id(key),
+            })
+    }
+
     /// Keys of the snapshots standing on `key`.
     pub fn snapshot_children(
         &self,
@@ -371,6 +429,37 @@ mod tests {
             )?;
             assert_eq!(l.labels.len(), 1);
             assert_eq!(tx.snapshots("overlayfs")?.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn an_active_snapshot_moves_onto_a_committed_parent_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.db")).unwrap();
+        db.write(|tx| {
+            let none = Labels::new();
+            tx.insert_snapshot("overlayfs", "l1", SnapshotKind::Active, None, &none)?;
+            tx.insert_snapshot("overlayfs", "l2", SnapshotKind::Active, None, &none)?;
+            // The parent is still active: refused.
+            assert!(matches!(
+                tx.set_snapshot_parent("overlayfs", "l2", Some("l1")),
+                Err(MetaError::FailedPrecondition { .. })
+            ));
+            assert!(matches!(
+                tx.set_snapshot_parent("overlayfs", "l2", Some("nope")),
+                Err(MetaError::NotFound { .. })
+            ));
+            tx.commit_snapshot("overlayfs", "l1", "c1")?;
+            let moved = tx.set_snapshot_parent("overlayfs", "l2", Some("c1"))?;
+            assert_eq!(moved.parent.as_deref(), Some("c1"));
+            assert_eq!(tx.snapshot_children("overlayfs", "c1")?, ["l2"]);
+            // A committed snapshot never moves.
+            assert!(matches!(
+                tx.set_snapshot_parent("overlayfs", "c1", None),
+                Err(MetaError::FailedPrecondition { .. })
+            ));
             Ok(())
         })
         .unwrap();

@@ -48,6 +48,18 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Where an unpacker writes a layer into the active snapshot in `dir`.
     fn apply_target(&self, dir: &Path, parents: &[PathBuf]) -> ApplyTarget;
 
+    /// Whether an active snapshot may move onto another parent (see
+    /// [`Snapshotter::rebase`](crate::Snapshotter::rebase)).
+    fn can_rebase(&self) -> bool {
+        false
+    }
+
+    /// Called when the active snapshot in `dir` moved onto `parents`, inside the transaction
+    /// that moves it.
+    fn rebased(&self, _dir: &Path, _parents: &[PathBuf]) -> Result<(), FsError> {
+        Ok(())
+    }
+
     /// Called after the snapshot in `dir` was committed (and by cleanup for every committed
     /// snapshot): freeze it, where the backend can.
     fn committed(&self, _dir: &Path) -> Result<(), FsError> {
@@ -442,6 +454,33 @@ impl<B: Backend> Snapshotter for Engine<B> {
             Some(e) => Err(e.for_cleanup()),
             None => Ok(removed),
         }
+    }
+
+    fn can_rebase(&self) -> bool {
+        self.backend.can_rebase()
+    }
+
+    fn rebase(&self, key: &str, parent: Option<&str>) -> Result<ApplyTarget, SnapshotError> {
+        let op = "rebase";
+        if !self.backend.can_rebase() {
+            return Err(SnapshotError::FailedPrecondition {
+                op,
+                key: key.to_owned(),
+                reason: format!(
+                    "the {} snapshotter cannot move a snapshot onto another parent",
+                    self.sn()
+                ),
+            });
+        }
+        let (dir, parents) = self.write(op, key, |tx| {
+            let rec = tx.set_snapshot_parent(self.sn(), key, parent)?;
+            let chain = chain(tx, self.sn(), parent)?;
+            let parents: Vec<PathBuf> = chain.iter().map(|p| self.fs_dir(p.id)).collect();
+            let dir = self.dir(rec.id);
+            self.backend.rebased(&dir, &parents).map_err(TxError::Fs)?;
+            Ok((dir, parents))
+        })?;
+        Ok(self.backend.apply_target(&dir, &parents))
     }
 
     fn apply_target(&self, key: &str) -> Result<ApplyTarget, SnapshotError> {

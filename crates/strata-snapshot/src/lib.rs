@@ -197,6 +197,18 @@ pub trait Snapshotter: Send + Sync {
     /// - native and btrfs: the snapshot's full tree; whiteouts are plain deletions, `lowers`
     ///   is empty.
     fn apply_target(&self, key: &str) -> Result<ApplyTarget, SnapshotError>;
+
+    /// Whether [`rebase`](Self::rebase) works: true for overlayfs only.
+    fn can_rebase(&self) -> bool;
+
+    /// Moves the active snapshot `key` onto the committed snapshot `parent` (or the empty
+    /// directory), and returns its apply target on the new parents. This is how the layers of
+    /// one image unpack in parallel: each is prepared on no parent, filled, then moved onto
+    /// its parent once that is committed, and committed itself. Correct only for a layer
+    /// whose apply did not consult its lowers (`ApplyStats::lower_lookups == 0` in
+    /// strata-archive). Snapshotters that copy their parent (native, btrfs) refuse with
+    /// `FailedPrecondition`.
+    fn rebase(&self, key: &str, parent: Option<&str>) -> Result<ApplyTarget, SnapshotError>;
 }
 
 /// See [`Snapshotter::apply_target`].

@@ -29,10 +29,7 @@ impl Backend for Overlay {
     fn create(&self, dir: &Path, kind: SnapshotKind, parents: &[PathBuf]) -> Result<(), FsError> {
         let fs = dir.join("fs");
         fsutil::mkdir(&fs, 0o755)?;
-        if let Some(top) = parents.first() {
-            // The merged root takes the upper dir's owner and mode.
-            fsutil::copy_owner_and_mode(top, &fs)?;
-        }
+        self.rebased(dir, parents)?;
         if kind == SnapshotKind::Active {
             fsutil::mkdir(&dir.join("work"), 0o711)?;
         }
@@ -49,6 +46,21 @@ impl Backend for Overlay {
             (_, _) => Mount::overlay(parents, Some((&fs, &dir.join("work")))),
         };
         vec![mount]
+    }
+
+    /// A layer is its own directory, stacked only at mount time: it may be filled before its
+    /// parent exists and moved onto it afterwards.
+    fn can_rebase(&self) -> bool {
+        true
+    }
+
+    fn rebased(&self, dir: &Path, parents: &[PathBuf]) -> Result<(), FsError> {
+        if let Some(top) = parents.first() {
+            // The merged root takes the upper dir's owner and mode (layers never set the
+            // root: the applier ignores its entry).
+            fsutil::copy_owner_and_mode(top, &dir.join("fs"))?;
+        }
+        Ok(())
     }
 
     fn apply_target(&self, dir: &Path, parents: &[PathBuf]) -> ApplyTarget {

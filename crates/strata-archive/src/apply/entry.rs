@@ -53,6 +53,9 @@ pub(crate) struct Applier<'a> {
     /// directories in delete mode. Empty in overlay mode.
     pub(super) created: HashSet<(u64, Box<[u8]>)>,
     dirs: Vec<DeferredDir>,
+    /// How often the result depended on what `lowers` hold (see
+    /// [`ApplyStats::lower_lookups`](super::ApplyStats::lower_lookups)).
+    pub(super) lower_lookups: u64,
 }
 
 impl<'a> Applier<'a> {
@@ -70,6 +73,7 @@ impl<'a> Applier<'a> {
             egid: rustix::process::getegid(),
             created: HashSet::new(),
             dirs: Vec::new(),
+            lower_lookups: 0,
         })
     }
 
@@ -149,7 +153,9 @@ impl<'a> Applier<'a> {
             mode: 0o755,
             times: None,
         };
-        if self.opts.whiteouts == WhiteoutMode::Overlay
+        let overlay = self.opts.whiteouts == WhiteoutMode::Overlay;
+        self.lower_lookups += u64::from(overlay);
+        if overlay
             && let Some(found) = super::lowers::find(&self.lowers, rel).map_err(ctx.io(op))?
             && file_type(&found.st) == FileType::Directory
         {

@@ -107,6 +107,7 @@ impl Applier<'_> {
     /// a hardlink can point at it. Returns false when no lower has it.
     pub(super) fn copy_up(&mut self, ctx: Ctx<'_>, target: &[u8]) -> Result<bool, Failure> {
         let op = "copy hardlink target up from a lower layer";
+        self.lower_lookups += 1;
         let Some(found) = find(&self.lowers, target).map_err(ctx.io(op))? else {
             return Ok(false);
         };

@@ -97,6 +97,12 @@ pub struct ApplyStats {
     pub entries: u64,
     /// The compression found from the magic bytes.
     pub compression: Compression,
+    /// How many times the result depended on [`ApplyOptions::lowers`]: directories this layer
+    /// implies without an entry of their own (overlay mode copies their metadata from the
+    /// lowers) and hardlinks to files outside the layer. When it is 0, applying the layer
+    /// without its lowers gives the same tree, which is what lets the layers of one image
+    /// unpack in parallel before their parents exist.
+    pub lower_lookups: u64,
 }
 
 /// Unpacks the layer `src` (gzip, zstd or plain tar, detected from its first bytes) into
@@ -208,7 +214,7 @@ pub fn apply_layer(
         );
         drop(to_unpack);
         drop(to_hash);
-        let entries = match unpacker.join() {
+        let (entries, lower_lookups) = match unpacker.join() {
             Ok(r) => r?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
@@ -222,19 +228,20 @@ pub fn apply_layer(
             uncompressed_bytes: uncompressed,
             entries,
             compression,
+            lower_lookups,
         })
     })
 }
 
 /// The unpacking thread: parse and apply every entry, fix directory metadata, then read the
-/// stream to its end. Returns the number of entries.
+/// stream to its end. Returns the number of entries and of lookups in the lowers.
 fn unpack(
     reader: ChunkReader,
     dest: OwnedFd,
     lowers: Vec<OwnedFd>,
     opts: &ApplyOptions,
     compression: Compression,
-) -> Result<u64, ArchiveError> {
+) -> Result<(u64, u64), ArchiveError> {
     let mut tar = TarStream::new(reader, opts.limits);
     let tar_err = |tar: &TarStream, e: TarError| tar_error(opts, compression, tar.current(), e);
     let mut applier =
@@ -270,7 +277,7 @@ fn unpack(
     }
     applier.finish().map_err(|e| fail(&tar, e))?;
     tar.drain().map_err(|e| tar_err(&tar, e))?;
-    Ok(entries)
+    Ok((entries, applier.lower_lookups))
 }
 
 fn tar_error(

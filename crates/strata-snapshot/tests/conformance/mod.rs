@@ -937,6 +937,46 @@ pub fn usage(env: &Env) {
 }
 
 /// An unpacker writing to `apply_target` without a mount sees its files in the snapshot.
+/// Layers filled before their parents exist, then moved onto them (overlayfs), or a clear
+/// refusal (snapshotters that copy their parent).
+pub fn rebase(env: &Env) {
+    let sn = &*env.sn;
+    sn.prepare("l2-a", None, &gc()).unwrap();
+    if !sn.can_rebase() {
+        assert_eq!(
+            kind_of(sn.rebase("l2-a", None)),
+            ErrorKind::FailedPrecondition
+        );
+        return;
+    }
+    let t = sn.apply_target("l2-a").unwrap();
+    create_file(&t.dir, "top", b"2", 0o644);
+    sn.prepare("l1-a", None, &gc()).unwrap();
+    // The parent is not committed yet: refused, and nothing moved.
+    assert_eq!(
+        kind_of(sn.rebase("l2-a", Some("l1-a"))),
+        ErrorKind::FailedPrecondition
+    );
+    assert_eq!(sn.stat("l2-a").unwrap().parent, None);
+    let base = sn.apply_target("l1-a").unwrap();
+    create_file(&base.dir, "bottom", b"1", 0o644);
+    std::fs::set_permissions(&base.dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    sn.commit("l1", "l1-a", &gc()).unwrap();
+    let t = sn.rebase("l2-a", Some("l1")).unwrap();
+    assert_eq!(t.lowers.len(), 1, "{t:?}");
+    // The layer's root takes its new parent's mode, as if prepared on it.
+    assert_eq!(fs::metadata(&t.dir).unwrap().mode() & 0o7777, 0o750);
+    sn.commit("l2", "l2-a", &gc()).unwrap();
+    assert_eq!(sn.stat("l2").unwrap().parent.as_deref(), Some("l1"));
+    assert_eq!(
+        kind_of(sn.rebase("l2", None)),
+        ErrorKind::FailedPrecondition
+    );
+    sn.view("v", Some("l2"), &gc()).unwrap();
+    let m = env.mount(&sn.mounts("v").unwrap(), "v");
+    assert!(m.path().join("bottom").exists() && m.path().join("top").exists());
+}
+
 pub fn apply_target(env: &Env) {
     let sn = &*env.sn;
     sn.prepare("base-a", None, &gc()).unwrap();
@@ -1186,6 +1226,7 @@ macro_rules! suite {
             child_writes_never_change_parent: true,
             usage: true,
             apply_target: true,
+            rebase: true,
             cleanup: true,
             leftover_of_a_rolled_back_id: true,
             shared_between_handles: false,
