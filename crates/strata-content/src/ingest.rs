@@ -282,6 +282,15 @@ impl Writer {
         }
     }
 
+    /// A second handle on the data written so far, from its first byte: for a caller that
+    /// resumes an ingest and needs its whole stream (an unpacker reads the saved prefix, then
+    /// the rest from the network).
+    pub fn read_back(&self) -> Result<io::Take<File>, ContentError> {
+        let data = self.dir.join("data");
+        let file = File::open(&data).map_err(ContentError::io("reopen ingest", &data))?;
+        Ok(file.take(self.offset))
+    }
+
     /// Appends `buf`, hashing it.
     pub fn write_chunk(&mut self, buf: &[u8]) -> Result<(), ContentError> {
         self.check_room(buf.len())?;

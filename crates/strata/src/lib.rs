@@ -13,6 +13,8 @@
 
 pub mod cli;
 pub mod load;
+pub mod pull;
+pub mod runtime;
 pub mod store;
 pub mod unpack;
 

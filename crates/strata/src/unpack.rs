@@ -51,7 +51,8 @@ pub enum UnpackError {
         expected: Digest,
         actual: Digest,
     },
-    #[error("layer {digest}")]
+    /// The archive error names the layer.
+    #[error("unpack")]
     Apply {
         digest: Digest,
         #[source]
@@ -162,7 +163,7 @@ pub fn unpack(
     Ok(out)
 }
 
-fn unpack_layer(
+pub(crate) fn unpack_layer(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     layer: &Descriptor,

@@ -8,6 +8,8 @@
 mod content;
 mod load;
 mod output;
+mod progress;
+mod pull;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -68,6 +70,8 @@ enum Command {
     Version(system::VersionArgs),
     /// Load images from a tar archive or an OCI layout directory.
     Load(load::LoadArgs),
+    /// Download an image from a registry and unpack it.
+    Pull(pull::PullArgs),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -109,6 +113,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
+        Command::Pull(args) => pull::run(&open()?, args),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
     }
 }
@@ -127,6 +132,19 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// How strata talks to registries: per-host configuration from `$STRATA_HOSTS_DIR`, else
+/// `/etc/strata/certs.d` (containerd's `hosts.toml` layout); credentials from Docker's
+/// `config.json` (`$DOCKER_CONFIG`, else `~/.docker`).
+fn remote_options() -> strata_remote::RemoteOptions {
+    let hosts_dir = std::env::var_os("STRATA_HOSTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/strata/certs.d"));
+    strata_remote::RemoteOptions {
+        hosts_dir: Some(hosts_dir),
+        ..strata_remote::RemoteOptions::default()
+    }
 }
 
 /// Fails with a one-line explanation when the process is not root.

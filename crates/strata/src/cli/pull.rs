@@ -1,0 +1,71 @@
+//! `strata pull`: Docker's `docker pull`, plus containerd's `--all-platforms`.
+
+use std::io::IsTerminal as _;
+
+use clap::Args;
+use strata_remote::{Reference, Remote};
+use strata_types::Platform;
+
+use super::progress::PullDisplay;
+use crate::pull::{NoProgress, PullError, PullOptions, pull};
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Pull this platform's variant of a multi-platform image (os/arch[/variant]) instead
+    /// of the host's.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// Pull and unpack every platform of a multi-platform image (attestations are kept,
+    /// never unpacked).
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+    /// Suppress verbose output: print only the image reference.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Layers downloaded and unpacked at once.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_concurrent_downloads: u32,
+    /// NAME[:TAG|@DIGEST]
+    name: String,
+}
+
+pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
+    let reference = Reference::parse(&args.name)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse::<Platform>)
+        .transpose()?;
+    let opts = PullOptions {
+        platform,
+        all_platforms: args.all_platforms,
+        max_concurrent_downloads: args.max_concurrent_downloads as usize,
+    };
+    let remote = Remote::new(super::remote_options())?;
+    let sn = store.snapshotter()?;
+    let display = PullDisplay::new(std::io::stdout().is_terminal());
+    let last = args.name.rsplit('/').next().unwrap_or_default();
+    if !args.quiet && !last.contains(':') && !last.contains('@') {
+        println!("Using default tag: {}", strata_remote::DEFAULT_TAG);
+    }
+    let progress: &dyn crate::pull::Progress = if args.quiet { &NoProgress } else { &display };
+    let pulled = pull(store, sn.as_ref(), &remote, &reference, &opts, progress);
+    display.finish();
+    let pulled = pulled.map_err(|e| match e {
+        // These name the reference already.
+        PullError::Remote(_) | PullError::NoPlatform { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("pull {}", reference.familiar())),
+    })?;
+    if !args.quiet {
+        println!("Digest: {}", pulled.target.digest);
+        let status = if pulled.up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        println!("Status: {status} {}", reference.familiar());
+    }
+    println!("{reference}");
+    Ok(())
+}
