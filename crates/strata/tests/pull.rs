@@ -383,3 +383,30 @@ fn errors_name_the_reference() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// On a terminal the layer lines are redrawn in place (cursor up, clear line), with a bar.
+#[test]
+fn on_a_terminal_progress_redraws_in_place() {
+    let Some(reg) = gate() else { return };
+    if !strata_testutil::require_tool("script") {
+        return;
+    }
+    let img = image("amd64", "tty");
+    push_image(&reg.url(), "demo/tty", "latest", &img).unwrap();
+    let s = Strata::new();
+    let cmd = format!(
+        "{} --root {} pull {}/demo/tty",
+        Strata::bin().display(),
+        s.root().display(),
+        reg.addr()
+    );
+    // util-linux `script` gives the command a pseudo-terminal.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("\x1b[2K"), "{out:?}");
+    assert!(out.contains("Downloading [") && out.contains("Pull complete"), "{out:?}");
+    assert!(out.contains("Status: Downloaded newer image"), "{out:?}");
+}

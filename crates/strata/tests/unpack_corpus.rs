@@ -95,26 +95,57 @@ fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) {
     );
 }
 
-fn compare(s: &Strata, snapshotter: &str, corpus: &Path) {
+/// How the image gets into the store.
+enum Via<'a> {
+    Load,
+    /// `skopeo copy` into this registry, then `strata pull`.
+    Pull(&'a strata_testutil::Registry),
+}
+
+fn compare(s: &Strata, snapshotter: &str, corpus: &Path, via: Via<'_>) {
     let mnt = tempfile::tempdir().unwrap();
     let target = mnt.path().to_str().unwrap();
     for (name, tag) in IMAGES {
         let layout = corpus.join("oci").join(name);
-        // A layout with several tags is copied to one with just this tag, as `load` loads
-        // every image of a layout.
-        let out = s.ok(&[
-            "--snapshotter",
-            snapshotter,
-            "load",
-            "-i",
-            layout.to_str().unwrap(),
-            "--base-name",
-            &format!("corpus/{name}"),
-        ]);
-        assert!(
-            out.contains(&format!("Loaded image: corpus/{name}:{tag}")),
-            "{out}"
-        );
+        match via {
+            Via::Load => {
+                let out = s.ok(&[
+                    "--snapshotter",
+                    snapshotter,
+                    "load",
+                    "-i",
+                    layout.to_str().unwrap(),
+                    "--base-name",
+                    &format!("corpus/{name}"),
+                ]);
+                assert!(
+                    out.contains(&format!("Loaded image: corpus/{name}:{tag}")),
+                    "{out}"
+                );
+            }
+            Via::Pull(reg) => {
+                let dest = format!("{}/corpus/{name}:{tag}", reg.addr());
+                let copied = Command::new("skopeo")
+                    .args([
+                        "--insecure-policy",
+                        "copy",
+                        "-q",
+                        "--all",
+                        "--dest-tls-verify=false",
+                    ])
+                    .arg(format!("oci:{}:{tag}", layout.display()))
+                    .arg(format!("docker://{dest}"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    copied.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&copied.stderr)
+                );
+                let out = s.ok(&["--snapshotter", snapshotter, "pull", "-q", &dest]);
+                assert_eq!(out, format!("{dest}\n"));
+            }
+        }
         let top = top_chain(&layout, tag);
         let view = format!("check-{name}");
         s.ok(&[
@@ -163,13 +194,39 @@ fn gate() -> Option<PathBuf> {
 #[test]
 fn overlayfs_matches_umoci() {
     let Some(corpus) = gate() else { return };
-    compare(&Strata::new(), "overlayfs", &corpus);
+    compare(&Strata::new(), "overlayfs", &corpus, Via::Load);
 }
 
 #[test]
 fn native_matches_umoci() {
     let Some(corpus) = gate() else { return };
-    compare(&Strata::new(), "native", &corpus);
+    compare(&Strata::new(), "native", &corpus, Via::Load);
+}
+
+fn registry_gate() -> Option<(PathBuf, strata_testutil::Registry)> {
+    let corpus = gate()?;
+    if !strata_testutil::require_tool("skopeo") || !strata_testutil::require_tool("docker-registry")
+    {
+        return None;
+    }
+    Some((corpus, strata_testutil::Registry::start().unwrap()))
+}
+
+/// Pulled from a registry, layers unpack as they download (overlayfs: all at once).
+#[test]
+fn overlayfs_pull_matches_umoci() {
+    let Some((corpus, reg)) = registry_gate() else {
+        return;
+    };
+    compare(&Strata::new(), "overlayfs", &corpus, Via::Pull(&reg));
+}
+
+#[test]
+fn native_pull_matches_umoci() {
+    let Some((corpus, reg)) = registry_gate() else {
+        return;
+    };
+    compare(&Strata::new(), "native", &corpus, Via::Pull(&reg));
 }
 
 #[test]
@@ -181,6 +238,6 @@ fn btrfs_matches_umoci() {
     let t = tempfile::tempdir().unwrap();
     let fs = strata_testutil::LoopBtrfs::create(t.path(), 4 << 30).unwrap();
     let s = Strata::on_root(fs.path().join("root"));
-    compare(&s, "btrfs", &corpus);
+    compare(&s, "btrfs", &corpus, Via::Load);
     drop(s);
 }

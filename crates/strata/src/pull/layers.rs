@@ -180,6 +180,7 @@ fn run_jobs(ctx: &Ctx<'_>, jobs: &[Job<'_>], first: usize) -> Result<(), PullErr
 fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullError> {
     let parent = job.parent.as_ref().map(Digest::to_string);
     let content = ctx.store.content();
+    let existed = matches!(finished, Finished::Exists);
     match finished {
         Finished::Exists => {}
         Finished::Applied {
@@ -203,8 +204,9 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
                 .into());
             }
         }
-        Finished::Applied { key, .. } => {
+        Finished::Applied { key, lower_lookups } => {
             // It needs its parents' files: again, on them, from the store.
+            tracing::info!(layer = %job.desc.digest, lower_lookups, "layer depends on its parents: unpacking it again on them");
             remove_quietly(ctx.sn, &key);
             report(ctx, job, LayerState::Extracting, job.desc.size);
             unpack_layer(
@@ -231,6 +233,9 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
         }
     }
     lease_snapshot(ctx, &job.chain)?;
+    if !existed {
+        ctx.unpacked.fetch_add(1, Ordering::Relaxed);
+    }
     report(ctx, job, LayerState::Done, job.desc.size);
     Ok(())
 }

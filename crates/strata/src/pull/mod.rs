@@ -131,6 +131,8 @@ struct Ctx<'a> {
     opts: &'a PullOptions,
     /// `containerd.io/distribution.source.<registry>` = repository, for every blob.
     source_label: (String, String),
+    /// Layers this pull unpacked (not found already there).
+    unpacked: std::sync::atomic::AtomicUsize,
 }
 
 /// Pulls `reference` into `store`, unpacking it with `sn`.
@@ -159,6 +161,7 @@ pub fn pull(
             format!("containerd.io/distribution.source.{}", reference.registry()),
             reference.repository().to_owned(),
         ),
+        unpacked: Default::default(),
     };
     let result = pull_leased(&ctx);
     // Recorded images now hold what they need; the rest is for garbage collection.
@@ -223,7 +226,8 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
         Ok(())
     })?;
     Ok(Pulled {
-        up_to_date: before.is_some_and(|b| b.target.digest == target.digest),
+        up_to_date: before.is_some_and(|b| b.target.digest == target.digest)
+            && ctx.unpacked.load(std::sync::atomic::Ordering::Relaxed) == 0,
         name: ctx.reference.clone(),
         target,
         manifests,
