@@ -53,6 +53,11 @@ for layer, label in (("base", "base layer"), ("small", "30,000-small-files layer
         ratio = stats(runs(f"unpack-{layer}", "strata"))[0] / stats(runs(f"unpack-{layer}", "pigz"))[0]
         targets.append((f"unpack of the corpus {label}", "faster than `pigz -dc \\| tar -x`",
                         f"{ratio:.2f}×", "met" if ratio < 1.0 else "not yet"))
+for img in ("debian-base", "python", "smallfiles", "multi"):
+    if runs(f"pull-{img}", "strata") and runs(f"pull-{img}", "ctr"):
+        ratio = stats(runs(f"pull-{img}", "ctr"))[0] / stats(runs(f"pull-{img}", "strata"))[0]
+        targets.append((f"pull of {img}", "≥ 3× faster than `ctr images pull`",
+                        f"{ratio:.2f}× faster", "met" if ratio >= 3 else "not yet"))
 for t in targets:
     p("| " + " | ".join(t) + " |")
 p("")
@@ -119,6 +124,56 @@ if runs("unpack-base", "strata"):
     p("")
     for k in ("unpack.cmd.strata", "unpack.cmd.pigz", "unpack.cmd.tar"):
         p(f"- `{meta[k]}`")
+    p("")
+
+PULL_IMAGES = [("debian-base", "debian-base (1 layer)"), ("python", "python (2 layers)"),
+               ("smallfiles", "smallfiles (2 layers, 30,000 small files)"),
+               ("multi", "multi, linux/arm64 from an index")]
+if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
+    p("## Pull: corpus images from a registry on 127.0.0.1")
+    p("")
+    p("Resolve, download, verify and unpack into an empty store, from the CNCF distribution")
+    p("registry on the same machine. containerd 1.6 (`ctr`, overlayfs snapshotter, its own daemon")
+    p("restarted on an empty root before each run) and skopeo into containers-storage (Podman's")
+    p("store, overlay driver) do the same work.")
+    p("")
+    p("| image | strata median s (min–max) | ctr median s | skopeo median s | ctr / strata | peak RSS strata |")
+    p("|---|---|---|---|---|---|")
+    for img, label in PULL_IMAGES:
+        rs = runs(f"pull-{img}", "strata")
+        if not rs:
+            continue
+        med, lo, hi, rss = stats(rs)
+        peers = {}
+        for peer in ("ctr", "skopeo"):
+            prs = runs(f"pull-{img}", peer)
+            peers[peer] = stats(prs)[0] if prs else None
+        fmt = lambda v: f"{v:.3f}" if v is not None else "–"
+        ratio = f"{peers['ctr'] / med:.2f}×" if peers["ctr"] else "–"
+        p(f"| {label} | {med:.3f} ({lo:.3f}–{hi:.3f}) | {fmt(peers['ctr'])} | {fmt(peers['skopeo'])} | {ratio} | {rss / 1024:.1f} MiB |")
+    p("")
+    floors = [(k, runs(f"floor-{k}", "python")) for k in ("download", "decode", "extract")]
+    if all(rs for _, rs in floors):
+        p("Floors on python's two layers (each stage alone, both layers at once):")
+        p("")
+        p("| stage | median s | command |")
+        p("|---|---|---|")
+        for k, rs in floors:
+            p(f"| {k} | {stats(rs)[0]:.3f} | `{meta.get('pull.floor.' + k, '')}` |")
+        slowest = max(stats(rs)[0] for _, rs in floors)
+        if runs("pull-python", "strata"):
+            p("")
+            p(f"strata's python pull / slowest stage alone: "
+              f"{stats(runs('pull-python', 'strata'))[0] / slowest:.2f}× (target ≤ 1.3×).")
+        p("")
+    p("Commands:")
+    p("")
+    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.skopeo", "pull.note.multi"):
+        if k in meta:
+            p(f"- `{meta[k]}`" if not k.endswith("multi") else f"- {meta[k]}")
+    versions = [meta[k] for k in ("version.ctr", "version.skopeo") if k in meta]
+    if versions:
+        p(f"- versions: {'; '.join(versions)}")
     p("")
 
 p("## Reproduce")

@@ -3,7 +3,9 @@
 #
 #   bench/run.sh [--quick] [--runs N] [SCENARIO...]
 #
-# Scenarios (default: all): hash, ingest, unpack. Each timed run is cold: the store is emptied, the page
+# Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs skopeo into
+# containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x).
+# Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
@@ -23,7 +25,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -164,6 +166,138 @@ scenario_unpack() {
     done
   done
   rm -rf "$root" "$out"
+}
+
+REG_PID= CTRD_PID=
+stop_daemons() {
+  [ -z "$REG_PID" ] || { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
+  [ -z "$CTRD_PID" ] || { kill "$CTRD_PID" 2>/dev/null || true; wait "$CTRD_PID" 2>/dev/null || true; }
+  REG_PID= CTRD_PID=
+}
+trap stop_daemons EXIT
+
+# unmount_under DIR: every mount at or below DIR, deepest first (containers-storage and
+# containerd leave their overlay and bind mounts behind).
+unmount_under() {
+  findmnt -rn -o TARGET | awk -v d="$1" 'index($0, d) == 1' | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+}
+
+# start_registry: a CNCF distribution registry on 127.0.0.1 (sets REG).
+start_registry() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rm -rf "$WORK/registry"; mkdir -p "$WORK/registry"
+  cat > "$WORK/registry/config.yml" <<YML
+version: 0.1
+log: { level: error }
+storage: { filesystem: { rootdirectory: $WORK/registry/data }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$port }
+YML
+  docker-registry serve "$WORK/registry/config.yml" > "$WORK/registry/log" 2>&1 &
+  REG_PID=$!
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
+  REG=127.0.0.1:$port
+}
+
+# fresh_containerd: a containerd of our own with an empty store (sets CTR).
+fresh_containerd() {
+  [ -z "$CTRD_PID" ] || { kill "$CTRD_PID"; wait "$CTRD_PID" 2>/dev/null || true; }
+  unmount_under "$WORK/ctrd"
+  rm -rf "$WORK/ctrd"; mkdir -p "$WORK/ctrd"
+  containerd --root "$WORK/ctrd/root" --state "$WORK/ctrd/state" --address "$WORK/ctrd/sock" > "$WORK/ctrd.log" 2>&1 &
+  CTRD_PID=$!
+  CTR=(ctr -a "$WORK/ctrd/sock" -n bench)
+  for _ in $(seq 100); do "${CTR[@]}" version > /dev/null 2>&1 && return; sleep 0.1; done
+  echo "bench: containerd did not start: $(tail -5 "$WORK/ctrd.log")" >&2
+  return 1
+}
+
+scenario_pull() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  if [ ! -f "$corpus/oci/multi/index.json" ]; then
+    echo "bench: pull needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+    exit 1
+  fi
+  local images=(debian-base python smallfiles multi)
+  ((QUICK)) && images=(debian-base)
+  echo "== pull: ${images[*]} from a registry on 127.0.0.1 (strata, ctr, skopeo → containers-storage)"
+  start_registry
+  for img in "${images[@]}"; do
+    skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
+  done
+  local have_ctr=0 have_skopeo=0
+  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  command -v skopeo > /dev/null && have_skopeo=1
+  meta pull.cmd.strata "strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest"
+  meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (containerd with its own root, overlayfs snapshotter)"
+  meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest"
+  meta pull.note.multi "multi: --platform linux/arm64 for every system (the arm64 variant is one layer of its own)"
+  ((have_ctr)) && meta version.ctr "$(ctr --version)"
+  ((have_skopeo)) && meta version.skopeo "$(skopeo --version)"
+  for run in $(seq 1 "$RUNS"); do
+    for img in "${images[@]}"; do
+      local ref=$REG/corpus/$img:latest plat=()
+      [ "$img" = multi ] && plat=(--platform linux/arm64)
+      local order=(strata ctr skopeo)
+      ((run % 2)) || order=(skopeo ctr strata)
+      for sys in "${order[@]}"; do
+        case $sys in
+          strata)
+            rm -rf "$WORK/strata-root"; "$STRATA" --root "$WORK/strata-root" info > /dev/null
+            timed "pull-$img" strata "$run" -- "$STRATA" --root "$WORK/strata-root" pull -q "${plat[@]}" "$ref" ;;
+          ctr)
+            ((have_ctr)) || continue
+            fresh_containerd || exit 1
+            timed "pull-$img" ctr "$run" -- "${CTR[@]}" images pull --plain-http "${plat[@]}" "$ref" ;;
+          skopeo)
+            ((have_skopeo)) || continue
+            unmount_under "$WORK/cs"; rm -rf "$WORK/cs"
+            local os=() ; [ "$img" = multi ] && os=(--override-arch arm64)
+            timed "pull-$img" skopeo "$run" -- skopeo "${os[@]}" copy -q --src-tls-verify=false "docker://$ref" "containers-storage:[overlay@$WORK/cs/root+$WORK/cs/run]corpus/$img:latest" ;;
+        esac
+      done
+    done
+  done
+  # The floors, on python's two layers: the download alone, the decode alone, and the
+  # extraction of the uncompressed layers alone (each pair in parallel, as a pull does them).
+  if ((!QUICK)); then
+    local layers=() l
+    mapfile -t layers < <(python3 - "$corpus/oci/python" <<'PY'
+import json, sys
+lay = sys.argv[1]
+blob = lambda d: f"{lay}/blobs/sha256/{d.split(':')[1]}"
+m = json.load(open(blob(json.load(open(f"{lay}/index.json"))["manifests"][0]["digest"])))
+for l in m["layers"]: print(l["digest"])
+PY
+)
+    rm -rf "$WORK/floor"; mkdir -p "$WORK/floor"
+    local i=0
+    for l in "${layers[@]}"; do pigz -dc "$corpus/oci/python/blobs/sha256/${l#sha256:}" > "$WORK/floor/$i.tar"; i=$((i+1)); done
+    meta pull.floor.download "curl -s REGISTRY/v2/corpus/python/blobs/LAYER -o /dev/null, both layers at once"
+    meta pull.floor.decode "pigz -dc LAYER > /dev/null, both layers at once"
+    meta pull.floor.extract "tar -x -f LAYER.tar -C DIR (uncompressed layers), both at once"
+    for run in $(seq 1 "$RUNS"); do
+      local dl="" dc="" ex=""
+      i=0
+      for l in "${layers[@]}"; do
+        dl+="curl -fsS http://$REG/v2/corpus/python/blobs/$l -o /dev/null & "
+        dc+="pigz -dc $corpus/oci/python/blobs/sha256/${l#sha256:} > /dev/null & "
+        ex+="mkdir -p $WORK/floor/x$i && tar -xf $WORK/floor/$i.tar -C $WORK/floor/x$i & "
+        i=$((i+1))
+      done
+      timed floor-download python "$run" -- sh -c "$dl wait"
+      timed floor-decode python "$run" -- sh -c "$dc wait"
+      rm -rf "$WORK"/floor/x*
+      timed floor-extract python "$run" -- sh -c "$ex wait"
+      rm -rf "$WORK"/floor/x*
+    done
+    rm -rf "$WORK/floor"
+  fi
+  stop_daemons
+  unmount_under "$WORK/cs"; unmount_under "$WORK/ctrd"
+  rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/registry"
 }
 
 for s in "${SCENARIOS[@]}"; do
