@@ -10,7 +10,10 @@
 //! ID, `name@digest`) into records; [`remove`] is `rmi`. None of this frees disk space:
 //! removing what no record needs any more is garbage collection.
 
+mod filter;
 mod summary;
+
+pub use filter::{glob_match, reference_matches};
 
 pub use summary::{ImageSummary, ManifestKind, ManifestSummary, Sizer, platform_manifest};
 

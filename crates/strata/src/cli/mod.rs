@@ -6,6 +6,10 @@
 //! 125 / 126 / 127 and the container's own status.
 
 mod content;
+mod image;
+mod image_info;
+mod image_ops;
+mod image_tree;
 mod load;
 mod output;
 mod snapshot;
@@ -68,6 +72,8 @@ enum Command {
     Version(system::VersionArgs),
     /// Load images from a tar archive or an OCI layout directory.
     Load(load::LoadArgs),
+    #[command(flatten)]
+    Images(image::TopLevel),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -109,6 +115,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
+        Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
     }
 }
