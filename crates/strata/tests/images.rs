@@ -38,6 +38,11 @@ fn image(arch: &str, text: &str) -> Image {
         .build()
 }
 
+/// A fresh store; `None` (the test is skipped) without root.
+fn store() -> Option<Strata> {
+    strata_testutil::require_root(ROOT).then(Strata::new)
+}
+
 fn host_arch() -> &'static str {
     if cfg!(target_arch = "aarch64") {
         "arm64"
@@ -57,6 +62,26 @@ fn load(s: &Strata, entries: &[(&str, LayoutEntry<'_>)]) {
     s.ok(&["load", "-q", "-i", dir.path().to_str().unwrap()]);
 }
 
+/// Two images, `alpha:1` and `second`, loaded into `s`.
+fn load_two(s: &Strata, second: &str) -> (Image, Image) {
+    let (a, b) = (image(host_arch(), "a"), image(host_arch(), "b"));
+    load(
+        s,
+        &[
+            ("docker.io/library/alpha:1", LayoutEntry::Image(&a)),
+            (second, LayoutEntry::Image(&b)),
+        ],
+    );
+    (a, b)
+}
+
+/// The lines `strata ARGS` prints, sorted.
+fn sorted_lines(s: &Strata, args: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = s.ok(args).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
 fn json_lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -65,18 +90,8 @@ fn json_lines(out: &str) -> Vec<Value> {
 
 #[test]
 fn images_lists_with_docker_columns_flags_and_sizes() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
-    let (a, b) = (image(host_arch(), "a"), image(host_arch(), "b"));
-    load(
-        &s,
-        &[
-            ("docker.io/library/alpha:1", LayoutEntry::Image(&a)),
-            ("example.com/team/beta:2", LayoutEntry::Image(&b)),
-        ],
-    );
+    let Some(s) = store() else { return };
+    let (a, b) = load_two(&s, "example.com/team/beta:2");
     let out = s.ok(&["images"]);
     let mut lines = out.lines();
     let header: Vec<&str> = lines
@@ -104,8 +119,7 @@ fn images_lists_with_docker_columns_flags_and_sizes() {
     );
 
     // -q, --no-trunc
-    let mut q: Vec<String> = s.ok(&["images", "-q"]).lines().map(str::to_owned).collect();
-    q.sort();
+    let q = sorted_lines(&s, &["images", "-q"]);
     let mut want = vec![
         hex(a.digest())[..12].to_owned(),
         hex(b.digest())[..12].to_owned(),
@@ -168,7 +182,7 @@ fn images_lists_with_docker_columns_flags_and_sizes() {
     let repos = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
         a.extend_from_slice(args);
-        s.ok(&a).lines().map(str::to_owned).collect()
+        sorted_lines(&s, &a)
     };
     assert_eq!(repos(&["--filter", "reference=alp*"]), ["alpha:1"]);
     assert_eq!(
@@ -208,26 +222,14 @@ fn human(n: u64) -> String {
 
 #[test]
 fn retag_leaves_a_dangling_image_and_rmi_untags_deletes_or_refuses() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
-    let (a, b) = (image(host_arch(), "a"), image(host_arch(), "b"));
-    load(
-        &s,
-        &[
-            ("docker.io/library/alpha:1", LayoutEntry::Image(&a)),
-            ("docker.io/library/beta:1", LayoutEntry::Image(&b)),
-        ],
-    );
+    let Some(s) = store() else { return };
+    let (a, b) = load_two(&s, "docker.io/library/beta:1");
     // Moving alpha:1 to beta's image leaves a's image without a name: dangling.
     s.ok(&["tag", "beta:1", "alpha:1"]);
     let rows = |args: &[&str]| -> Vec<String> {
         let mut v = vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
         v.extend_from_slice(args);
-        let mut r: Vec<String> = s.ok(&v).lines().map(str::to_owned).collect();
-        r.sort();
-        r
+        sorted_lines(&s, &v)
     };
     let (ida, idb) = (&hex(a.digest())[..12], &hex(b.digest())[..12]);
     assert_eq!(
@@ -291,10 +293,7 @@ fn retag_leaves_a_dangling_image_and_rmi_untags_deletes_or_refuses() {
 
 #[test]
 fn loading_a_name_again_leaves_the_old_image_dangling() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
+    let Some(s) = store() else { return };
     let (a, b) = (image(host_arch(), "a"), image(host_arch(), "b"));
     load(&s, &[("docker.io/library/alpha:1", LayoutEntry::Image(&a))]);
     load(&s, &[("docker.io/library/alpha:1", LayoutEntry::Image(&b))]);
@@ -318,10 +317,7 @@ fn loading_a_name_again_leaves_the_old_image_dangling() {
 
 #[test]
 fn inspect_by_name_id_prefix_and_digest() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
+    let Some(s) = store() else { return };
     let a = image(host_arch(), "a");
     load(&s, &[("docker.io/library/alpha:1", LayoutEntry::Image(&a))]);
     let out = s.ok(&["image", "inspect", "alpha:1"]);
@@ -380,10 +376,7 @@ fn inspect_by_name_id_prefix_and_digest() {
 
 #[test]
 fn history_shows_layers_newest_first_with_missing_ids() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
+    let Some(s) = store() else { return };
     let a = image(host_arch(), "a");
     load(&s, &[("docker.io/library/alpha:1", LayoutEntry::Image(&a))]);
     let out = s.ok(&["history", "alpha:1"]);
@@ -448,10 +441,7 @@ fn history_shows_layers_newest_first_with_missing_ids() {
 
 #[test]
 fn tree_shows_platforms_unpacked_state_and_attestations() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
+    let Some(s) = store() else { return };
     let other = if host_arch() == "amd64" {
         "arm64"
     } else {
@@ -507,18 +497,8 @@ fn tree_shows_platforms_unpacked_state_and_attestations() {
 
 #[test]
 fn prune_removes_dangling_then_all_unused_records() {
-    if !strata_testutil::require_root(ROOT) {
-        return;
-    }
-    let s = Strata::new();
-    let (a, b) = (image(host_arch(), "a"), image(host_arch(), "b"));
-    load(
-        &s,
-        &[
-            ("docker.io/library/alpha:1", LayoutEntry::Image(&a)),
-            ("docker.io/library/beta:1", LayoutEntry::Image(&b)),
-        ],
-    );
+    let Some(s) = store() else { return };
+    let (a, b) = load_two(&s, "docker.io/library/beta:1");
     s.ok(&["tag", "beta:1", "alpha:1"]);
     let err = s.fails(&["image", "prune"], b"n\n");
     assert!(err.contains("image prune has been cancelled"), "{err}");

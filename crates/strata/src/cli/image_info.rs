@@ -10,7 +10,7 @@ use strata_format::{ago, human_size};
 use strata_types::Matcher;
 
 use super::image::{created_of, image_id, open_snapshotter};
-use super::output::{print_inspect, print_list};
+use super::output::{fail_with_all, print_inspect, print_list};
 use super::timefmt::{parse_rfc3339, rfc3339};
 use crate::images::{self, ImageError, ImageSummary, Resolved, Sizer, is_dangling};
 use crate::store::Store;
@@ -78,14 +78,7 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<()> {
     }
     // As Docker: what was found is printed, then what was not fails the command.
     print_inspect(&items, args.format.as_deref())?;
-    let last = errors.pop();
-    for e in errors {
-        eprintln!("strata: {e:#}");
-    }
-    match last {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    fail_with_all(errors)
 }
 
 fn inspect_value(store: &Store, resolved: &Resolved, summary: &ImageSummary) -> Value {

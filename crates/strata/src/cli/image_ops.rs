@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use strata_remote::Reference;
 
+use super::output::fail_with_all;
 use crate::images::{self, ImageError, Removal, is_dangling};
 use crate::store::Store;
 
@@ -80,15 +81,7 @@ pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
-    // Like `docker rmi`: every failure reported, one line each; the command fails.
-    let last = errors.pop();
-    for e in errors {
-        eprintln!("strata: {e:#}");
-    }
-    match last {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    fail_with_all(errors)
 }
 
 fn confirm(all: bool) -> anyhow::Result<bool> {

@@ -21,6 +21,16 @@ fn db() -> (tempfile::TempDir, Db) {
 const X: &str = "docker.io/library/x:latest";
 const Y: &str = "docker.io/library/y:1";
 
+/// Names X and Y, pointing at `x` and `y`.
+fn name_both(db: &Db, x: &Descriptor, y: &Descriptor) {
+    db.write(|tx| {
+        set_image_name(tx, X, x)?;
+        set_image_name(tx, Y, y)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
 fn names(db: &Db) -> Vec<String> {
     db.read(|tx| Ok(tx.images()?.into_iter().map(|r| r.name).collect()))
         .unwrap()
@@ -92,12 +102,7 @@ fn ambiguous_prefix_is_refused() {
         }
     }
     let (p, q) = (p.unwrap(), q.unwrap());
-    db.write(|tx| {
-        set_image_name(tx, X, &p)?;
-        set_image_name(tx, Y, &q)?;
-        Ok(())
-    })
-    .unwrap();
+    name_both(&db, &p, &q);
     let prefix = p.digest.hex()[..4].to_owned();
     let e = db.read(|tx| Ok(resolve(tx, &prefix))).unwrap().unwrap_err();
     assert!(matches!(e, ImageError::Ambiguous(_)), "{e}");
@@ -107,12 +112,7 @@ fn ambiguous_prefix_is_refused() {
 fn rmi_untags_deletes_and_refuses_as_docker() {
     let (_d, db) = db();
     let a = desc(b"a");
-    db.write(|tx| {
-        set_image_name(tx, X, &a)?;
-        set_image_name(tx, Y, &a)?;
-        Ok(())
-    })
-    .unwrap();
+    name_both(&db, &a, &a);
     let hex = a.digest.hex()[..12].to_owned();
     // By ID with two names: refused, nothing changes.
     let e = write(&db, |tx| remove(tx, &hex, false)).unwrap_err();
