@@ -200,6 +200,8 @@ fn images_lists_with_docker_columns_flags_and_sizes() {
     );
     assert_eq!(repos(&["--filter", "label=org.example=yes"]).len(), 2);
     assert!(repos(&["--filter", "label=org.example=no"]).is_empty());
+    let err = s.fails(&["images", "--filter", "dangling=maybe"], b"");
+    assert!(err.contains("invalid filter 'dangling=maybe'"), "{err}");
     let err = s.fails(&["images", "--filter", "bogus=1"], b"");
     assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }

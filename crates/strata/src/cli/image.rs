@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use strata_format::{ago, human_size};
@@ -229,9 +229,15 @@ fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Ve
         if names.is_empty() && hide_dangling {
             continue;
         }
-        let summary = sizer
-            .summarize(&target, &matcher)
-            .with_context(|| format!("image {digest}"))?;
+        // One unreadable image does not hide the others (it lists with what is known).
+        let summary = sizer.summarize(&target, &matcher).unwrap_or_else(|e| {
+            tracing::warn!("image {digest}: {:#}", anyhow::Error::from(e));
+            ImageSummary {
+                target: target.clone(),
+                manifests: Vec::new(),
+                best: None,
+            }
+        });
         if !filters.keeps_labels(&summary) {
             continue;
         }
