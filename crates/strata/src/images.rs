@@ -85,13 +85,14 @@ pub fn set_image_name(
     name: &str,
     target: &Descriptor,
 ) -> Result<ImageRecord, MetaError> {
-    if let Some(old) = tx.image(name)?
+    let old = tx.image(name)?;
+    if let Some(old) = &old
         && old.target.digest != target.digest
         && tx.images_by_target(&old.target.digest)?.len() == 1
     {
         tx.put_image(&dangling_name(&old.target.digest), &old.target, &old.labels)?;
     }
-    let labels = tx.image(name)?.map(|r| r.labels).unwrap_or_default();
+    let labels = old.map(|r| r.labels).unwrap_or_default();
     let rec = tx.put_image(name, target, &labels)?;
     let dangling = dangling_name(&target.digest);
     if name != dangling && tx.image(&dangling)?.is_some() {

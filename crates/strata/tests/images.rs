@@ -525,3 +525,36 @@ fn prune_removes_dangling_then_all_unused_records() {
     );
     assert_eq!(s.ok(&["images", "-a", "-q"]), "");
 }
+
+#[test]
+fn an_image_without_created_time_reads_n_a() {
+    let Some(s) = store() else { return };
+    let img = ImageBuilder::new()
+        .platform("linux", host_arch(), None)
+        .layer(
+            LayerBuilder::new()
+                .file("f", b"x", 0o644)
+                .build(Compression::Gzip),
+        )
+        .config(|c| {
+            c["created"] = Value::Null;
+            c["history"] = serde_json::json!([{"created_by": "ADD f"}]);
+        })
+        .build();
+    load(&s, &[("docker.io/library/old:1", LayoutEntry::Image(&img))]);
+    let out = s.ok(&["images"]);
+    let row = out.lines().nth(1).unwrap();
+    assert!(row.contains("   N/A   "), "{out}");
+    let item = &json_lines(&s.ok(&["images", "--format", "json"]))[0];
+    assert_eq!(item["CreatedSince"], "");
+    assert_eq!(item["CreatedAt"], "1970-01-01 00:00:00 +0000 UTC");
+    let v: Value = serde_json::from_str(&s.ok(&["image", "inspect", "old:1"])).unwrap();
+    assert!(v[0].get("Created").is_none(), "{v}");
+    let h = s.ok(&[
+        "history",
+        "--format",
+        "{{.CreatedSince}}|{{.CreatedBy}}",
+        "old:1",
+    ]);
+    assert_eq!(h, "N/A|ADD f\n");
+}
