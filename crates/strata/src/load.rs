@@ -211,7 +211,7 @@ fn load_leased(
     db.write(|tx| {
         for image in &images {
             if let Some(name) = &image.name {
-                tx.put_image(&name.to_string(), &image.target, &Labels::new())?;
+                crate::images::set_image_name(tx, &name.to_string(), &image.target)?;
             }
         }
         Ok(())
@@ -259,30 +259,17 @@ fn platform_manifest(
     platform: &Matcher,
     name: &str,
 ) -> Result<Descriptor, LoadError> {
-    if is_manifest(&target.media_type) {
-        return Ok(target.clone());
-    }
-    if !is_index(&target.media_type) {
+    if !is_manifest(&target.media_type) && !is_index(&target.media_type) {
         return Err(LoadError::MediaType {
             name: name.to_owned(),
             media_type: target.media_type.clone(),
         });
     }
-    let (index, _): (Index, _) =
-        read_json(content, "index", target).map_err(|source| LoadError::Unpack {
+    crate::images::platform_manifest(content, target, platform)
+        .map_err(|source| LoadError::Unpack {
             name: name.to_owned(),
             source,
-        })?;
-    let order = platform.order(
-        index
-            .manifests
-            .iter()
-            .map(|e| (e.platform.as_ref(), &e.descriptor.annotations)),
-    );
-    order
-        .first()
-        .map(|&i| index.manifests[i].descriptor.clone())
-        .filter(|d| is_manifest(&d.media_type))
+        })?
         .ok_or_else(|| LoadError::NoPlatform {
             name: name.to_owned(),
             platform: format!("{platform:?}"),

@@ -6,6 +6,10 @@
 //! 125 / 126 / 127 and the container's own status.
 
 mod content;
+mod image;
+mod image_info;
+mod image_ops;
+mod image_tree;
 mod load;
 mod output;
 mod progress;
@@ -72,6 +76,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Download an image from a registry and unpack it.
     Pull(pull::PullArgs),
+    #[command(flatten)]
+    Images(image::TopLevel),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -114,6 +120,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),
+        Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
     }
 }

@@ -52,3 +52,19 @@ pub fn print_inspect(items: &[Value], format: Option<&str>) -> anyhow::Result<()
     }
     Ok(out.flush()?)
 }
+
+/// Ends a command that went on past failures, as `docker rmi` and `docker inspect` do: each
+/// failure is one line on stderr; the last one is the command's error (exit code 1).
+pub fn fail_with_all<E>(mut errors: Vec<E>) -> anyhow::Result<()>
+where
+    E: Into<anyhow::Error>,
+{
+    let last = errors.pop();
+    for e in errors {
+        eprintln!("strata: {:#}", e.into());
+    }
+    match last {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}

@@ -222,7 +222,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
     }
 
     ctx.store.db().write(|tx| {
-        tx.put_image(&name, &target, &Labels::new())?;
+        crate::images::set_image_name(tx, &name, &target)?;
         Ok(())
     })?;
     Ok(Pulled {

@@ -1,0 +1,143 @@
+//! `strata tag`, `strata rmi` and `strata image prune`: image records only. Removing a
+//! record frees no disk space by itself; what no record needs any more is garbage
+//! collection's (`Total reclaimed space` is therefore always 0B).
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use strata_remote::Reference;
+
+use super::output::fail_with_all;
+use crate::images::{self, ImageError, Removal, is_dangling};
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+    /// Force removal of the image (several names, or used by a container).
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all images without a container, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<()> {
+    let name = Reference::parse(&args.target)?;
+    if name.digest().is_some() {
+        bail!(
+            "refusing to create a tag with a digest reference: {}",
+            args.target
+        );
+    }
+    images::write(store.db(), |tx| {
+        let source = images::resolve(tx, &args.source)?;
+        images::set_image_name(tx, &name.to_string(), source.target())?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn print_removals(out: &mut impl Write, removals: &[Removal], lower: bool) -> io::Result<()> {
+    for r in removals {
+        let (word, what) = match r {
+            Removal::Untagged(name) => ("Untagged", name.clone()),
+            Removal::Deleted(digest) => ("Deleted", digest.to_string()),
+        };
+        if lower {
+            writeln!(out, "{}: {what}", word.to_lowercase())?;
+        } else {
+            writeln!(out, "{word}: {what}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
+    let mut errors: Vec<ImageError> = Vec::new();
+    let mut out = io::stdout().lock();
+    for arg in &args.images {
+        match images::write(store.db(), |tx| images::remove(tx, arg, args.force)) {
+            Ok(removals) => print_removals(&mut out, &removals, false)?,
+            Err(e) => errors.push(e),
+        }
+    }
+    out.flush()?;
+    fail_with_all(errors)
+}
+
+fn confirm(all: bool) -> anyhow::Result<bool> {
+    let what = if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    io::stdout().flush()?;
+    let mut answer = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read answer")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+    if !args.force && !confirm(args.all)? {
+        bail!("image prune has been cancelled");
+    }
+    let removals = images::write(store.db(), |tx| {
+        let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for rec in tx.images()? {
+            by_target
+                .entry(rec.target.digest.clone())
+                .or_default()
+                .push(rec);
+        }
+        let mut removals = Vec::new();
+        for (digest, recs) in by_target {
+            let dangling = recs.iter().all(is_dangling);
+            if !(dangling || args.all) || !images::containers_using(tx, &digest)?.is_empty() {
+                continue;
+            }
+            for rec in &recs {
+                tx.delete_image(&rec.name)?;
+                if !is_dangling(rec) {
+                    removals.push(Removal::Untagged(images::familiar(&rec.name)));
+                }
+            }
+            removals.push(Removal::Deleted(digest));
+        }
+        Ok(removals)
+    })?;
+    let mut out = io::stdout().lock();
+    if !removals.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        print_removals(&mut out, &removals, true)?;
+        writeln!(out)?;
+    }
+    // Records only: the space is freed by garbage collection.
+    writeln!(out, "Total reclaimed space: 0B")?;
+    Ok(out.flush()?)
+}
