@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # strata's main job, end to end, on a fresh Debian machine. Installs what it needs (apt), builds
 # strata, starts a local CNCF distribution registry on 127.0.0.1, puts a small real image in it
-# (busybox, built here with umoci and copied in with skopeo), then — as far as the landed
-# features go — fetches that image's blobs into strata's content store (verified, atomic),
-# loads the image's OCI layout (unpacking it into overlayfs snapshots), and shows
-# `strata content ls`, `strata snapshot ls` and `strata info`. Pull, run and `system df`
-# replace the fetch and the load as they land.
+# (busybox, built here with umoci and copied in with skopeo), pulls it with `strata pull`
+# (download, verify, unpack into overlayfs snapshots) and shows `strata images`,
+# `strata snapshot ls` and `strata info`. Run and `system df` join as they land.
 #
 #   scripts/quickstart.sh          (as root: apt, /var/lib/strata)
 #   STRATA_ROOT=DIR scripts/quickstart.sh
@@ -59,29 +57,13 @@ umoci insert --image "$WORK/oci:latest" "$WORK/rootfs/bin" /bin > /dev/null
 umoci config --image "$WORK/oci:latest" --config.cmd sh
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/oci:latest" "docker://$REG/demo/busybox:latest"
 
-echo "== fetching the image's blobs from the registry into strata's content store"
-ACCEPT='application/vnd.oci.image.manifest.v1+json'
-curl -fsS -H "Accept: $ACCEPT" "http://$REG/v2/demo/busybox/manifests/latest" -o "$WORK/manifest.json"
-ingest() { # DIGEST SIZE URL
-  curl -fsS "$3" | $STRATA content ingest --expected "$1" --size "$2" --label demo=quickstart
-}
-MDIGEST=sha256:$(sha256sum "$WORK/manifest.json" | cut -d' ' -f1)
-$STRATA content ingest --expected "$MDIGEST" --size "$(stat -c %s "$WORK/manifest.json")" --label demo=quickstart < "$WORK/manifest.json"
-python3 - "$WORK/manifest.json" <<'PY' > "$WORK/blobs"
-import json, sys
-m = json.load(open(sys.argv[1]))
-for d in [m["config"], *m["layers"]]:
-    print(d["digest"], d["size"])
-PY
-while read -r digest size; do
-  ingest "$digest" "$size" "http://$REG/v2/demo/busybox/blobs/$digest"
-done < "$WORK/blobs"
-
-echo "== strata content ls"
-$STRATA content ls
+echo "== strata pull $REG/demo/busybox:latest"
+$STRATA pull "$REG/demo/busybox:latest"
 echo
-echo "== strata load: the same image as an OCI layout, unpacked into snapshots"
-$STRATA load -i "$WORK/oci" --base-name demo/busybox
+echo "== strata images"
+$STRATA images
+echo
+echo "== strata snapshot ls (the unpacked layers, by chainID)"
 $STRATA snapshot ls
 echo
 echo "== strata info"
