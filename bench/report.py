@@ -126,6 +126,40 @@ if runs("unpack-base", "strata"):
         p(f"- `{meta[k]}`")
     p("")
 
+def pull_chart():
+    """Writes the pull scenarios as an SVG bar chart beside the report; returns its name."""
+    import os
+    systems = [("strata", "#2b6cb0"), ("ctr", "#c05621"), ("skopeo", "#718096")]
+    rows = []
+    for img, _ in PULL_IMAGES:
+        meds = {sy: stats(runs(f"pull-{img}", sy))[0] for sy, _ in systems if runs(f"pull-{img}", sy)}
+        if meds:
+            rows.append((img, meds))
+    if not rows or len(sys.argv) < 4:
+        return None
+    top = max(v for _, m in rows for v in m.values())
+    bar_h, gap, left, width = 14, 12, 110, 420
+    height = 30 + len(rows) * (len(systems) * bar_h + gap) + 20
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="14" font-size="12">pull + unpack, median seconds (cold, 127.0.0.1 registry)</text>']
+    y = 30
+    for img, meds in rows:
+        svg.append(f'<text x="{left - 6}" y="{y + bar_h * len(systems) / 2 + 4}" text-anchor="end">{img}</text>')
+        for sy, color in systems:
+            if sy in meds:
+                w = meds[sy] / top * width
+                svg.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{color}"/>')
+                svg.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 4}">{sy} {meds[sy]:.2f}</text>')
+            y += bar_h
+        y += gap
+    svg.append("</svg>")
+    name = "benchmarks-pull.svg"
+    with open(os.path.join(sys.argv[3], name), "w") as f:
+        f.write("\n".join(svg) + "\n")
+    return name
+
+
 PULL_IMAGES = [("debian-base", "debian-base (1 layer)"), ("python", "python (2 layers)"),
                ("smallfiles", "smallfiles (2 layers, 30,000 small files)"),
                ("multi", "multi, linux/arm64 from an index")]
@@ -137,6 +171,10 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
     p("restarted on an empty root before each run) and skopeo into containers-storage (Podman's")
     p("store, overlay driver) do the same work.")
     p("")
+    chart = pull_chart()
+    if chart:
+        p(f"![pull times: strata, ctr, skopeo per corpus image]({chart})")
+        p("")
     p("| image | strata median s (min–max) | ctr median s | skopeo median s | ctr / strata | peak RSS strata |")
     p("|---|---|---|---|---|---|")
     for img, label in PULL_IMAGES:

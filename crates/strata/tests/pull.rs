@@ -120,6 +120,24 @@ fn pull_prints_like_docker_and_a_second_pull_finds_everything() {
             s.ok(&["--snapshotter", sn, "pull", "-q", &name]),
             format!("{name}\n")
         );
+        // A lone manifest is checked against --platform, as Docker does.
+        let err = s.fails(
+            &[
+                "--snapshotter",
+                sn,
+                "pull",
+                "--platform",
+                "linux/arm64",
+                &name,
+            ],
+            b"",
+        );
+        assert!(
+            err.contains(
+                "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+            ),
+            "{err}"
+        );
     }
 }
 
@@ -407,6 +425,9 @@ fn on_a_terminal_progress_redraws_in_place() {
         .unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains("\x1b[2K"), "{out:?}");
-    assert!(out.contains("Downloading [") && out.contains("Pull complete"), "{out:?}");
+    assert!(
+        out.contains("Downloading [") && out.contains("Pull complete"),
+        "{out:?}"
+    );
     assert!(out.contains("Status: Downloaded newer image"), "{out:?}");
 }

@@ -54,7 +54,9 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
     display.finish();
     let pulled = pulled.map_err(|e| match e {
         // These name the reference already.
-        PullError::Remote(_) | PullError::NoPlatform { .. } => anyhow::Error::new(e),
+        PullError::Remote(_)
+        | PullError::NoPlatform { .. }
+        | PullError::PlatformMismatch { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("pull {}", reference.familiar())),
     })?;
     if !args.quiet {

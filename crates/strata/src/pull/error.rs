@@ -28,6 +28,14 @@ pub enum PullError {
         wanted: String,
         available: Vec<String>,
     },
+    #[error(
+        "image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+    )]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("{what} {digest} is {size} bytes, more than the {MAX_JSON_BLOB} allowed")]
     TooLarge {
         what: &'static str,
@@ -74,7 +82,9 @@ impl PullError {
             PullError::Unpack(e) => e.kind(),
             PullError::Meta(e) => e.kind(),
             PullError::TooLarge { .. } => ErrorKind::DataMismatch,
-            PullError::NoPlatform { .. } => ErrorKind::NotFound,
+            PullError::NoPlatform { .. } | PullError::PlatformMismatch { .. } => {
+                ErrorKind::NotFound
+            }
             PullError::MediaType { .. } | PullError::Parse { .. } => ErrorKind::InvalidArgument,
         }
     }

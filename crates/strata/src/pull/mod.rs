@@ -213,7 +213,9 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
         }
         blobs::store(ctx, &target, &bytes, children)?;
     } else if is_manifest(&target.media_type) {
-        manifests.push(pull_manifest_bytes(ctx, &target, &bytes, None)?);
+        // A lone manifest must still be what `--platform` asked for, as Docker checks.
+        let check = ctx.opts.platform.as_ref();
+        manifests.push(pull_manifest_bytes(ctx, &target, &bytes, None, check)?);
     } else {
         return Err(PullError::MediaType {
             reference: name,
@@ -304,7 +306,7 @@ fn pull_manifest(
     platform: Option<Platform>,
 ) -> Result<PulledManifest, PullError> {
     let bytes = blobs::fetch_manifest(ctx, desc)?;
-    pull_manifest_bytes(ctx, desc, &bytes, platform)
+    pull_manifest_bytes(ctx, desc, &bytes, platform, None)
 }
 
 /// Config, then layers (unpacked), then the manifest itself: a manifest in the store means
@@ -314,10 +316,22 @@ fn pull_manifest_bytes(
     desc: &Descriptor,
     bytes: &[u8],
     platform: Option<Platform>,
+    check: Option<&Platform>,
 ) -> Result<PulledManifest, PullError> {
     let manifest: Manifest = blobs::parse(desc, "manifest", bytes)?;
     let config_bytes = blobs::fetch_config(ctx, &manifest.config)?;
     let config: ImageConfig = blobs::parse(&manifest.config, "config", &config_bytes)?;
+    let actual = (!config.os.is_empty())
+        .then(|| Platform::new(&config.os, &config.architecture, config.variant.as_deref()));
+    if let (Some(wanted), Some(actual)) = (check, &actual)
+        && !Matcher::only(wanted).matches(actual)
+    {
+        return Err(PullError::PlatformMismatch {
+            reference: ctx.reference.to_string(),
+            wanted: wanted.to_string(),
+            actual: actual.to_string(),
+        });
+    }
     let chain_ids = layers::unpack_layers(ctx, &manifest, &config)?;
     let top = chain_ids.last().cloned();
     let mut config_labels = Labels::new();
@@ -331,10 +345,7 @@ fn pull_manifest_bytes(
     blobs::store(ctx, desc, bytes, manifest_labels(&manifest))?;
     Ok(PulledManifest {
         descriptor: desc.clone(),
-        platform: platform.or_else(|| {
-            (!config.os.is_empty())
-                .then(|| Platform::new(&config.os, &config.architecture, config.variant.as_deref()))
-        }),
+        platform: platform.or(actual),
         top,
     })
 }
