@@ -13,6 +13,8 @@
 
 pub mod cli;
 pub mod load;
+pub mod push;
+pub mod runtime;
 pub mod store;
 pub mod unpack;
 

@@ -7,7 +7,9 @@
 
 mod content;
 mod load;
+mod login;
 mod output;
+mod push;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -74,6 +76,12 @@ enum Command {
     /// Low-level access to the content store (blobs by digest), like `ctr content`.
     #[command(subcommand)]
     Content(content::ContentCommand),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
     /// Low-level access to the snapshotter (unpacked layers, writable layers), like `ctr snapshot`.
     #[command(subcommand, visible_alias = "snapshots")]
     Snapshot(snapshot::SnapshotCommand),
@@ -110,6 +118,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
+        Command::Push(args) => push::run(&open()?, args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     }
 }
 

@@ -1,0 +1,692 @@
+//! `push`: an image of the store to a registry, as Docker with the containerd image store
+//! does it.
+//!
+//! The image's name points at a manifest or an index in the content store. What goes up:
+//!
+//! - **A manifest**: its config and distributable layers (non-distributable "foreign" layers
+//!   never leave the machine), then the manifest bytes exactly as stored.
+//! - **An index whose every platform (and attestation) is present locally**: all of it, each
+//!   platform's manifest by digest, then the index under the tag — byte-identical, so the
+//!   registry's digest is the local one.
+//! - **An index with platforms missing locally** (a pull of the host's platform only keeps the
+//!   others' manifests and layers away): the index cannot go up, since a registry refuses an
+//!   index whose manifests it lacks. As Docker 25+ does, the one present platform is pushed
+//!   instead — the host's when several are present — and [`Pushed::index`] and
+//!   [`Pushed::missing`] say which index was replaced and which platforms were missing.
+//! - **`--platform`**: only that platform's manifest.
+//!
+//! Each blob: `HEAD` first and skip it if the registry has it; else a cross-repository mount
+//! when the blob's `containerd.io/distribution.source.<registry>` label names another
+//! repository of the same registry (containerd's label, written by pull and by every push),
+//! else an upload. Blobs go up concurrently (at most `max_concurrent_uploads`), manifests one
+//! by one after them, the index last.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_remote::media::{is_distributable, is_index, is_manifest};
+use strata_remote::{BlobPushed, Reference, Remote, RemoteError};
+use strata_types::is_attestation;
+use strata_types::oci::{Index, Manifest};
+use strata_types::{Descriptor, Digest, ErrorKind, Matcher, Platform};
+
+use crate::store::Store;
+use crate::unpack::{UnpackError, read_json};
+
+/// containerd's label recording the repositories of a registry a blob is known to be in:
+/// `containerd.io/distribution.source.<host>=<repo>[,<repo>…]`.
+pub const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    #[error("An image does not exist locally with the tag: {0}")]
+    NotFound(String),
+    #[error("{name}: blob {digest} is not present locally")]
+    Missing { name: String, digest: Digest },
+    #[error(
+        "{name}: no manifest for platform {platform} present locally (present: {})",
+        list(available)
+    )]
+    NoPlatform {
+        name: String,
+        platform: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "{name}: index {index} is not complete locally (missing: {}) and none of the platforms \
+         present ({}) is this host's: push one with --platform",
+        list(missing),
+        list(present)
+    )]
+    Ambiguous {
+        name: String,
+        index: Digest,
+        missing: Vec<String>,
+        present: Vec<String>,
+    },
+    #[error("{name}: media type {media_type:?} of {digest} is neither a manifest nor an index")]
+    MediaType {
+        name: String,
+        digest: Digest,
+        media_type: String,
+    },
+    #[error("{name}")]
+    Read {
+        name: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("{name}: open blob {digest}")]
+    Open {
+        name: String,
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name}: an upload task failed: {message}")]
+    Task { name: String, message: String },
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl PushError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PushError::NotFound(_) | PushError::Missing { .. } | PushError::NoPlatform { .. } => {
+                ErrorKind::NotFound
+            }
+            PushError::Ambiguous { .. } => ErrorKind::FailedPrecondition,
+            PushError::MediaType { .. } => ErrorKind::InvalidArgument,
+            PushError::Read { source, .. } => source.kind(),
+            PushError::Open { .. } | PushError::Task { .. } => ErrorKind::Internal,
+            PushError::Remote(e) => e.kind(),
+            PushError::Meta(e) => e.kind(),
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Push only the manifest of this platform.
+    pub platform: Option<Platform>,
+    /// How many blobs go up at once (dockerd's `--max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            platform: None,
+            max_concurrent_uploads: 5,
+        }
+    }
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// The registry had it already.
+    Exists,
+    /// Mounted from this repository of the same registry.
+    Mounted(String),
+    /// Uploaded.
+    Pushed,
+}
+
+/// Progress of a push, in the order things finish.
+#[derive(Debug)]
+pub enum PushEvent<'a> {
+    Blob {
+        desc: &'a Descriptor,
+        outcome: &'a BlobOutcome,
+    },
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// Where it went.
+    pub reference: Reference,
+    /// The manifest or index now under the reference's tag (or digest).
+    pub target: Descriptor,
+    /// The local index that was replaced by one of its platforms' manifests, because not all
+    /// of its content is present locally.
+    pub index: Option<Descriptor>,
+    /// The platforms of that index missing locally.
+    pub missing: Vec<String>,
+}
+
+/// A blob to send.
+#[derive(Debug, Clone)]
+struct BlobJob {
+    desc: Descriptor,
+    path: PathBuf,
+    /// Another repository of the target registry known to hold the blob.
+    mount_from: Option<String>,
+}
+
+/// Everything a push sends, decided before the first request.
+#[derive(Debug)]
+struct Plan {
+    target: Descriptor,
+    /// Manifests and indexes to `PUT`, children first; the last is `target`.
+    documents: Vec<(Descriptor, Vec<u8>)>,
+    blobs: Vec<BlobJob>,
+    index: Option<Descriptor>,
+    missing: Vec<String>,
+}
+
+/// The descriptor an image name stands for locally: the image of that name, or for a
+/// `name@digest` reference a manifest or index of that digest under an image of that
+/// repository (the image's own target, or one of its index's manifests).
+pub fn local_target(store: &Store, r: &Reference) -> Result<Descriptor, PushError> {
+    let not_found = || PushError::NotFound(r.familiar());
+    let Some(digest) = r.digest() else {
+        let image = store.db().read(|tx| tx.image(&r.to_string()))?;
+        return image.map(|i| i.target).ok_or_else(not_found);
+    };
+    let images = store.db().read(|tx| tx.images())?;
+    let mut same_repo: Vec<Descriptor> = images
+        .into_iter()
+        .filter(|i| Reference::parse(&i.name).is_ok_and(|n| n.name() == r.name()))
+        .map(|i| i.target)
+        .collect();
+    same_repo.sort_by(|a, b| a.digest.cmp(&b.digest));
+    same_repo.dedup();
+    if let Some(t) = same_repo.iter().find(|t| t.digest == *digest) {
+        return Ok(t.clone());
+    }
+    for target in same_repo.iter().filter(|t| is_index(&t.media_type)) {
+        if !present(store.content(), &target.digest)? {
+            continue;
+        }
+        let (index, _) = read_index(store.content(), &r.familiar(), target)?;
+        if let Some(e) = index
+            .manifests
+            .iter()
+            .find(|e| e.descriptor.digest == *digest)
+        {
+            return Ok(e.descriptor.clone());
+        }
+    }
+    Err(not_found())
+}
+
+/// Pushes the local image `r` stands for to `r` (see the module documentation). `progress`
+/// hears about each blob as it is done.
+pub fn push(
+    store: &Store,
+    remote: &Remote,
+    rt: &tokio::runtime::Runtime,
+    r: &Reference,
+    opts: &PushOptions,
+    progress: &mut dyn FnMut(PushEvent<'_>),
+) -> Result<Pushed, PushError> {
+    let target = local_target(store, r)?;
+    let plan = plan(
+        store.content(),
+        &r.familiar(),
+        &target,
+        opts.platform.as_ref(),
+        r,
+    )?;
+    rt.block_on(send(
+        remote,
+        r,
+        &plan,
+        opts.max_concurrent_uploads,
+        progress,
+    ))?;
+    record_source(store.content(), r, &plan);
+    Ok(Pushed {
+        reference: r.clone(),
+        target: plan.target,
+        index: plan.index,
+        missing: plan.missing,
+    })
+}
+
+fn present(content: &ContentStore, digest: &Digest) -> Result<bool, PushError> {
+    Ok(content.db().read(|tx| tx.blob(digest))?.is_some() && content.local().exists(digest))
+}
+
+fn read_index(
+    content: &ContentStore,
+    name: &str,
+    desc: &Descriptor,
+) -> Result<(Index, Vec<u8>), PushError> {
+    read_json(content, "index", desc).map_err(|source| PushError::Read {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// A manifest or index and what it needs, as far as it is present locally.
+#[derive(Debug, Default)]
+struct Part {
+    documents: Vec<(Descriptor, Vec<u8>)>,
+    blobs: Vec<Descriptor>,
+    /// The first thing it needs that is not present locally.
+    absent: Option<Digest>,
+}
+
+impl Part {
+    fn absent(digest: &Digest) -> Part {
+        Part {
+            absent: Some(digest.clone()),
+            ..Part::default()
+        }
+    }
+
+    fn add(&mut self, other: Part) {
+        self.documents.extend(other.documents);
+        self.blobs.extend(other.blobs);
+        if self.absent.is_none() {
+            self.absent = other.absent;
+        }
+    }
+}
+
+/// Reads `desc` and everything under it that is present.
+fn walk(content: &ContentStore, name: &str, desc: &Descriptor) -> Result<Part, PushError> {
+    if !present(content, &desc.digest)? {
+        return Ok(Part::absent(&desc.digest));
+    }
+    let read = |source| PushError::Read {
+        name: name.to_owned(),
+        source,
+    };
+    let mut part = Part::default();
+    if is_manifest(&desc.media_type) {
+        let (manifest, bytes): (Manifest, _) =
+            read_json(content, "manifest", desc).map_err(read)?;
+        let needed = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .filter(|b| is_distributable(&b.media_type));
+        for blob in needed {
+            if present(content, &blob.digest)? {
+                part.blobs.push(blob.clone());
+            } else if part.absent.is_none() {
+                part.absent = Some(blob.digest.clone());
+            }
+        }
+        part.documents.push((desc.clone(), bytes));
+    } else if is_index(&desc.media_type) {
+        let (index, bytes) = read_index(content, name, desc)?;
+        for entry in &index.manifests {
+            part.add(walk(content, name, &entry.descriptor)?);
+        }
+        part.documents.push((desc.clone(), bytes));
+    } else {
+        return Err(PushError::MediaType {
+            name: name.to_owned(),
+            digest: desc.digest.clone(),
+            media_type: desc.media_type.clone(),
+        });
+    }
+    Ok(part)
+}
+
+fn platform_name(p: Option<&Platform>) -> String {
+    p.map_or_else(|| "unknown".to_owned(), |p| p.normalize().to_string())
+}
+
+/// Decides what to send for `target` (see the module documentation).
+fn plan(
+    content: &ContentStore,
+    name: &str,
+    target: &Descriptor,
+    platform: Option<&Platform>,
+    dest: &Reference,
+) -> Result<Plan, PushError> {
+    let missing_err = |digest: Digest| PushError::Missing {
+        name: name.to_owned(),
+        digest,
+    };
+    if !is_index(&target.media_type) {
+        let part = walk(content, name, target)?;
+        if let Some(d) = part.absent {
+            return Err(missing_err(d));
+        }
+        return finish(content, dest, target.clone(), part, None, Vec::new());
+    }
+    if !present(content, &target.digest)? {
+        return Err(missing_err(target.digest.clone()));
+    }
+    let (index, _) = read_index(content, name, target)?;
+    let mut parts = Vec::with_capacity(index.manifests.len());
+    for entry in &index.manifests {
+        parts.push(walk(content, name, &entry.descriptor)?);
+    }
+    let missing: Vec<String> = index
+        .manifests
+        .iter()
+        .zip(&parts)
+        .filter(|(_, p)| p.absent.is_some())
+        .map(|(e, _)| {
+            if is_attestation(&e.descriptor.annotations) {
+                format!("attestation {}", e.descriptor.digest.short())
+            } else {
+                platform_name(e.platform.as_ref())
+            }
+        })
+        .collect();
+    if platform.is_none() && missing.is_empty() {
+        let part = walk(content, name, target)?;
+        return finish(content, dest, target.clone(), part, None, Vec::new());
+    }
+    // One platform's manifest instead of the index.
+    let complete: Vec<usize> = (0..parts.len())
+        .filter(|&i| {
+            parts[i].absent.is_none() && is_manifest(&index.manifests[i].descriptor.media_type)
+        })
+        .collect();
+    let present_names = |entries: &[usize]| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|&&i| !is_attestation(&index.manifests[i].descriptor.annotations))
+            .map(|&i| platform_name(index.manifests[i].platform.as_ref()))
+            .collect()
+    };
+    let matcher = match platform {
+        Some(p) => Matcher::exact(p),
+        None => Matcher::host(),
+    };
+    let ranked = matcher.order(complete.iter().map(|&i| {
+        (
+            index.manifests[i].platform.as_ref(),
+            &index.manifests[i].descriptor.annotations,
+        )
+    }));
+    let candidates = present_names(&complete);
+    let chosen = match (platform, ranked.first(), candidates.len()) {
+        (_, Some(&best), _) => complete[best],
+        (None, None, 1) => complete
+            .iter()
+            .copied()
+            .find(|&i| !is_attestation(&index.manifests[i].descriptor.annotations))
+            .ok_or_else(|| missing_err(target.digest.clone()))?,
+        (Some(p), None, _) => {
+            return Err(PushError::NoPlatform {
+                name: name.to_owned(),
+                platform: platform_name(Some(p)),
+                available: candidates,
+            });
+        }
+        (None, None, 0) => {
+            return Err(PushError::NoPlatform {
+                name: name.to_owned(),
+                platform: "any".to_owned(),
+                available: candidates,
+            });
+        }
+        (None, None, _) => {
+            return Err(PushError::Ambiguous {
+                name: name.to_owned(),
+                index: target.digest.clone(),
+                missing,
+                present: candidates,
+            });
+        }
+    };
+    let entry = &index.manifests[chosen];
+    let mut chosen_desc = entry.descriptor.clone();
+    // The index entry's annotations describe the entry, not the manifest.
+    chosen_desc.annotations.clear();
+    let part = std::mem::take(&mut parts[chosen]);
+    let replaced = platform.is_none().then(|| target.clone());
+    let missing = if platform.is_none() {
+        missing
+    } else {
+        Vec::new()
+    };
+    finish(content, dest, chosen_desc, part, replaced, missing)
+}
+
+/// Deduplicates a part's blobs and documents and finds where each blob can be mounted from.
+fn finish(
+    content: &ContentStore,
+    dest: &Reference,
+    target: Descriptor,
+    part: Part,
+    index: Option<Descriptor>,
+    missing: Vec<String>,
+) -> Result<Plan, PushError> {
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
+    for desc in part.blobs {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let labels = content
+            .db()
+            .read(|tx| tx.blob(&desc.digest))?
+            .map(|b| b.labels)
+            .unwrap_or_default();
+        blobs.push(BlobJob {
+            path: content.local().blob_path(&desc.digest),
+            mount_from: mount_sources(&labels, dest.registry(), dest.repository())
+                .into_iter()
+                .next(),
+            desc,
+        });
+    }
+    let mut documents = Vec::new();
+    let mut seen = HashSet::new();
+    for (desc, bytes) in part.documents {
+        if seen.insert(desc.digest.clone()) {
+            documents.push((desc, bytes));
+        }
+    }
+    Ok(Plan {
+        target,
+        documents,
+        blobs,
+        index,
+        missing,
+    })
+}
+
+/// `registry` without its port: containerd's labels name the host only.
+fn label_host(registry: &str) -> &str {
+    match registry.find(']') {
+        Some(end) => &registry[..=end],
+        None => registry.split(':').next().unwrap_or(registry),
+    }
+}
+
+/// The repositories of `registry` other than `target_repo` that `labels` say hold the blob,
+/// from `containerd.io/distribution.source.<registry or its host>` labels.
+fn mount_sources(labels: &Labels, registry: &str, target_repo: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for host in [registry, label_host(registry)] {
+        let Some(value) = labels.get(&format!("{DISTRIBUTION_SOURCE}{host}")) else {
+            continue;
+        };
+        for repo in value.split(',').map(str::trim) {
+            if !repo.is_empty() && repo != target_repo && !out.iter().any(|r| r == repo) {
+                out.push(repo.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `labels` with `repo` added to the distribution source of `registry`; `None` when it is
+/// there already.
+fn with_source(labels: &Labels, registry: &str, repo: &str) -> Option<(String, String)> {
+    let key = format!("{DISTRIBUTION_SOURCE}{}", label_host(registry));
+    match labels.get(&key).map(String::as_str) {
+        Some(v) if v.split(',').any(|r| r.trim() == repo) => None,
+        Some(v) if !v.is_empty() => Some((key, format!("{v},{repo}"))),
+        _ => Some((key, repo.to_owned())),
+    }
+}
+
+/// Notes on every blob and manifest sent that `dest`'s repository now holds it, so a later
+/// push to another repository of the registry mounts instead of uploading. Best effort.
+fn record_source(content: &ContentStore, dest: &Reference, plan: &Plan) {
+    let digests = plan
+        .blobs
+        .iter()
+        .map(|b| &b.desc.digest)
+        .chain(plan.documents.iter().map(|(d, _)| &d.digest));
+    let result = content.db().write(|tx| {
+        for digest in digests {
+            let Some(blob) = tx.blob(digest)? else {
+                continue;
+            };
+            if let Some((k, v)) = with_source(&blob.labels, dest.registry(), dest.repository()) {
+                tx.update_blob_labels(digest, &Labels::from([(k, v)]))?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        tracing::warn!("recording the distribution source of {dest}: {e}");
+    }
+}
+
+async fn send(
+    remote: &Remote,
+    r: &Reference,
+    plan: &Plan,
+    max_concurrent: usize,
+    progress: &mut dyn FnMut(PushEvent<'_>),
+) -> Result<(), PushError> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let name = r.familiar();
+    for (i, job) in plan.blobs.iter().enumerate() {
+        let (remote, r, job, limit, name) = (
+            remote.clone(),
+            r.clone(),
+            job.clone(),
+            limit.clone(),
+            name.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            push_blob(&remote, &r, &job, &name).await.map(|o| (i, o))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, outcome) = joined.map_err(|e| PushError::Task {
+            name: name.clone(),
+            message: e.to_string(),
+        })??;
+        progress(PushEvent::Blob {
+            desc: &plan.blobs[i].desc,
+            outcome: &outcome,
+        });
+    }
+    let Some(((target, target_bytes), children)) = plan.documents.split_last() else {
+        return Ok(());
+    };
+    for (desc, bytes) in children {
+        remote
+            .push_manifest(r, &desc.digest.to_string(), &desc.media_type, bytes)
+            .await?;
+    }
+    remote
+        .push_manifest(r, &r.object(), &target.media_type, target_bytes)
+        .await?;
+    Ok(())
+}
+
+async fn push_blob(
+    remote: &Remote,
+    r: &Reference,
+    job: &BlobJob,
+    name: &str,
+) -> Result<BlobOutcome, PushError> {
+    if remote.blob_exists(r, &job.desc.digest).await? {
+        return Ok(BlobOutcome::Exists);
+    }
+    let file = std::fs::File::open(&job.path).map_err(|source| PushError::Open {
+        name: name.to_owned(),
+        digest: job.desc.digest.clone(),
+        source,
+    })?;
+    Ok(
+        match remote
+            .push_blob(r, &job.desc, file, job.mount_from.as_deref())
+            .await?
+        {
+            BlobPushed::Mounted => BlobOutcome::Mounted(job.mount_from.clone().unwrap_or_default()),
+            BlobPushed::Uploaded => BlobOutcome::Pushed,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn label_hosts_drop_the_port() {
+        assert_eq!(label_host("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(label_host("docker.io"), "docker.io");
+        assert_eq!(label_host("[::1]:5000"), "[::1]");
+        assert_eq!(label_host("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn mount_sources_read_both_label_spellings() {
+        let l = labels(&[
+            (
+                "containerd.io/distribution.source.127.0.0.1",
+                "a/b, c ,dest",
+            ),
+            ("containerd.io/distribution.source.127.0.0.1:5000", "x,a/b"),
+            (
+                "containerd.io/distribution.source.docker.io",
+                "library/alpine",
+            ),
+        ]);
+        assert_eq!(
+            mount_sources(&l, "127.0.0.1:5000", "dest"),
+            vec!["x", "a/b", "c"]
+        );
+        assert_eq!(
+            mount_sources(&l, "docker.io", "library/alpine"),
+            Vec::<String>::new()
+        );
+        assert!(mount_sources(&Labels::new(), "h", "r").is_empty());
+    }
+
+    #[test]
+    fn sources_are_appended_once() {
+        let key = "containerd.io/distribution.source.127.0.0.1";
+        assert_eq!(
+            with_source(&Labels::new(), "127.0.0.1:5000", "a"),
+            Some((key.to_owned(), "a".to_owned()))
+        );
+        let l = labels(&[(key, "a")]);
+        assert_eq!(
+            with_source(&l, "127.0.0.1:5000", "b"),
+            Some((key.to_owned(), "a,b".to_owned()))
+        );
+        assert_eq!(with_source(&l, "127.0.0.1:6000", "a"), None);
+    }
+}
