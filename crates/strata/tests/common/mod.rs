@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 pub struct Strata {
     dir: tempfile::TempDir,
     root: Option<PathBuf>,
+    env: Vec<(String, PathBuf)>,
 }
 
 impl Strata {
@@ -16,6 +17,7 @@ impl Strata {
         Strata {
             dir: tempfile::tempdir().expect("temp dir"),
             root: None,
+            env: Vec::new(),
         }
     }
 
@@ -24,6 +26,7 @@ impl Strata {
         Strata {
             dir: tempfile::tempdir().expect("temp dir"),
             root: Some(root),
+            env: Vec::new(),
         }
     }
 
@@ -31,6 +34,19 @@ impl Strata {
         self.root
             .clone()
             .unwrap_or_else(|| self.dir.path().join("root"))
+    }
+
+    /// Every command gets `key=value` in its environment.
+    pub fn env(mut self, key: &str, value: &Path) -> Strata {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A directory of this instance's own (removed with it), e.g. for `DOCKER_CONFIG`.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        p
     }
 
     pub fn bin() -> &'static Path {
@@ -42,6 +58,9 @@ impl Strata {
         let mut c = Command::new(Self::bin());
         c.arg("--root").arg(self.root()).args(args);
         c.env_remove("STRATA_ROOT").env_remove("STRATA_LOG");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 
