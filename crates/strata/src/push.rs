@@ -89,7 +89,7 @@ pub enum PushError {
     #[error("{name}: an upload task failed: {message}")]
     Task { name: String, message: String },
     #[error(transparent)]
-    Remote(#[from] RemoteError),
+    Remote(Box<RemoteError>),
     #[error(transparent)]
     Meta(#[from] MetaError),
 }
@@ -107,6 +107,12 @@ impl PushError {
             PushError::Remote(e) => e.kind(),
             PushError::Meta(e) => e.kind(),
         }
+    }
+}
+
+impl From<RemoteError> for PushError {
+    fn from(e: RemoteError) -> Self {
+        PushError::Remote(Box::new(e))
     }
 }
 

@@ -21,7 +21,7 @@ pub const DEFAULT_HOSTS_DIR: &str = "/etc/strata/certs.d";
 
 /// The registry client every command that talks to a registry uses: credentials from
 /// Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`), hosts as above.
-pub fn remote() -> Result<strata_remote::Remote, strata_remote::RemoteError> {
+pub fn remote() -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>> {
     let hosts_dir = std::env::var_os("STRATA_HOSTS_DIR")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
@@ -33,4 +33,5 @@ pub fn remote() -> Result<strata_remote::Remote, strata_remote::RemoteError> {
         hosts_dir,
         ..strata_remote::RemoteOptions::default()
     })
+    .map_err(Box::new)
 }

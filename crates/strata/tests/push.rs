@@ -7,10 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Strata;
+use common::{Strata, image};
 use strata_testutil::{
-    Compression, ImageBuilder, LayerBuilder, LayoutEntry, Registry, TEST_PASSWORD, TEST_USER,
-    build_index, require_root, require_tool, write_layout,
+    LayoutEntry, Registry, TEST_PASSWORD, TEST_USER, build_index, require_root, require_tool,
+    write_layout,
 };
 
 /// The architecture strata runs on, in OCI terms, and another one.
@@ -21,22 +21,6 @@ fn arches() -> (&'static str, &'static str) {
     } else {
         ("amd64", "arm64")
     }
-}
-
-/// A two-layer image whose every blob is its own (no layer shared with another `text`).
-fn image(arch: &str, text: &str) -> strata_testutil::Image {
-    let base = LayerBuilder::new()
-        .dir("etc", 0o755)
-        .file("etc/os", format!("{arch} {text}").as_bytes(), 0o644)
-        .build(Compression::Gzip);
-    let top = LayerBuilder::new()
-        .file("hello", format!("hi from {arch} {text}").as_bytes(), 0o644)
-        .build(Compression::Zstd);
-    ImageBuilder::new()
-        .platform("linux", arch, (arch == "arm64").then_some("v8"))
-        .layer(base)
-        .layer(top)
-        .build()
 }
 
 /// Everything a push test needs, or `None` (skipped) without root or the tools.
@@ -54,6 +38,33 @@ fn strata() -> Strata {
     let hosts = s.scratch("hosts");
     s.env("DOCKER_CONFIG", &docker)
         .env("STRATA_HOSTS_DIR", &hosts)
+}
+
+/// A registry (with Basic authentication or without) and a store, or `None` (skipped)
+/// without root or the tools.
+fn start(auth: bool) -> Option<(Registry, Strata)> {
+    if !prerequisites() {
+        return None;
+    }
+    let reg = if auth {
+        Registry::start_with_auth()
+    } else {
+        Registry::start()
+    };
+    Some((reg.expect("starting docker-registry"), strata()))
+}
+
+/// [`start`], then an image of this host's platform (its own layers) loaded as
+/// `<registry>/<repo_tag>`, whose full name comes back last.
+fn start_with_image(
+    auth: bool,
+    repo_tag: &str,
+) -> Option<(Registry, Strata, strata_testutil::Image, String)> {
+    let (reg, s) = start(auth)?;
+    let img = image(arches().0, repo_tag);
+    let name = format!("{}/{repo_tag}", reg.addr());
+    load(&s, &[(&name, LayoutEntry::Image(&img))], |_| {});
+    Some((reg, s, img, name))
 }
 
 /// Loads `entries` (name, image or index) into `s` through an OCI layout; `tweak` may change
@@ -154,15 +165,9 @@ fn expected_lines(image: &strata_testutil::Image, status: &str) -> Vec<String> {
 
 #[test]
 fn pushes_an_image_byte_identical_then_finds_its_layers_there() {
-    if !prerequisites() {
+    let Some((reg, s, img, name)) = start_with_image(false, "app:v1") else {
         return;
-    }
-    let reg = Registry::start().unwrap();
-    let s = strata();
-    let (host, _) = arches();
-    let img = image(host, "single");
-    let name = format!("{}/app:v1", reg.addr());
-    load(&s, &[(&name, LayoutEntry::Image(&img))], |_| {});
+    };
 
     let out = s.ok(&["push", &name]);
     let mut lines = out.lines();
@@ -206,13 +211,14 @@ fn pushes_an_image_byte_identical_then_finds_its_layers_there() {
 
 #[test]
 fn pushes_a_whole_multi_platform_index_with_its_attestation() {
-    if !prerequisites() {
+    let Some((reg, s)) = start(false) else {
         return;
-    }
-    let reg = Registry::start().unwrap();
-    let s = strata();
+    };
     let (host, other) = arches();
-    let index = build_index(vec![image(host, "multi"), image(other, "multi")], Some(0));
+    let index = build_index(
+        vec![image(host, "multi 1"), image(other, "multi 2")],
+        Some(0),
+    );
     let name = format!("{}/multi:1", reg.addr());
     load(&s, &[(&name, LayoutEntry::Index(&index))], |_| {});
 
@@ -238,6 +244,7 @@ fn pushes_a_whole_multi_platform_index_with_its_attestation() {
             .map(|a| format!("{}: Pushed", short(&a.config.digest))),
     );
     want.sort();
+    want.dedup();
     assert_eq!(blob_lines(&out), want, "{out}");
 
     assert_eq!(raw(&reg, "multi:1"), index.index.bytes);
@@ -255,13 +262,11 @@ fn pushes_a_whole_multi_platform_index_with_its_attestation() {
 
 #[test]
 fn an_index_missing_platforms_locally_pushes_the_host_one_and_says_so() {
-    if !prerequisites() {
+    let Some((reg, s)) = start(false) else {
         return;
-    }
-    let reg = Registry::start().unwrap();
-    let s = strata();
+    };
     let (host, other) = arches();
-    let index = build_index(vec![image(host, "part"), image(other, "part")], Some(0));
+    let index = build_index(vec![image(host, "part 1"), image(other, "part 2")], Some(0));
     let name = format!("{}/part:1", reg.addr());
     // As after a pull of the host's platform only: the other one's layers are absent.
     let gone = index.images[1].layers[0].blob.digest.clone();
@@ -311,13 +316,11 @@ fn an_index_missing_platforms_locally_pushes_the_host_one_and_says_so() {
 
 #[test]
 fn platform_flag_pushes_that_manifest_of_a_complete_index() {
-    if !prerequisites() {
+    let Some((reg, s)) = start(false) else {
         return;
-    }
-    let reg = Registry::start().unwrap();
-    let s = strata();
+    };
     let (host, other) = arches();
-    let index = build_index(vec![image(host, "pick"), image(other, "pick")], None);
+    let index = build_index(vec![image(host, "pick 1"), image(other, "pick 2")], None);
     let name = format!("{}/pick:1", reg.addr());
     load(&s, &[(&name, LayoutEntry::Index(&index))], |_| {});
     let out = s.ok(&["push", "--platform", &format!("linux/{other}"), &name]);
@@ -331,10 +334,9 @@ fn platform_flag_pushes_that_manifest_of_a_complete_index() {
 
 #[test]
 fn a_second_repository_of_the_registry_mounts_the_blobs() {
-    if !prerequisites() {
+    let Some((reg, a)) = start(false) else {
         return;
-    }
-    let reg = Registry::start().unwrap();
+    };
     let (host, _) = arches();
     let img = image(host, "mount");
     let one = format!("{}/one:1", reg.addr());
@@ -342,7 +344,6 @@ fn a_second_repository_of_the_registry_mounts_the_blobs() {
     let three = format!("{}/three:1", reg.addr());
 
     // The push labels what it sent with where it went; the next push to the registry mounts.
-    let a = strata();
     load(
         &a,
         &[
@@ -393,11 +394,9 @@ fn a_second_repository_of_the_registry_mounts_the_blobs() {
 
 #[test]
 fn all_tags_pushes_every_tag_of_the_repository() {
-    if !prerequisites() {
+    let Some((reg, s)) = start(false) else {
         return;
-    }
-    let reg = Registry::start().unwrap();
-    let s = strata();
+    };
     let (host, _) = arches();
     let (x, y) = (image(host, "x"), image(host, "y"));
     let repo = format!("{}/tags", reg.addr());
@@ -469,15 +468,9 @@ fn docker_config(s: &Strata) -> serde_json::Value {
 
 #[test]
 fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
-    if !prerequisites() {
+    let Some((reg, s, img, name)) = start_with_image(true, "private:1") else {
         return;
-    }
-    let reg = Registry::start_with_auth().unwrap();
-    let s = strata();
-    let (host, _) = arches();
-    let img = image(host, "auth");
-    let name = format!("{}/private:1", reg.addr());
-    load(&s, &[(&name, LayoutEntry::Image(&img))], |_| {});
+    };
     let addr = reg.addr();
 
     // Not logged in: the registry's refusal names the reference and says what to do.

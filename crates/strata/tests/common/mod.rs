@@ -145,3 +145,22 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A two-layer image for `arch`: a gzip base whose `etc/os` holds `text` (its own per `text`),
+/// and a zstd top layer adding `hello` and deleting `etc/os` (the same in every image).
+pub fn image(arch: &str, text: &str) -> strata_testutil::Image {
+    use strata_testutil::{Compression, ImageBuilder, LayerBuilder};
+    let base = LayerBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/os", text.as_bytes(), 0o644)
+        .build(Compression::Gzip);
+    let top = LayerBuilder::new()
+        .file("hello", b"hi", 0o644)
+        .whiteout("etc/os")
+        .build(Compression::Zstd);
+    ImageBuilder::new()
+        .platform("linux", arch, (arch == "arm64").then_some("v8"))
+        .layer(base)
+        .layer(top)
+        .build()
+}
