@@ -489,11 +489,21 @@ fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
     assert_eq!(docker_config(&s)["auths"][&addr], serde_json::Value::Null);
 
     // Right password on stdin.
-    let out = s.ok_input(
+    let out = s.run_input(
         &["login", "-u", TEST_USER, "--password-stdin", &addr],
         format!("{TEST_PASSWORD}\n").as_bytes(),
     );
-    assert_eq!(out, "Login Succeeded\n");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded\n");
+    let config = s.scratch("docker-config").join("config.json");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "WARNING! Your credentials are stored unencrypted in '{}'.",
+            config.display()
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // base64("strata:wonderland")
     assert_eq!(
         docker_config(&s)["auths"][&addr]["auth"],

@@ -2,6 +2,7 @@
 //! (`$DOCKER_CONFIG`, else `~/.docker`), or its credential helper, as the Docker CLI keeps them.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -71,8 +72,42 @@ pub fn login(args: &LoginArgs) -> anyhow::Result<()> {
     let rt = crate::runtime::runtime().context("starting the network runtime")?;
     rt.block_on(remote.login(server, username.trim(), &password))
         .with_context(|| format!("login {server}"))?;
+    if let Some(path) = stored_in_plain_text(server) {
+        eprintln!(
+            "WARNING! Your credentials are stored unencrypted in '{}'.\n\
+             Configure a credential helper to remove this warning. See\n\
+             https://docs.docker.com/go/credential-store/",
+            path.display()
+        );
+    }
     println!("Login Succeeded");
     Ok(())
+}
+
+/// Docker's `config.json` when it holds the password of `server` itself (no credential
+/// helper took it).
+fn stored_in_plain_text(server: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let path = dir.join("config.json");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    let host = canonical_host(server);
+    config
+        .get("auths")?
+        .as_object()?
+        .iter()
+        .any(|(key, entry)| canonical_host(key) == host && entry.get("auth").is_some())
+        .then_some(path)
+}
+
+/// The host a server address names, Docker Hub's aliases folded into one.
+fn canonical_host(server: &str) -> &str {
+    match hostname(server) {
+        "docker.io" | "registry-1.docker.io" => "index.docker.io",
+        h => h,
+    }
 }
 
 pub fn logout(args: &LogoutArgs) -> anyhow::Result<()> {
@@ -138,5 +173,7 @@ mod tests {
         assert_eq!(hostname("https://index.docker.io/v1/"), "index.docker.io");
         assert_eq!(hostname("localhost:5000"), "localhost:5000");
         assert_eq!(hostname("http://127.0.0.1:5000/"), "127.0.0.1:5000");
+        assert_eq!(canonical_host("docker.io"), "index.docker.io");
+        assert_eq!(canonical_host(DOCKER_HUB_SERVER), "index.docker.io");
     }
 }
