@@ -476,7 +476,8 @@ fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
     // Not logged in: the registry's refusal names the reference and says what to do.
     let err = s.fails(&["push", &name], b"");
     assert!(
-        err.contains(&format!("{addr}/private:1")) && err.contains(&format!("strata login {addr}")),
+        err.contains(&format!("push access denied for {addr}/private:1"))
+            && err.contains(&format!("strata login {addr}")),
         "{err}"
     );
 
