@@ -9,10 +9,14 @@
 //!   platform's manifest by digest, then the index under the tag — byte-identical, so the
 //!   registry's digest is the local one.
 //! - **An index with platforms missing locally** (a pull of the host's platform only keeps the
-//!   others' manifests and layers away): the index cannot go up, since a registry refuses an
-//!   index whose manifests it lacks. As Docker 25+ does, the one present platform is pushed
-//!   instead — the host's when several are present — and [`Pushed::index`] and
-//!   [`Pushed::missing`] say which index was replaced and which platforms were missing.
+//!   others' manifests and layers away): when the target repository holds the missing
+//!   manifests already (`HEAD` by digest; a push back to where the image came from), what is
+//!   present goes up and then the whole index, so the tag keeps every platform. Otherwise the
+//!   index cannot go up, since a registry refuses an index whose manifests it lacks: as Docker
+//!   25+ does, the one present platform is pushed instead — the host's when several are
+//!   present — and [`Pushed::index`] and [`Pushed::missing`] say which index was replaced and
+//!   which platforms were missing. (Docker goes straight to that fallback, which replaces a
+//!   multi-platform tag by one platform even where the registry had the rest.)
 //! - **`--platform`**: only that platform's manifest.
 //!
 //! Each blob: `HEAD` first and skip it if the registry has it; else a cross-repository mount
@@ -175,7 +179,8 @@ pub struct Pushed {
     /// The local index that was replaced by one of its platforms' manifests, because not all
     /// of its content is present locally.
     pub index: Option<Descriptor>,
-    /// The platforms of that index missing locally.
+    /// The platforms of the index missing locally: with `index`, those left out; without, the
+    /// ones the registry had already (the index went up whole).
     pub missing: Vec<String>,
 }
 
@@ -197,6 +202,29 @@ struct Plan {
     blobs: Vec<BlobJob>,
     index: Option<Descriptor>,
     missing: Vec<String>,
+}
+
+/// What to send: decided from the store alone, or also on what the registry holds.
+#[derive(Debug)]
+enum Choice {
+    Plan(Plan),
+    /// An index with manifests absent locally: all of it if the registry holds every manifest
+    /// in `absent` already (a push back to where it came from), else `fallback`.
+    IfRegistryHas {
+        absent: Vec<Digest>,
+        whole: Box<Plan>,
+        fallback: Result<Plan, PushError>,
+    },
+}
+
+impl Choice {
+    fn decide(self, registry_has_absent: bool) -> Result<Plan, PushError> {
+        match self {
+            Choice::Plan(p) => Ok(p),
+            Choice::IfRegistryHas { whole, .. } if registry_has_absent => Ok(*whole),
+            Choice::IfRegistryHas { fallback, .. } => fallback,
+        }
+    }
 }
 
 impl Plan {
@@ -256,13 +284,18 @@ pub fn push(
     progress: &mut dyn FnMut(PushEvent<'_>),
 ) -> Result<Pushed, PushError> {
     let target = local_target(store, r)?;
-    let plan = plan(
+    let choice = plan(
         store.content(),
         &r.familiar(),
         &target,
         opts.platform.as_ref(),
         r,
     )?;
+    let registry_has_absent = match &choice {
+        Choice::IfRegistryHas { absent, .. } => rt.block_on(registry_has(remote, r, absent)),
+        Choice::Plan(_) => false,
+    };
+    let plan = choice.decide(registry_has_absent)?;
     // What is being sent stays, whatever removes images meanwhile, until it is sent.
     let db = store.db();
     let lease = format!("push/{}", crate::unique_suffix());
@@ -385,7 +418,7 @@ fn plan(
     target: &Descriptor,
     platform: Option<&Platform>,
     dest: &Reference,
-) -> Result<Plan, PushError> {
+) -> Result<Choice, PushError> {
     let missing_err = |digest: Digest| PushError::Missing {
         name: name.to_owned(),
         digest,
@@ -395,12 +428,12 @@ fn plan(
         if let Some(d) = part.absent {
             return Err(missing_err(d));
         }
-        return finish(content, dest, target.clone(), part, None, Vec::new());
+        return finish(content, dest, target.clone(), part, None, Vec::new()).map(Choice::Plan);
     }
     if !present(content, &target.digest)? {
         return Err(missing_err(target.digest.clone()));
     }
-    let (index, _) = read_index(content, name, target)?;
+    let (index, index_bytes) = read_index(content, name, target)?;
     let mut parts = Vec::with_capacity(index.manifests.len());
     for entry in &index.manifests {
         parts.push(walk(content, name, &entry.descriptor)?);
@@ -420,9 +453,53 @@ fn plan(
         .collect();
     if platform.is_none() && missing.is_empty() {
         let part = walk(content, name, target)?;
-        return finish(content, dest, target.clone(), part, None, Vec::new());
+        return finish(content, dest, target.clone(), part, None, Vec::new()).map(Choice::Plan);
     }
-    // One platform's manifest instead of the index.
+    if platform.is_some() {
+        return one_platform(
+            content, name, dest, target, &index, parts, platform, missing,
+        )
+        .map(Choice::Plan);
+    }
+    // The whole index if the registry has what is absent here: what is present, then it.
+    let absent = index
+        .manifests
+        .iter()
+        .zip(&parts)
+        .filter(|(_, p)| p.absent.is_some())
+        .map(|(e, _)| e.descriptor.digest.clone())
+        .collect();
+    let mut whole = Part::default();
+    for p in parts.iter().filter(|p| p.absent.is_none()) {
+        whole.documents.extend(p.documents.iter().cloned());
+        whole.blobs.extend(p.blobs.iter().cloned());
+    }
+    whole.documents.push((target.clone(), index_bytes));
+    let whole = finish(content, dest, target.clone(), whole, None, missing.clone())?;
+    Ok(Choice::IfRegistryHas {
+        absent,
+        whole: Box::new(whole),
+        fallback: one_platform(content, name, dest, target, &index, parts, None, missing),
+    })
+}
+
+/// One platform's manifest of `index` instead of the index: `platform`'s, or without one the
+/// only one present or else the host's (as Docker decides).
+#[allow(clippy::too_many_arguments)]
+fn one_platform(
+    content: &ContentStore,
+    name: &str,
+    dest: &Reference,
+    target: &Descriptor,
+    index: &Index,
+    mut parts: Vec<Part>,
+    platform: Option<&Platform>,
+    missing: Vec<String>,
+) -> Result<Plan, PushError> {
+    let missing_err = |digest: Digest| PushError::Missing {
+        name: name.to_owned(),
+        digest,
+    };
     let complete: Vec<usize> = (0..parts.len())
         .filter(|&i| {
             parts[i].absent.is_none() && is_manifest(&index.manifests[i].descriptor.media_type)
@@ -587,6 +664,18 @@ fn record_source(content: &ContentStore, dest: &Reference, plan: &Plan) {
     if let Err(e) = result {
         tracing::warn!("recording the distribution source of {dest}: {e}");
     }
+}
+
+/// Whether `r`'s repository holds every manifest in `digests` (any failure to say so is a no:
+/// the push that follows reports what is wrong with the registry).
+async fn registry_has(remote: &Remote, r: &Reference, digests: &[Digest]) -> bool {
+    for digest in digests {
+        if let Err(e) = remote.resolve(&r.with_digest(digest.clone())).await {
+            tracing::debug!("{digest} not in the registry: {e}");
+            return false;
+        }
+    }
+    true
 }
 
 async fn send(
@@ -768,8 +857,18 @@ mod tests {
         target: &Descriptor,
         platform: Option<&str>,
     ) -> Result<Plan, PushError> {
+        plan_if(store, target, platform, false)
+    }
+
+    /// The plan when the registry holds (`registry_has`) the manifests absent locally, or not.
+    fn plan_if(
+        store: &Store,
+        target: &Descriptor,
+        platform: Option<&str>,
+        registry_has: bool,
+    ) -> Result<Plan, PushError> {
         let p = platform.map(|p| p.parse::<Platform>().unwrap());
-        plan(store.content(), "img", target, p.as_ref(), &dest())
+        plan(store.content(), "img", target, p.as_ref(), &dest())?.decide(registry_has)
     }
 
     fn blob_digests(plan: &Plan) -> Vec<&Digest> {
@@ -845,6 +944,17 @@ mod tests {
         assert_eq!(plan.index.as_ref(), Some(&i));
         assert_eq!(plan.missing, vec![format!("linux/{}", other())]);
         assert_eq!(plan.documents.len(), 1);
+
+        // Unless the registry has what is absent here: then all that is present, and the index.
+        let plan = plan_if(&s, &i, None, true).unwrap();
+        assert_eq!(plan.target, i);
+        assert!(plan.index.is_none());
+        assert_eq!(plan.missing, vec![format!("linux/{}", other())]);
+        let docs: Vec<&Digest> = plan.documents.iter().map(|(d, _)| &d.digest).collect();
+        assert_eq!(docs, vec![&m3.digest, &m1.digest, &i.digest]);
+        // --platform never asks the registry.
+        let plan = plan_if(&s, &i, Some("linux/riscv64"), true).unwrap();
+        assert_eq!(plan.target.digest, m3.digest);
     }
 
     #[test]

@@ -140,6 +140,20 @@ fn short(digest: &str) -> &str {
     &digest["sha256:".len().."sha256:".len() + 12]
 }
 
+/// Asserts that a push's output ends with Docker's `TAG: digest: D size: N` for `pushed`.
+fn assert_pushed(out: &str, tag: &str, pushed: &strata_testutil::Blob) {
+    let last = format!("{tag}: digest: {} size: {}\n", pushed.digest, pushed.size());
+    assert!(out.ends_with(&last), "expected {last:?} last in:\n{out}");
+}
+
+/// Runs `strata ARGS` with `stdin`, asserts success, returns stdout and stderr.
+fn run_ok(s: &Strata, args: &[&str], stdin: &[u8]) -> (String, String) {
+    let out = s.run_input(args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "strata {args:?}: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
 /// The per-blob lines of a push's output, sorted (uploads run concurrently).
 fn blob_lines(out: &str) -> Vec<String> {
     let mut lines: Vec<String> = out
@@ -176,17 +190,7 @@ fn pushes_an_image_byte_identical_then_finds_its_layers_there() {
         Some(format!("The push refers to repository [{}/app]", reg.addr()).as_str())
     );
     assert_eq!(blob_lines(&out), expected_lines(&img, "Pushed"), "{out}");
-    assert_eq!(
-        out.lines().last(),
-        Some(
-            format!(
-                "v1: digest: {} size: {}",
-                img.manifest.digest,
-                img.manifest.size()
-            )
-            .as_str()
-        )
-    );
+    assert_pushed(&out, "v1", &img.manifest);
     assert_eq!(raw(&reg, "app:v1"), img.manifest.bytes);
     assert_eq!(copy_out(&reg, "app:v1", false), all_digests([&img]));
 
@@ -223,14 +227,7 @@ fn pushes_a_whole_multi_platform_index_with_its_attestation() {
     load(&s, &[(&name, LayoutEntry::Index(&index))], |_| {});
 
     let out = s.ok(&["push", &name]);
-    assert!(
-        out.ends_with(&format!(
-            "1: digest: {} size: {}\n",
-            index.digest(),
-            index.index.size()
-        )),
-        "{out}"
-    );
+    assert_pushed(&out, "1", &index.index);
     // One line per layer and config of both platforms and the attestation's config.
     let mut want: Vec<String> = index
         .images
@@ -268,27 +265,23 @@ fn an_index_missing_platforms_locally_pushes_the_host_one_and_says_so() {
     let (host, other) = arches();
     let index = build_index(vec![image(host, "part 1"), image(other, "part 2")], Some(0));
     let name = format!("{}/part:1", reg.addr());
+    let back = format!("{}/whole:2", reg.addr());
     // As after a pull of the host's platform only: the other one's layers are absent.
     let gone = index.images[1].layers[0].blob.digest.clone();
-    load(&s, &[(&name, LayoutEntry::Index(&index))], |dir| {
-        std::fs::remove_file(dir.join("blobs/sha256").join(&gone["sha256:".len()..])).unwrap();
-    });
+    load(
+        &s,
+        &[
+            (&name, LayoutEntry::Index(&index)),
+            (&back, LayoutEntry::Index(&index)),
+        ],
+        |dir| {
+            std::fs::remove_file(dir.join("blobs/sha256").join(&gone["sha256:".len()..])).unwrap();
+        },
+    );
 
-    let out = s.cmd(&["push", &name]).output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
+    let (stdout, stderr) = run_ok(&s, &["push", &name], b"");
     let host_manifest = &index.images[0].manifest;
-    assert!(
-        stdout.ends_with(&format!(
-            "1: digest: {} size: {}\n",
-            host_manifest.digest,
-            host_manifest.size()
-        )),
-        "{stdout}"
-    );
+    assert_pushed(&stdout, "1", host_manifest);
     assert_eq!(
         blob_lines(&stdout),
         expected_lines(&index.images[0], "Pushed")
@@ -300,6 +293,22 @@ fn an_index_missing_platforms_locally_pushes_the_host_one_and_says_so() {
         "{stderr}"
     );
     assert_eq!(raw(&reg, "part:1"), host_manifest.bytes);
+
+    // Where the registry has what is missing here (pushed whole from elsewhere), the index
+    // goes up whole, and the tag keeps every platform.
+    let full = strata();
+    let first = format!("{}/whole:1", reg.addr());
+    load(&full, &[(&first, LayoutEntry::Index(&index))], |_| {});
+    full.ok(&["push", &first]);
+    let (stdout, stderr) = run_ok(&s, &["push", &back], b"");
+    assert_pushed(&stdout, "2", &index.index);
+    assert!(
+        stderr.contains(&format!(
+            "Not present locally, already in the registry: linux/{other}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(raw(&reg, "whole:2"), index.index.bytes);
 
     // --platform picks the other present... it is absent: a clear error naming what is there.
     let err = s.fails(
@@ -325,10 +334,7 @@ fn platform_flag_pushes_that_manifest_of_a_complete_index() {
     load(&s, &[(&name, LayoutEntry::Index(&index))], |_| {});
     let out = s.ok(&["push", "--platform", &format!("linux/{other}"), &name]);
     let m = &index.images[1].manifest;
-    assert!(
-        out.ends_with(&format!("1: digest: {} size: {}\n", m.digest, m.size())),
-        "{out}"
-    );
+    assert_pushed(&out, "1", m);
     assert_eq!(raw(&reg, "pick:1"), m.bytes);
 }
 
@@ -490,20 +496,19 @@ fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
     assert_eq!(docker_config(&s)["auths"][&addr], serde_json::Value::Null);
 
     // Right password on stdin.
-    let out = s.run_input(
+    let (stdout, stderr) = run_ok(
+        &s,
         &["login", "-u", TEST_USER, "--password-stdin", &addr],
         format!("{TEST_PASSWORD}\n").as_bytes(),
     );
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded\n");
+    assert_eq!(stdout, "Login Succeeded\n");
     let config = s.scratch("docker-config").join("config.json");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!(
+        stderr.contains(&format!(
             "WARNING! Your credentials are stored unencrypted in '{}'.",
             config.display()
         )),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{stderr}"
     );
     // base64("strata:wonderland")
     assert_eq!(
@@ -511,11 +516,14 @@ fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
         "c3RyYXRhOndvbmRlcmxhbmQ="
     );
     // -p works too, with Docker's warning.
-    let out = s.run_input(&["login", "-u", TEST_USER, "-p", TEST_PASSWORD, &addr], b"");
-    assert!(out.status.success());
+    let (_, stderr) = run_ok(
+        &s,
+        &["login", "-u", TEST_USER, "-p", TEST_PASSWORD, &addr],
+        b"",
+    );
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."),
+        stderr.contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."),
+        "{stderr}"
     );
 
     let out = s.ok(&["push", &name]);

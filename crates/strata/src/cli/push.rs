@@ -85,14 +85,19 @@ fn report(pushed: &Pushed, quiet: bool) {
             pushed.target.digest, pushed.target.size
         );
     }
-    if let Some(index) = &pushed.index {
-        eprintln!(
+    match &pushed.index {
+        Some(index) => eprintln!(
             "\nInfo -> Not all multiplatform-content is present and only the available \
              single-platform image was pushed\n        {} -> {}\n        missing locally: {}",
             index.digest,
             pushed.target.digest,
             pushed.missing.join(", ")
-        );
+        ),
+        None if !pushed.missing.is_empty() => eprintln!(
+            "\nInfo -> Not present locally, already in the registry: {}",
+            pushed.missing.join(", ")
+        ),
+        None => {}
     }
 }
 
