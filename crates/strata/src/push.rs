@@ -34,7 +34,7 @@ use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
 use strata_remote::media::{is_distributable, is_index, is_manifest};
 use strata_remote::{BlobPushed, Reference, Remote, RemoteError};
 use strata_types::is_attestation;
-use strata_types::oci::{Index, Manifest};
+use strata_types::oci::{ImageConfig, Index, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, Matcher, Platform};
 
 use crate::store::Store;
@@ -407,6 +407,21 @@ fn walk(content: &ContentStore, name: &str, desc: &Descriptor) -> Result<Part, P
     Ok(part)
 }
 
+/// The platform a single-image manifest's config says it is for.
+fn config_platform(
+    content: &ContentStore,
+    name: &str,
+    manifest: &Descriptor,
+) -> Result<Platform, PushError> {
+    let read = |source| PushError::Read {
+        name: name.to_owned(),
+        source,
+    };
+    let (m, _): (Manifest, _) = read_json(content, "manifest", manifest).map_err(read)?;
+    let (c, _): (ImageConfig, _) = read_json(content, "config", &m.config).map_err(read)?;
+    Ok(Platform::new(&c.os, &c.architecture, c.variant.as_deref()))
+}
+
 fn platform_name(p: Option<&Platform>) -> String {
     p.map_or_else(|| "unknown".to_owned(), |p| p.normalize().to_string())
 }
@@ -427,6 +442,16 @@ fn plan(
         let part = walk(content, name, target)?;
         if let Some(d) = part.absent {
             return Err(missing_err(d));
+        }
+        if let Some(p) = platform {
+            let own = config_platform(content, name, target)?;
+            if !Matcher::exact(p).matches(&own) {
+                return Err(PushError::NoPlatform {
+                    name: name.to_owned(),
+                    platform: platform_name(Some(p)),
+                    available: vec![platform_name(Some(&own))],
+                });
+            }
         }
         return finish(content, dest, target.clone(), part, None, Vec::new()).map(Choice::Plan);
     }
@@ -899,6 +924,15 @@ mod tests {
         assert_eq!(plan.target, m);
         assert_eq!(plan.documents.len(), 1);
         assert_eq!(plan.documents[0].1.len() as u64, m.size);
+        // --platform must be its platform.
+        assert_eq!(plan_of(&s, &m, Some("linux/amd64")).unwrap().target, m);
+        match plan_of(&s, &m, Some("linux/arm64")) {
+            Err(e @ PushError::NoPlatform { .. }) => assert_eq!(
+                e.to_string(),
+                "img: no manifest for platform linux/arm64 present locally (present: linux/amd64)"
+            ),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(blob_digests(&plan).len(), 2);
         assert_eq!(blob_digests(&plan)[1], &a.digest);
         assert!(plan.index.is_none() && plan.missing.is_empty());
