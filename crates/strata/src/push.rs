@@ -28,11 +28,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
 use strata_remote::media::{is_distributable, is_index, is_manifest};
-use strata_remote::{BlobPushed, Reference, Remote, RemoteError};
+use strata_remote::{BlobPushed, BlobSource, Reference, Remote, RemoteError};
 use strata_types::is_attestation;
 use strata_types::oci::{ImageConfig, Index, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, Matcher, Platform};
@@ -160,14 +161,22 @@ pub enum BlobOutcome {
     Pushed,
 }
 
-/// Progress of a push, in the order things finish.
+/// Progress of a push.
 #[derive(Debug)]
 pub enum PushEvent<'a> {
+    /// Before anything is sent: one for each blob of the push, in order.
+    Preparing { desc: &'a Descriptor },
+    /// Bytes of a blob read for upload so far (every [`PROGRESS_TICK`] while it changes).
+    Uploading { desc: &'a Descriptor, sent: u64 },
+    /// A blob is done, in the order they finish.
     Blob {
         desc: &'a Descriptor,
         outcome: &'a BlobOutcome,
     },
 }
+
+/// How often [`PushEvent::Uploading`] reports.
+pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -713,28 +722,51 @@ async fn send(
     let limit = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let name = r.familiar();
+    let sent: Vec<Arc<AtomicU64>> = plan.blobs.iter().map(|_| Arc::default()).collect();
     for (i, job) in plan.blobs.iter().enumerate() {
-        let (remote, r, job, limit, name) = (
+        progress(PushEvent::Preparing { desc: &job.desc });
+        let (remote, r, job, limit, name, sent) = (
             remote.clone(),
             r.clone(),
             job.clone(),
             limit.clone(),
             name.clone(),
+            sent[i].clone(),
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            push_blob(&remote, &r, &job, &name).await.map(|o| (i, o))
+            push_blob(&remote, &r, &job, &name, sent)
+                .await
+                .map(|o| (i, o))
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        let (i, outcome) = joined.map_err(|e| PushError::Task {
-            name: name.clone(),
-            message: e.to_string(),
-        })??;
-        progress(PushEvent::Blob {
-            desc: &plan.blobs[i].desc,
-            outcome: &outcome,
-        });
+    let mut reported = vec![Some(0); plan.blobs.len()];
+    loop {
+        match tokio::time::timeout(PROGRESS_TICK, tasks.join_next()).await {
+            Ok(None) => break,
+            Ok(Some(joined)) => {
+                let (i, outcome) = joined.map_err(|e| PushError::Task {
+                    name: name.clone(),
+                    message: e.to_string(),
+                })??;
+                reported[i] = None;
+                progress(PushEvent::Blob {
+                    desc: &plan.blobs[i].desc,
+                    outcome: &outcome,
+                });
+            }
+            Err(_) => {}
+        }
+        for (i, last) in reported.iter_mut().enumerate() {
+            let now = sent[i].load(Ordering::Relaxed);
+            if let Some(last) = last.as_mut().filter(|l| now > **l) {
+                *last = now;
+                progress(PushEvent::Uploading {
+                    desc: &plan.blobs[i].desc,
+                    sent: now,
+                });
+            }
+        }
     }
     let Some(((target, target_bytes), children)) = plan.documents.split_last() else {
         return Ok(());
@@ -750,11 +782,27 @@ async fn send(
     Ok(())
 }
 
+/// A blob file that notes how far uploads have read it.
+struct Counted {
+    file: std::fs::File,
+    sent: Arc<AtomicU64>,
+}
+
+impl BlobSource for Counted {
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<bytes::Bytes> {
+        let bytes = BlobSource::read_at(&self.file, offset, len)?;
+        self.sent
+            .fetch_max(offset + bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+}
+
 async fn push_blob(
     remote: &Remote,
     r: &Reference,
     job: &BlobJob,
     name: &str,
+    sent: Arc<AtomicU64>,
 ) -> Result<BlobOutcome, PushError> {
     if remote.blob_exists(r, &job.desc.digest).await? {
         return Ok(BlobOutcome::Exists);
@@ -764,6 +812,7 @@ async fn push_blob(
         digest: job.desc.digest.clone(),
         source,
     })?;
+    let file = Counted { file, sent };
     Ok(
         match remote
             .push_blob(r, &job.desc, file, job.mount_from.as_deref())

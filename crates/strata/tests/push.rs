@@ -339,6 +339,43 @@ fn platform_flag_pushes_that_manifest_of_a_complete_index() {
 }
 
 #[test]
+fn on_a_terminal_each_layer_has_one_line_updated_in_place() {
+    if !require_tool("script") {
+        return;
+    }
+    let Some((reg, s, img, name)) = start_with_image(false, "tty:1") else {
+        return;
+    };
+    // `script` gives the command a pseudo-terminal as stdout.
+    let command = format!(
+        "{} --root {} push {name}",
+        Strata::bin().display(),
+        s.root().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DOCKER_CONFIG", s.scratch("docker-config"))
+        .env("STRATA_HOSTS_DIR", s.scratch("hosts"))
+        .env_remove("STRATA_ROOT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert!(out.status.success(), "{text}");
+    for layer in &img.layers {
+        let id = short(&layer.blob.digest);
+        assert!(
+            text.contains(&format!("\x1b[2K{id}: Preparing\n")),
+            "{text:?}"
+        );
+        assert!(text.contains(&format!("\x1b[2K{id}: Pushed\n")), "{text:?}");
+    }
+    // Each redraw moves up over the rows drawn before (two layers and the config).
+    assert!(text.contains("\x1b[3A"), "{text:?}");
+    assert_pushed(&text, "1", &img.manifest);
+    assert_eq!(raw(&reg, "tty:1"), img.manifest.bytes);
+}
+
+#[test]
 fn a_second_repository_of_the_registry_mounts_the_blobs() {
     let Some((reg, a)) = start(false) else {
         return;

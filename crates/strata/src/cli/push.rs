@@ -1,7 +1,10 @@
 //! `strata push`: an image to its registry, with Docker's output.
 
+use std::io::{self, IsTerminal, Write};
+
 use anyhow::{Context, bail};
 use clap::Args;
+use strata_format::human_size;
 use strata_remote::Reference;
 use strata_remote::media::{is_config, is_layer};
 use strata_types::Platform;
@@ -47,43 +50,110 @@ pub fn run(store: &Store, args: &PushArgs) -> anyhow::Result<()> {
     };
     let remote = crate::runtime::remote()?;
     let rt = crate::runtime::runtime().context("starting the network runtime")?;
+    let mut out = io::stdout();
     if !args.quiet {
-        println!("The push refers to repository [{}]", r.name());
+        writeln!(out, "The push refers to repository [{}]", r.name())?;
     }
     for r in &refs {
+        let mut lines = Lines {
+            tty: out.is_terminal(),
+            rows: Vec::new(),
+            printed: 0,
+        };
         let mut progress = |event: PushEvent<'_>| {
-            if args.quiet {
-                return;
-            }
-            let PushEvent::Blob { desc, outcome } = event;
-            if !is_layer(&desc.media_type) && !is_config(&desc.media_type) {
-                return;
-            }
-            let id = &desc.digest.hex()[..12];
-            match outcome {
-                BlobOutcome::Exists => println!("{id}: Layer already exists"),
-                BlobOutcome::Mounted(from) => println!("{id}: Mounted from {from}"),
-                BlobOutcome::Pushed => println!("{id}: Pushed"),
+            if !args.quiet {
+                lines.show(&event);
             }
         };
         let pushed = push(store, &remote, &rt, r, &opts, &mut progress)?;
-        report(&pushed, args.quiet);
+        report(&mut out, &pushed, args.quiet)?;
     }
     Ok(())
 }
 
-fn report(pushed: &Pushed, quiet: bool) {
+/// The per-blob lines of a push, as Docker prints them: plain lines as blobs finish, or on a
+/// terminal one line per layer and config, updated in place (`Preparing`, `Pushing [==>  ]
+/// 1.2MB/3.4MB`, `Pushed`).
+struct Lines {
+    tty: bool,
+    /// Each shown blob's short id and status, in the order they appeared.
+    rows: Vec<(String, String)>,
+    /// How many rows the terminal shows now.
+    printed: usize,
+}
+
+impl Lines {
+    fn show(&mut self, event: &PushEvent<'_>) {
+        let (desc, status, done) = match event {
+            PushEvent::Preparing { desc } => (desc, "Preparing".to_owned(), false),
+            PushEvent::Uploading { desc, sent } => {
+                (desc, format!("Pushing {}", bar(*sent, desc.size)), false)
+            }
+            PushEvent::Blob { desc, outcome } => (desc, finished(outcome), true),
+        };
+        if !is_layer(&desc.media_type) && !is_config(&desc.media_type) {
+            return;
+        }
+        let id = desc.digest.hex()[..12].to_owned();
+        let mut out = io::stdout().lock();
+        // Output errors (a closed pipe) end nothing here; the final lines report them.
+        if !self.tty {
+            if done {
+                let _ = writeln!(out, "{id}: {status}");
+            }
+            return;
+        }
+        match self.rows.iter_mut().find(|(i, _)| *i == id) {
+            Some(row) => row.1 = status,
+            None => self.rows.push((id, status)),
+        }
+        let mut text = String::new();
+        if self.printed > 0 {
+            text.push_str(&format!("\x1b[{}A", self.printed));
+        }
+        for (id, status) in &self.rows {
+            text.push_str(&format!("\r\x1b[2K{id}: {status}\n"));
+        }
+        self.printed = self.rows.len();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+fn finished(outcome: &BlobOutcome) -> String {
+    match outcome {
+        BlobOutcome::Exists => "Layer already exists".to_owned(),
+        BlobOutcome::Mounted(from) => format!("Mounted from {from}"),
+        BlobOutcome::Pushed => "Pushed".to_owned(),
+    }
+}
+
+/// Docker's progress bar: `[=====>     ]  1.23MB/4.56MB`, 50 characters wide.
+fn bar(current: u64, total: u64) -> String {
+    let numbers = format!("{:>8}/{}", human_size(current), human_size(total));
+    if total == 0 {
+        return numbers;
+    }
+    let filled = ((current.min(total) as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    format!(
+        "[{}>{}] {numbers}",
+        "=".repeat(filled),
+        " ".repeat(50 - filled)
+    )
+}
+
+fn report(out: &mut impl Write, pushed: &Pushed, quiet: bool) -> io::Result<()> {
     if quiet {
-        println!("{}", pushed.reference);
+        writeln!(out, "{}", pushed.reference)?;
     } else if let Some(tag) = pushed
         .reference
         .tag()
         .filter(|_| pushed.reference.digest().is_none())
     {
-        println!(
+        writeln!(
+            out,
             "{tag}: digest: {} size: {}",
             pushed.target.digest, pushed.target.size
-        );
+        )?;
     }
     match &pushed.index {
         Some(index) => eprintln!(
@@ -99,6 +169,7 @@ fn report(pushed: &Pushed, quiet: bool) {
         ),
         None => {}
     }
+    Ok(())
 }
 
 /// Whether the name the user typed carries a tag or a digest (`-a` refuses those).
@@ -128,6 +199,23 @@ fn tags_of(store: &Store, r: &Reference) -> anyhow::Result<Vec<Reference>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_fill_as_docker_s() {
+        assert_eq!(
+            bar(0, 2_000_000),
+            format!("[>{}]       0B/2MB", " ".repeat(50))
+        );
+        assert_eq!(
+            bar(1_000_000, 2_000_000),
+            format!("[{}>{}]      1MB/2MB", "=".repeat(25), " ".repeat(25))
+        );
+        assert_eq!(
+            bar(3_000_000, 2_000_000),
+            format!("[{}>]      3MB/2MB", "=".repeat(50))
+        );
+        assert_eq!(bar(5, 0), "      5B/0B");
+    }
 
     #[test]
     fn tags_and_digests_are_spotted() {
