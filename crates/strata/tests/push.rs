@@ -449,7 +449,8 @@ fn all_tags_pushes_every_tag_of_the_repository() {
         &[(&t1, LayoutEntry::Image(&x)), (&t2, LayoutEntry::Image(&y))],
         |_| {},
     );
-    let out = s.ok(&["push", "-a", &repo]);
+    // One upload at a time works as well as five.
+    let out = s.ok(&["push", "-a", "--max-concurrent-uploads", "1", &repo]);
     assert!(
         out.contains(&format!("t1: digest: {}", x.manifest.digest)),
         "{out}"
@@ -576,6 +577,43 @@ fn login_stores_checked_credentials_that_push_uses_and_logout_removes() {
         format!("Not logged in to {addr}\n")
     );
     s.fails(&["push", &name], b"");
+}
+
+#[test]
+fn login_asks_on_a_terminal() {
+    if !require_tool("script") {
+        return;
+    }
+    let Some((reg, s)) = start(true) else {
+        return;
+    };
+    let command = format!("{} login {}", Strata::bin().display(), reg.addr());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DOCKER_CONFIG", s.scratch("docker-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(
+        &mut stdin,
+        format!("{TEST_USER}\n{TEST_PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Username: ") && text.contains("Password: "),
+        "{text}"
+    );
+    assert!(text.ends_with("Login Succeeded\n"), "{text}");
+    assert_eq!(
+        docker_config(&s)["auths"][&reg.addr()]["auth"],
+        "c3RyYXRhOndvbmRlcmxhbmQ="
+    );
 }
 
 #[test]
