@@ -442,10 +442,11 @@ impl Remote {
         let hosts = self.hosts_with(r, "push", |h| h.capabilities.push)?;
         let host = &hosts[0];
         let url = self.url(host, r, &format!("blobs/{digest}"))?;
+        // A pull scope is enough to ask, but a refusal is one to push.
         let call = Call::new(
             &reference,
             r.registry(),
-            Action::Pull,
+            Action::Push,
             host,
             Method::HEAD,
             url,

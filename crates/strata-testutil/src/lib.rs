@@ -56,6 +56,6 @@ pub use image::{
 };
 pub use layout::{LayoutEntry, tar_dir, write_layout};
 pub use push::{push_blob, push_image, push_index, push_manifest};
-pub use registry::Registry;
+pub use registry::{Registry, TEST_PASSWORD, TEST_USER};
 pub use root::{find_tool, require_root, require_tool};
 pub use tree::{TreeEntry, assert_same_tree, scan_tree, tree_differences};

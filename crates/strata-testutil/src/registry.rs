@@ -16,6 +16,15 @@ pub const REGISTRY_BINARY: &str = "docker-registry";
 /// Where Debian installs it, used when it is not on `$PATH`.
 pub const REGISTRY_FALLBACK_PATH: &str = "/usr/bin/docker-registry";
 
+/// The user of [`Registry::start_with_auth`].
+pub const TEST_USER: &str = "strata";
+/// Its password.
+pub const TEST_PASSWORD: &str = "wonderland";
+/// Its htpasswd line: bcrypt (cost 5) of [`TEST_PASSWORD`], computed once (`htpasswd -nbB`
+/// would do) so that the harness needs no bcrypt implementation.
+pub const TEST_HTPASSWD: &str =
+    "strata:$2y$05$abcdefghijklmnopqrstuuA0vov2GDneHB3.8.cv9UF9g.RdvScIW\n";
+
 /// How long [`Registry::start`] waits for `GET /v2/` to answer 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Attempts with a fresh port when the chosen one was taken in between.
@@ -54,6 +63,20 @@ impl Registry {
     /// The registry's stdout/stderr go to `registry.log` in its temp dir; the
     /// tail of that log is part of the error when startup fails.
     pub fn start() -> anyhow::Result<Registry> {
+        Registry::start_with_htpasswd(None)
+    }
+
+    /// Like [`Registry::start`], with Basic authentication: the registry asks for the one
+    /// user [`TEST_USER`] with password [`TEST_PASSWORD`] (an `htpasswd` file, which
+    /// distribution accepts over plain HTTP) and answers `/v2/` with `401` until it gets
+    /// them.
+    pub fn start_with_auth() -> anyhow::Result<Registry> {
+        Registry::start_with_htpasswd(Some(TEST_HTPASSWD))
+    }
+
+    /// [`Registry::start`] with `htpasswd` (the lines of an htpasswd file, bcrypt hashes)
+    /// as its Basic authentication, or none.
+    pub fn start_with_htpasswd(htpasswd: Option<&str>) -> anyhow::Result<Registry> {
         let binary = find_tool(REGISTRY_BINARY)
             .or_else(|| find_tool(REGISTRY_FALLBACK_PATH))
             .with_context(|| {
@@ -70,15 +93,27 @@ impl Registry {
         std::fs::create_dir(&storage).with_context(|| format!("creating {}", storage.display()))?;
         let config = dir.path().join("config.yml");
         let log = dir.path().join("registry.log");
+        let auth = match htpasswd {
+            Some(lines) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, lines)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                Some(file)
+            }
+            None => None,
+        };
 
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
             let nonce = nonce();
-            std::fs::write(&config, config_yaml(&storage, port, &nonce))
-                .with_context(|| format!("writing {}", config.display()))?;
+            std::fs::write(
+                &config,
+                config_yaml(&storage, port, &nonce, auth.as_deref()),
+            )
+            .with_context(|| format!("writing {}", config.display()))?;
             let child = spawn(&binary, &config, &log)?;
-            match wait_ready(child, port, &nonce, &log) {
+            match wait_ready(child, port, &nonce, &log, auth.is_some()) {
                 Ok(child) => {
                     return Ok(Registry {
                         child,
@@ -158,9 +193,16 @@ fn nonce() -> String {
     format!("{}-{n}-{t}", std::process::id())
 }
 
-fn config_yaml(storage: &Path, port: u16, nonce: &str) -> String {
+fn config_yaml(storage: &Path, port: u16, nonce: &str, htpasswd: Option<&Path>) -> String {
     // JSON string escaping is valid YAML double-quoted string escaping.
-    let root = serde_json::Value::String(storage.to_string_lossy().into_owned());
+    let quote = |p: &Path| serde_json::Value::String(p.to_string_lossy().into_owned());
+    let root = quote(storage);
+    let auth = htpasswd.map_or_else(String::new, |file| {
+        format!(
+            "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+            quote(file)
+        )
+    });
     format!(
         "version: 0.1
 log:
@@ -179,7 +221,7 @@ http:
   addr: 127.0.0.1:{port}
   headers:
     {ID_HEADER}: [\"{nonce}\"]
-"
+{auth}"
     )
 }
 
@@ -204,7 +246,13 @@ fn spawn(binary: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("spawning {} serve {}", binary.display(), config.display()))
 }
 
-fn wait_ready(mut child: Child, port: u16, nonce: &str, log: &Path) -> Result<Child, Failure> {
+fn wait_ready(
+    mut child: Child,
+    port: u16,
+    nonce: &str,
+    log: &Path,
+    auth: bool,
+) -> Result<Child, Failure> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -244,7 +292,7 @@ fn wait_ready(mut child: Child, port: u16, nonce: &str, log: &Path) -> Result<Ch
                 if !ours {
                     // Someone else answers on this port: ours will fail to bind.
                     last = format!("a foreign server answered {} on {url}", resp.status());
-                } else if resp.status() == 200 {
+                } else if resp.status() == 200 || auth && resp.status() == 401 {
                     return Ok(child);
                 } else {
                     last = format!("GET {url} answered {}", resp.status());
@@ -323,6 +371,34 @@ mod tests {
     }
 
     #[test]
+    fn auth_registry_wants_the_test_user() -> anyhow::Result<()> {
+        if !require_tool(REGISTRY_BINARY) {
+            return Ok(());
+        }
+        let r = Registry::start_with_auth()?;
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let url = format!("{}/v2/", r.url());
+        assert_eq!(agent.get(&url).call()?.status(), 401);
+        // base64("strata:wonderland") and base64("strata:wrong")
+        for (auth, status) in [
+            ("c3RyYXRhOndvbmRlcmxhbmQ=", 200),
+            ("c3RyYXRhOndyb25n", 401),
+        ] {
+            let resp = agent
+                .get(&url)
+                .header("Authorization", format!("Basic {auth}"))
+                .call()?;
+            assert_eq!(resp.status(), status, "{auth}");
+        }
+        assert_eq!(format!("{TEST_USER}:{TEST_PASSWORD}"), "strata:wonderland");
+        Ok(())
+    }
+
+    #[test]
     fn port_in_use_by_foreign_server_is_not_mistaken() -> anyhow::Result<()> {
         // A config pointing at a port held by a plain listener must not be
         // reported ready by a probe that reaches the listener.
@@ -337,9 +413,9 @@ mod tests {
         let port = holder.local_addr()?.port();
         let config = dir.path().join("config.yml");
         let log = dir.path().join("registry.log");
-        std::fs::write(&config, config_yaml(dir.path(), port, "n"))?;
+        std::fs::write(&config, config_yaml(dir.path(), port, "n", None))?;
         let child = spawn(&binary, &config, &log)?;
-        match wait_ready(child, port, "n", &log) {
+        match wait_ready(child, port, "n", &log, false) {
             Err(Failure::PortTaken) => {}
             Err(Failure::Other(e)) => panic!("expected PortTaken, got {e:#}"),
             Ok(mut c) => {

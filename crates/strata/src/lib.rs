@@ -15,6 +15,7 @@ pub mod cli;
 pub mod images;
 pub mod load;
 pub mod pull;
+pub mod push;
 pub mod runtime;
 pub mod store;
 pub mod unpack;

@@ -3,26 +3,8 @@
 
 mod common;
 
-use common::Strata;
-use strata_testutil::{
-    Compression, ImageBuilder, LayerBuilder, LayoutEntry, build_index, tar_dir, write_layout,
-};
-
-fn image(arch: &str, text: &str) -> strata_testutil::Image {
-    let base = LayerBuilder::new()
-        .dir("etc", 0o755)
-        .file("etc/os", text.as_bytes(), 0o644)
-        .build(Compression::Gzip);
-    let top = LayerBuilder::new()
-        .file("hello", b"hi", 0o644)
-        .whiteout("etc/os")
-        .build(Compression::Zstd);
-    ImageBuilder::new()
-        .platform("linux", arch, (arch == "arm64").then_some("v8"))
-        .layer(base)
-        .layer(top)
-        .build()
-}
+use common::{Strata, image};
+use strata_testutil::{LayoutEntry, build_index, tar_dir, write_layout};
 
 fn images_count(s: &Strata) -> String {
     s.ok(&["info", "--format", "{{.Images}}"]).trim().to_owned()

@@ -11,9 +11,11 @@ mod image_info;
 mod image_ops;
 mod image_tree;
 mod load;
+mod login;
 mod output;
 mod progress;
 mod pull;
+mod push;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -84,6 +86,12 @@ enum Command {
     /// Low-level access to the content store (blobs by digest), like `ctr content`.
     #[command(subcommand)]
     Content(content::ContentCommand),
+    /// Upload an image to a registry.
+    Push(push::PushArgs),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
     /// Low-level access to the snapshotter (unpacked layers, writable layers), like `ctr snapshot`.
     #[command(subcommand, visible_alias = "snapshots")]
     Snapshot(snapshot::SnapshotCommand),
@@ -122,6 +130,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::run(&open()?, args),
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
+        Command::Push(args) => push::run(&open()?, args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     }
 }
 
@@ -139,19 +150,6 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-}
-
-/// How strata talks to registries: per-host configuration from `$STRATA_HOSTS_DIR`, else
-/// `/etc/strata/certs.d` (containerd's `hosts.toml` layout); credentials from Docker's
-/// `config.json` (`$DOCKER_CONFIG`, else `~/.docker`).
-fn remote_options() -> strata_remote::RemoteOptions {
-    let hosts_dir = std::env::var_os("STRATA_HOSTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/strata/certs.d"));
-    strata_remote::RemoteOptions {
-        hosts_dir: Some(hosts_dir),
-        ..strata_remote::RemoteOptions::default()
-    }
 }
 
 /// Fails with a one-line explanation when the process is not root.

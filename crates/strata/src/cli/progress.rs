@@ -19,6 +19,60 @@ use crate::pull::{LayerState, Progress};
 /// How often a terminal display redraws for byte counts alone.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
+/// Docker's terminal display: `id: status` rows, redrawn in place.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    rows: Vec<(String, String)>,
+    /// How many rows the terminal shows now.
+    printed: usize,
+}
+
+impl Rows {
+    /// Sets the status of row `id`, adding the row the first time.
+    pub(super) fn set(&mut self, id: &str, status: String) {
+        match self.rows.iter_mut().find(|(i, _)| i == id) {
+            Some(row) => row.1 = status,
+            None => self.rows.push((id.to_owned(), status)),
+        }
+    }
+
+    /// Redraws every row over the previous drawing.
+    pub(super) fn draw(&mut self) {
+        let mut text = String::new();
+        if self.printed > 0 {
+            text.push_str(&format!("\x1b[{}A", self.printed));
+        }
+        for (id, status) in &self.rows {
+            text.push_str(&format!("\r\x1b[2K{id}: {status}\n"));
+        }
+        self.printed = self.rows.len();
+        let mut out = io::stdout().lock();
+        // A closed stdout ends nothing here; the command's final lines report it.
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+/// Docker's progress bar: `[=====>     ]  1.23MB/4.56MB`, 50 characters wide.
+pub(super) fn bar(current: u64, total: u64) -> String {
+    let numbers = format!("{:>8}/{}", human_size(current), human_size(total));
+    if total == 0 {
+        return numbers;
+    }
+    let filled = ((current.min(total) as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    format!(
+        "[{}>{}] {numbers}",
+        "=".repeat(filled),
+        " ".repeat(50 - filled)
+    )
+}
+
+/// The first 12 hex digits of a digest: how Docker names a layer in progress output.
+pub(super) fn short(d: &Digest) -> &str {
+    d.hex().get(..12).unwrap_or(d.hex())
+}
+
+/// A pull's display: on a terminal [`Rows`] redrawn at most every 100 ms (and at each change
+/// of state); otherwise one plain line per change of state.
 #[derive(Debug)]
 pub struct PullDisplay {
     tty: bool,
@@ -27,10 +81,8 @@ pub struct PullDisplay {
 
 #[derive(Debug)]
 struct Display {
-    order: Vec<Digest>,
+    rows: Rows,
     lines: HashMap<Digest, Line>,
-    /// Lines printed in the redrawn block so far.
-    drawn: usize,
     last_draw: Instant,
 }
 
@@ -48,9 +100,8 @@ impl PullDisplay {
         PullDisplay {
             tty,
             state: Mutex::new(Display {
-                order: Vec::new(),
+                rows: Rows::default(),
                 lines: HashMap::new(),
-                drawn: 0,
                 last_draw: Instant::now(),
             }),
         }
@@ -61,7 +112,7 @@ impl PullDisplay {
         if let Ok(mut d) = self.state.lock()
             && self.tty
         {
-            d.redraw();
+            d.rows.draw();
         }
     }
 }
@@ -80,13 +131,14 @@ impl Progress for PullDisplay {
             return;
         };
         let now = Instant::now();
+        let first = !d.lines.contains_key(digest);
         let line = d.lines.entry(digest.clone()).or_insert_with(|| Line {
             state,
             current,
             total,
             started: None,
         });
-        let changed = line.state != state;
+        let changed = first || line.state != state;
         if state == LayerState::Downloading && line.started.is_none() {
             line.started = Some((now, current));
         }
@@ -94,44 +146,17 @@ impl Progress for PullDisplay {
         line.current = current;
         line.total = total;
         let text = line.text();
-        if !d.order.contains(digest) {
-            d.order.push(digest.clone());
-            if !self.tty {
-                print_plain(digest, &text);
+        if !self.tty {
+            if changed && state != LayerState::Downloading {
+                println!("{}: {text}", short(digest));
             }
-        } else if !self.tty && changed && state != LayerState::Downloading {
-            print_plain(digest, &text);
+            return;
         }
-        if self.tty && (changed || now.duration_since(d.last_draw) >= REDRAW_EVERY) {
-            d.redraw();
+        d.rows.set(short(digest), text);
+        if changed || now.duration_since(d.last_draw) >= REDRAW_EVERY {
+            d.rows.draw();
+            d.last_draw = now;
         }
-    }
-}
-
-fn print_plain(digest: &Digest, text: &str) {
-    println!("{}: {text}", short(digest));
-}
-
-fn short(d: &Digest) -> &str {
-    d.hex().get(..12).unwrap_or(d.hex())
-}
-
-impl Display {
-    fn redraw(&mut self) {
-        let mut out = io::stdout().lock();
-        let mut buf = String::new();
-        if self.drawn > 0 {
-            buf.push_str(&format!("\x1b[{}A", self.drawn));
-        }
-        for digest in &self.order {
-            if let Some(line) = self.lines.get(digest) {
-                buf.push_str(&format!("\x1b[2K{}: {}\n", short(digest), line.text()));
-            }
-        }
-        // A closed stdout is the pull's business, not the display's.
-        let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
-        self.drawn = self.order.len();
-        self.last_draw = Instant::now();
     }
 }
 
@@ -140,12 +165,7 @@ impl Line {
         match self.state {
             LayerState::Waiting => "Waiting".to_owned(),
             LayerState::Downloading => {
-                let mut s = format!(
-                    "Downloading {} {}/{}",
-                    bar(self.current, self.total),
-                    human_size(self.current),
-                    human_size(self.total)
-                );
+                let mut s = format!("Downloading {}", bar(self.current, self.total));
                 if let Some((at, from)) = self.started {
                     let secs = at.elapsed().as_secs_f64();
                     if secs > 0.2 {
@@ -163,33 +183,24 @@ impl Line {
     }
 }
 
-/// Docker's 50-column bar: `[=====>      ]`.
-fn bar(current: u64, total: u64) -> String {
-    const WIDTH: u64 = 50;
-    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
-    let mut s = String::with_capacity(WIDTH as usize + 2);
-    s.push('[');
-    s.push_str(&"=".repeat(filled.saturating_sub(1)));
-    if filled > 0 {
-        s.push(if filled as u64 == WIDTH { '=' } else { '>' });
-    }
-    s.push_str(&" ".repeat(WIDTH as usize - filled));
-    s.push(']');
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bars_fill_like_dockers() {
-        assert_eq!(bar(0, 100), format!("[{}]", " ".repeat(50)));
+    fn bars_fill_as_docker_s() {
         assert_eq!(
-            bar(50, 100),
-            format!("[{}>{}]", "=".repeat(24), " ".repeat(25))
+            bar(0, 2_000_000),
+            format!("[>{}]       0B/2MB", " ".repeat(50))
         );
-        assert_eq!(bar(100, 100), format!("[{}]", "=".repeat(50)));
-        assert_eq!(bar(5, 0), format!("[{}]", " ".repeat(50)));
+        assert_eq!(
+            bar(1_000_000, 2_000_000),
+            format!("[{}>{}]      1MB/2MB", "=".repeat(25), " ".repeat(25))
+        );
+        assert_eq!(
+            bar(3_000_000, 2_000_000),
+            format!("[{}>]      3MB/2MB", "=".repeat(50))
+        );
+        assert_eq!(bar(5, 0), "      5B/0B");
     }
 }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal as _;
 
 use clap::Args;
-use strata_remote::{Reference, Remote};
+use strata_remote::Reference;
 use strata_types::Platform;
 
 use super::progress::PullDisplay;
@@ -42,7 +42,7 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
         all_platforms: args.all_platforms,
         max_concurrent_downloads: args.max_concurrent_downloads as usize,
     };
-    let remote = Remote::new(super::remote_options())?;
+    let remote = crate::runtime::remote()?;
     let sn = store.snapshotter()?;
     let display = PullDisplay::new(std::io::stdout().is_terminal());
     let last = args.name.rsplit('/').next().unwrap_or_default();

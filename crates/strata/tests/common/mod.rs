@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 pub struct Strata {
     dir: tempfile::TempDir,
     root: Option<PathBuf>,
+    env: Vec<(String, PathBuf)>,
 }
 
 impl Strata {
@@ -16,6 +17,7 @@ impl Strata {
         Strata {
             dir: tempfile::tempdir().expect("temp dir"),
             root: None,
+            env: Vec::new(),
         }
     }
 
@@ -24,6 +26,7 @@ impl Strata {
         Strata {
             dir: tempfile::tempdir().expect("temp dir"),
             root: Some(root),
+            env: Vec::new(),
         }
     }
 
@@ -31,6 +34,19 @@ impl Strata {
         self.root
             .clone()
             .unwrap_or_else(|| self.dir.path().join("root"))
+    }
+
+    /// Every command gets `key=value` in its environment.
+    pub fn env(mut self, key: &str, value: &Path) -> Strata {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A directory of this instance's own (removed with it), e.g. for `DOCKER_CONFIG`.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        p
     }
 
     pub fn bin() -> &'static Path {
@@ -42,6 +58,9 @@ impl Strata {
         let mut c = Command::new(Self::bin());
         c.arg("--root").arg(self.root()).args(args);
         c.env_remove("STRATA_ROOT").env_remove("STRATA_LOG");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 
@@ -125,4 +144,23 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// A two-layer image for `arch`: a gzip base whose `etc/os` holds `text` (its own per `text`),
+/// and a zstd top layer adding `hello` and deleting `etc/os` (the same in every image).
+pub fn image(arch: &str, text: &str) -> strata_testutil::Image {
+    use strata_testutil::{Compression, ImageBuilder, LayerBuilder};
+    let base = LayerBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/os", text.as_bytes(), 0o644)
+        .build(Compression::Gzip);
+    let top = LayerBuilder::new()
+        .file("hello", b"hi", 0o644)
+        .whiteout("etc/os")
+        .build(Compression::Zstd);
+    ImageBuilder::new()
+        .platform("linux", arch, (arch == "arm64").then_some("v8"))
+        .layer(base)
+        .layer(top)
+        .build()
 }
