@@ -431,3 +431,57 @@ fn on_a_terminal_progress_redraws_in_place() {
     );
     assert!(out.contains("Status: Downloaded newer image"), "{out:?}");
 }
+
+/// A registry with basic auth: refused without credentials (naming the reference and what to
+/// do), refused with wrong ones, pulled after `strata login`.
+#[test]
+fn pull_from_a_registry_with_basic_auth() {
+    if !strata_testutil::require_root("unpacks layers with their owners")
+        || !strata_testutil::require_tool("docker-registry")
+    {
+        return;
+    }
+    let reg = Registry::start_with_auth().unwrap();
+    let addr = reg.addr();
+    let img = image("amd64", "private");
+    // Into the registry with strata itself (logged in), from a loaded layout.
+    let pusher = Strata::new();
+    let layout = tempfile::tempdir().unwrap();
+    let name = format!("{addr}/private/app:1");
+    strata_testutil::write_layout(
+        layout.path(),
+        &[(name.as_str(), strata_testutil::LayoutEntry::Image(&img))],
+    )
+    .unwrap();
+    pusher.ok(&["load", "-q", "-i", layout.path().to_str().unwrap()]);
+    let login = |s: &Strata, password: &str| {
+        s.run_input(
+            &[
+                "login",
+                "-u",
+                strata_testutil::TEST_USER,
+                "--password-stdin",
+                &addr,
+            ],
+            format!("{password}\n").as_bytes(),
+        )
+    };
+    assert!(
+        login(&pusher, strata_testutil::TEST_PASSWORD)
+            .status
+            .success()
+    );
+    pusher.ok(&["push", "-q", &name]);
+
+    let s = Strata::new();
+    let err = s.fails(&["pull", &name], b"");
+    assert!(err.contains("private/app"), "{err}");
+    assert!(err.contains("strata login"), "says what to do: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!login(&s, "wrong").status.success());
+    let err = s.fails(&["pull", &name], b"");
+    assert!(err.contains("private/app"), "{err}");
+    assert!(login(&s, strata_testutil::TEST_PASSWORD).status.success());
+    s.ok(&["pull", "-q", &name]);
+    assert!(snapshots(&s).contains(&chains(&img)[1]));
+}

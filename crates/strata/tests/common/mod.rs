@@ -58,6 +58,9 @@ impl Strata {
         let mut c = Command::new(Self::bin());
         c.arg("--root").arg(self.root()).args(args);
         c.env_remove("STRATA_ROOT").env_remove("STRATA_LOG");
+        // Never the machine's credentials or registry settings.
+        c.env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env("STRATA_HOSTS_DIR", self.dir.path().join("hosts.d"));
         for (k, v) in &self.env {
             c.env(k, v);
         }
