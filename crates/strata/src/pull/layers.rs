@@ -28,7 +28,6 @@ use futures_util::StreamExt as _;
 use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
 use strata_content::Writer;
 use strata_metadata::Labels;
-use strata_remote::RemoteError;
 use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
@@ -312,23 +311,23 @@ fn apply(
                 .map_err(PullError::store(digest))?;
             apply_layer(blob, &target.dir, &opts).map_err(apply_err)?
         }
-        Some(mut writer) => {
-            let mut tee = Tee::start(ctx, job, &mut writer, cancel)?;
+        Some(writer) => {
+            let mut tee = Tee::start(ctx, job, writer, cancel)?;
             let applied = apply_layer(&mut tee, &target.dir, &opts);
-            // A network or store failure shows through the applier as a read error; report
-            // the failure itself.
-            if let Some(e) = tee.failed.take() {
-                drop(tee);
-                return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, e));
-            }
             // Every byte goes to the ingest, whatever the applier made of them: a layer that
-            // would not apply may be a corrupt download, and the digest tells which.
-            let drained = io::copy(&mut tee, &mut io::sink());
-            if let Some(e) = tee.failed.take() {
-                drop(tee);
+            // would not apply may be a corrupt download, and the digest tells which. A network
+            // or store failure shows through the applier as a read error; the failure itself
+            // is what gets reported.
+            let mut failed = tee.failed.take();
+            let drained = match failed {
+                Some(_) => Ok(0),
+                None => io::copy(&mut tee, &mut io::sink()),
+            };
+            failed = failed.or_else(|| tee.failed.take());
+            let writer = tee.finish(ctx)?;
+            if let Some(e) = failed {
                 return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, e));
             }
-            drop(tee);
             drained.map_err(|e| {
                 apply_err(ArchiveError::Read {
                     layer: digest.to_string(),
@@ -368,12 +367,16 @@ fn apply(
 }
 
 /// The stream a layer is applied from: the bytes an interrupted pull left in the ingest,
-/// then the rest from the registry, each chunk appended to the ingest as it passes.
+/// then the rest from the registry. The download task appends each chunk to the ingest
+/// (hashing it) before handing it on, so the thread that decompresses does only that.
 struct Tee<'a> {
     prefix: Option<io::Take<std::fs::File>>,
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, RemoteError>>,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, PullError>>,
     pending: Bytes,
-    writer: &'a mut Writer,
+    /// Bytes of the blob passed on so far (from its start).
+    received: u64,
+    /// Downloads into the ingest; gives the writer back when it ends.
+    task: tokio::task::JoinHandle<Writer>,
     cancel: &'a AtomicBool,
     progress: &'a dyn super::Progress,
     desc: &'a Descriptor,
@@ -385,7 +388,7 @@ impl<'a> Tee<'a> {
     fn start(
         ctx: &'a Ctx<'_>,
         job: &'a Job<'_>,
-        writer: &'a mut Writer,
+        mut writer: Writer,
         cancel: &'a AtomicBool,
     ) -> Result<Tee<'a>, PullError> {
         let offset = writer.offset();
@@ -401,11 +404,18 @@ impl<'a> Tee<'a> {
         let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
         let (remote, reference, desc) =
             (ctx.remote.clone(), ctx.reference.clone(), job.desc.clone());
-        // Ends when the stream does, or when the Tee (the receiver) is dropped.
-        ctx.runtime.spawn(async move {
+        // Ends when the stream does, or when the Tee (the receiver) is gone.
+        let task = ctx.runtime.spawn(async move {
             match remote.fetch_blob(&reference, &desc, offset).await {
                 Ok(mut stream) => {
                     while let Some(item) = stream.next().await {
+                        let item = match item {
+                            Ok(chunk) => match writer.write_chunk(&chunk) {
+                                Ok(()) => Ok(chunk),
+                                Err(e) => Err(PullError::store(&desc.digest)(e.into())),
+                            },
+                            Err(e) => Err(PullError::remote(e)),
+                        };
                         let last = item.is_err();
                         if tx.send(item).await.is_err() || last {
                             break;
@@ -413,9 +423,10 @@ impl<'a> Tee<'a> {
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+                    let _ = tx.send(Err(PullError::remote(e))).await;
                 }
             }
+            writer
         });
         ctx.progress.layer(
             &job.desc.digest,
@@ -427,12 +438,21 @@ impl<'a> Tee<'a> {
             prefix,
             rx,
             pending: Bytes::new(),
-            writer,
+            received: offset,
+            task,
             cancel,
             progress: ctx.progress,
             desc: job.desc,
             failed: None,
         })
+    }
+
+    /// Stops the download (if it still runs) and takes the ingest's writer back.
+    fn finish(self, ctx: &Ctx<'_>) -> Result<Writer, PullError> {
+        drop(self.rx);
+        ctx.runtime
+            .block_on(self.task)
+            .map_err(|e| PullError::Runtime(io::Error::other(e)))
     }
 
     fn fail(&mut self, e: PullError) -> io::Error {
@@ -457,19 +477,16 @@ impl Read for Tee<'_> {
             match self.rx.blocking_recv() {
                 None => return Ok(0),
                 Some(Ok(chunk)) => {
-                    if let Err(e) = self.writer.write_chunk(&chunk) {
-                        let e = PullError::store(&self.desc.digest)(e.into());
-                        return Err(self.fail(e));
-                    }
+                    self.received += chunk.len() as u64;
                     self.progress.layer(
                         &self.desc.digest,
                         LayerState::Downloading,
-                        self.writer.offset(),
+                        self.received,
                         self.desc.size,
                     );
                     self.pending = chunk;
                 }
-                Some(Err(e)) => return Err(self.fail(PullError::remote(e))),
+                Some(Err(e)) => return Err(self.fail(e)),
             }
         }
         let n = buf.len().min(self.pending.len());
