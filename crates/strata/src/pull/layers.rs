@@ -37,7 +37,7 @@ use crate::unpack::{UnpackError, unpack_layer};
 
 /// Chunks in flight between a download and its unpacker: bounds a layer's memory (a few
 /// MiB) whatever its size.
-const CHANNEL_CHUNKS: usize = 64;
+const CHANNEL_CHUNKS: usize = 16;
 
 struct Job<'m> {
     desc: &'m Descriptor,
