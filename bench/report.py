@@ -190,6 +190,17 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         ratio = f"{peers['ctr'] / med:.2f}×" if peers["ctr"] else "–"
         p(f"| {label} | {med:.3f} ({lo:.3f}–{hi:.3f}) | {fmt(peers['ctr'])} | {fmt(peers['skopeo'])} | {ratio} | {rss / 1024:.1f} MiB |")
     p("")
+    seq = [(img, stats(runs(f"pull-{img}", "strata"))[0], stats(runs(f"pull-{img}", "strata-1"))[0])
+           for img in ("python", "smallfiles") if runs(f"pull-{img}", "strata-1")]
+    if seq:
+        p("The layer schedule, measured (overlayfs): every layer at once (the default, up to")
+        p("`--max-concurrent-downloads 3`) against one layer at a time (`--max-concurrent-downloads 1`).")
+        p("")
+        p("| image | all layers at once, median s | one at a time, median s |")
+        p("|---|---|---|")
+        for img, par, one in seq:
+            p(f"| {img} | {par:.3f} | {one:.3f} |")
+        p("")
     floors = [(k, runs(f"floor-{k}", "python")) for k in ("download", "decode", "extract")]
     if all(rs for _, rs in floors):
         p("Floors on python's two layers (each stage alone, both layers at once):")
