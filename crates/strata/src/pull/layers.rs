@@ -109,6 +109,7 @@ pub(super) fn unpack_layers(
 }
 
 fn report(ctx: &Ctx<'_>, job: &Job<'_>, state: LayerState, current: u64) {
+    tracing::debug!(layer = %job.desc.digest, ?state, "layer");
     ctx.progress
         .layer(&job.desc.digest, state, current, job.desc.size);
 }

@@ -175,6 +175,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
         .runtime
         .block_on(ctx.remote.resolve(ctx.reference))
         .map_err(PullError::remote)?;
+    tracing::debug!(reference = %ctx.reference, digest = %target.digest, "resolved");
     ctx.progress.resolved(ctx.reference, &target.digest);
     let before = ctx.store.db().read(|tx| tx.image(&name))?;
     let bytes = blobs::fetch_manifest(ctx, &target)?;
@@ -225,6 +226,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
 
     ctx.store.db().write(|tx| {
         crate::images::set_image_name(tx, &name, &target)?;
+        tracing::debug!(name, "image recorded");
         Ok(())
     })?;
     Ok(Pulled {
