@@ -12,7 +12,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::Strata;
+use common::{Strata, chains};
 use strata_testutil::{
     Compression, Image, ImageBuilder, LayerBuilder, Logged, Proxy, ProxyHandle, Registry,
     push_image,
@@ -71,20 +71,6 @@ fn big_layer(img: &Image) -> &str {
     let digest = &img.layers[1].blob.digest;
     assert!(img.layers[1].blob.size() > 300_000);
     digest
-}
-
-/// The chainIDs of an image's layers, bottom first.
-fn chains(img: &Image) -> Vec<String> {
-    let config = img.config.as_json().unwrap();
-    let diff_ids: Vec<strata_types::Digest> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().parse().unwrap())
-        .collect();
-    (1..=diff_ids.len())
-        .map(|i| strata_types::chain_id(&diff_ids[..i]).unwrap().to_string())
-        .collect()
 }
 
 /// The GETs of blob `digest` the proxy saw from request `from` on.
