@@ -1,7 +1,7 @@
 //! `strata-testutil`: the harness every end-to-end test of strata uses.
 //!
 //! This crate is a **dev-dependency only**; nothing in it is meant for
-//! production code. It provides five small building blocks:
+//! production code. It provides six small building blocks:
 //!
 //! * [`Registry`] ([`registry`] module) — starts a real CNCF distribution
 //!   registry (Debian's `docker-registry` binary) on a free loopback port,
@@ -19,6 +19,10 @@
 //! * [`push_image`], [`push_index`], [`push_blob`] ([`push`] module) — a
 //!   minimal distribution-API client over plain HTTP to put those images into
 //!   a registry, independently of strata's own client.
+//! * [`Proxy`], [`Server`] ([`proxy`] module) — a fault-injecting HTTP proxy
+//!   in front of a registry (error statuses, bodies cut or truncated, a
+//!   flipped byte, an oversized manifest), logging every request; async, or
+//!   on its own runtime with [`Proxy::start_blocking`].
 //!
 //! ```no_run
 //! use strata_testutil::{require_tool, Compression, ImageBuilder, LayerBuilder, Registry};
@@ -44,6 +48,7 @@
 pub mod btrfs;
 pub mod image;
 pub mod layout;
+pub mod proxy;
 pub mod push;
 pub mod registry;
 pub mod root;
@@ -55,6 +60,7 @@ pub use image::{
     build_index, media, raw_header, sha256_digest,
 };
 pub use layout::{LayoutEntry, tar_dir, write_layout};
+pub use proxy::{Faults, Logged, Proxy, ProxyHandle, Server};
 pub use push::{push_blob, push_image, push_index, push_manifest};
 pub use registry::{Registry, TEST_PASSWORD, TEST_USER};
 pub use root::{find_tool, require_root, require_tool};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Strata;
+use common::{Strata, chains};
 use strata_testutil::{
     Compression, Image, ImageBuilder, LayerBuilder, Registry, build_index, push_image, push_index,
 };
@@ -42,20 +42,6 @@ fn image(arch: &str, seed: &str) -> Image {
                 .build(Compression::Zstd),
         )
         .build()
-}
-
-/// The chainIDs of an image's layers, bottom first.
-fn chains(img: &Image) -> Vec<String> {
-    let config = img.config.as_json().unwrap();
-    let diff_ids: Vec<strata_types::Digest> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().parse().unwrap())
-        .collect();
-    (1..=diff_ids.len())
-        .map(|i| strata_types::chain_id(&diff_ids[..i]).unwrap().to_string())
-        .collect()
 }
 
 fn snapshots(s: &Strata) -> String {

@@ -1,28 +1,23 @@
 //! Shared pieces of the integration tests: a client with throw-away configuration, seeding
 //! images with strata-testutil's independent pusher, a registry with authentication, a
-//! fault-injecting proxy, a token server, and a registry double for what the real one will
-//! not do (manifests over its size limit).
+//! token server, and strata-testutil's fault-injecting proxy and server for registry doubles.
 
 // Test scaffolding: a failed setup step is a failed test, so helpers panic with a message.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use strata_remote::{Reference, Remote, RemoteOptions};
 use strata_types::{Descriptor, Digest};
 
@@ -249,257 +244,9 @@ pub fn htpasswd_line(user: &str, password: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// An HTTP server on a free loopback port, serving an axum router.
+// An HTTP server on a free loopback port, and a fault-injecting proxy: strata-testutil's.
 
-pub struct Server {
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    pub async fn start(router: axum::Router) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Server { addr, task }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A fault-injecting proxy in front of a real registry.
-
-#[derive(Debug, Clone)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-}
-
-/// What the proxy breaks. Counters count down as faults are injected.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Answer this many requests (whose path contains `fail_path`) with `fail_status`.
-    pub fail_count: AtomicUsize,
-    pub fail_status: Mutex<u16>,
-    pub fail_path: Mutex<String>,
-    pub fail_method: Mutex<Option<String>>,
-    /// Let this many matching requests through before failing any.
-    pub fail_skip: AtomicUsize,
-    /// Cut this many blob GET bodies after `cut_after` bytes.
-    pub cut_count: AtomicUsize,
-    pub cut_after: AtomicUsize,
-    /// Drop `Range` from blob requests.
-    pub ignore_range: Mutex<bool>,
-    /// Drop `Docker-Content-Digest` from manifest HEAD answers.
-    pub strip_digest: Mutex<bool>,
-    /// Answer this many requests matching `fail_path` with a 401 and this challenge.
-    pub unauthorized_count: AtomicUsize,
-    pub unauthorized_challenge: Mutex<String>,
-}
-
-pub struct Proxy {
-    pub server: Server,
-    pub faults: Arc<Faults>,
-    pub log: Arc<Mutex<Vec<Logged>>>,
-}
-
-struct ProxyState {
-    upstream: String,
-    upstream_authority: String,
-    client: reqwest::Client,
-    faults: Arc<Faults>,
-    log: Arc<Mutex<Vec<Logged>>>,
-    own: Mutex<String>,
-}
-
-impl Proxy {
-    pub async fn start(upstream_addr: &str) -> Proxy {
-        init();
-        let faults = Arc::new(Faults::default());
-        *faults.fail_status.lock().expect("lock") = 503;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new(ProxyState {
-            upstream: format!("http://{upstream_addr}"),
-            upstream_authority: upstream_addr.to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("proxy client"),
-            faults: faults.clone(),
-            log: log.clone(),
-            own: Mutex::new(String::new()),
-        });
-        let router = axum::Router::new()
-            .fallback(proxy_handler)
-            .with_state(state.clone());
-        let server = Server::start(router).await;
-        *state.own.lock().expect("lock") = server.host();
-        Proxy {
-            server,
-            faults,
-            log,
-        }
-    }
-
-    pub fn host(&self) -> String {
-        self.server.host()
-    }
-
-    pub fn requests(&self) -> Vec<Logged> {
-        self.log.lock().expect("lock").clone()
-    }
-
-    pub fn fail(&self, count: usize, status: u16, path: &str, method: Option<&str>) {
-        *self.faults.fail_status.lock().expect("lock") = status;
-        *self.faults.fail_path.lock().expect("lock") = path.to_owned();
-        *self.faults.fail_method.lock().expect("lock") = method.map(str::to_owned);
-        self.faults.fail_count.store(count, Ordering::SeqCst);
-    }
-}
-
-fn take_one(counter: &AtomicUsize) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let record = |status: u16| {
-        st.log.lock().expect("lock").push(Logged {
-            method: method.to_string(),
-            path: path.clone(),
-            status,
-        });
-    };
-    let fail_path = st.faults.fail_path.lock().expect("lock").clone();
-    let fail_method = st.faults.fail_method.lock().expect("lock").clone();
-    let matches_fail =
-        path.contains(&fail_path) && fail_method.as_deref().is_none_or(|m| m == method.as_str());
-    if matches_fail && take_one(&st.faults.unauthorized_count) {
-        record(401);
-        let challenge = st
-            .faults
-            .unauthorized_challenge
-            .lock()
-            .expect("lock")
-            .clone();
-        return Response::builder()
-            .status(401)
-            .header("www-authenticate", challenge)
-            .body(Body::from(
-                r#"{"errors":[{"code":"UNAUTHORIZED","message":"token revoked"}]}"#,
-            ))
-            .expect("response");
-    }
-    if matches_fail
-        && st.faults.fail_count.load(Ordering::SeqCst) > 0
-        && !take_one(&st.faults.fail_skip)
-        && take_one(&st.faults.fail_count)
-    {
-        let status = *st.faults.fail_status.lock().expect("lock");
-        record(status);
-        return Response::builder()
-            .status(status)
-            .header("retry-after", "0")
-            .body(Body::from("injected failure"))
-            .expect("response");
-    }
-    let is_blob_get = method == Method::GET && path.contains("/blobs/sha256:");
-    let mut headers = req.headers().clone();
-    headers.remove("host");
-    if is_blob_get && *st.faults.ignore_range.lock().expect("lock") {
-        headers.remove("range");
-    }
-    let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
-    let resp = match st
-        .client
-        .request(method.clone(), format!("{}{path}", st.upstream))
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            record(502);
-            return Response::builder()
-                .status(502)
-                .body(Body::from(e.to_string()))
-                .expect("response");
-        }
-    };
-    let status = resp.status();
-    record(status.as_u16());
-    let own = st.own.lock().expect("lock").clone();
-    let mut out = Response::builder().status(status);
-    for (k, v) in resp.headers() {
-        if k == "location" {
-            let loc = v
-                .to_str()
-                .unwrap_or_default()
-                .replace(&st.upstream_authority, &own);
-            out = out.header(k, loc);
-        } else if k == "docker-content-digest"
-            && method == Method::HEAD
-            && path.contains("/manifests/")
-            && *st.faults.strip_digest.lock().expect("lock")
-        {
-        } else {
-            out = out.header(k, v);
-        }
-    }
-    let cut = is_blob_get && status.is_success() && take_one(&st.faults.cut_count);
-    let cut_after = st.faults.cut_after.load(Ordering::SeqCst);
-    let stream = resp.bytes_stream();
-    let body = if cut {
-        let mut sent = 0usize;
-        let limited = stream
-            .map(move |chunk| -> Result<Bytes, std::io::Error> {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                if sent >= cut_after {
-                    return Err(std::io::Error::other("injected cut"));
-                }
-                let room = cut_after - sent;
-                sent += chunk.len().min(room);
-                if chunk.len() > room {
-                    Ok(chunk.slice(..room))
-                } else {
-                    Ok(chunk)
-                }
-            })
-            .chain(futures_util::stream::once(async {
-                Err(std::io::Error::other("injected cut"))
-            }));
-        Body::from_stream(limited)
-    } else {
-        Body::from_stream(stream)
-    };
-    out.body(body).expect("response")
-}
+pub use strata_testutil::proxy::{Proxy, Server};
 
 // ---------------------------------------------------------------------------------------
 // A token server for `auth: token`, signing RS256 JWTs with openssl.

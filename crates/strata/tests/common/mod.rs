@@ -136,6 +136,20 @@ impl Strata {
     }
 }
 
+/// The chainIDs of an image's layers, bottom first.
+pub fn chains(img: &strata_testutil::Image) -> Vec<String> {
+    let config = img.config.as_json().unwrap();
+    let diff_ids: Vec<strata_types::Digest> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().parse().unwrap())
+        .collect();
+    (1..=diff_ids.len())
+        .map(|i| strata_types::chain_id(&diff_ids[..i]).unwrap().to_string())
+        .collect()
+}
+
 /// Deterministic incompressible bytes.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
