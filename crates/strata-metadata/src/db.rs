@@ -42,8 +42,7 @@ impl Db {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // WAL: readers do not block the writer and a torn write is rolled back on open.
         // FULL: a committed transaction survives power loss, like the fsynced blobs it names.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        set_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -163,9 +162,50 @@ pub(crate) fn from_nanos(n: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(n).unwrap_or(0))
 }
 
+/// Switches the database to WAL. Going to WAL needs the file to itself, and SQLite answers
+/// `SQLITE_BUSY` at once — without the busy handler — while another connection has it open in
+/// the default mode: the case of processes opening a new store at the same time. So retry.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(mode) => {
+                if !mode.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(mode, "the metadata database cannot use WAL here");
+                }
+                return Ok(());
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_processes_open_a_new_database_at_once() {
+        // Separate connections behave as separate processes do for SQLite's file locks.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metadata.db");
+            let opened: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8).map(|_| s.spawn(|| Db::open(&path))).collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for db in opened {
+                let db = db.unwrap();
+                assert_eq!(db.schema_version().unwrap(), current_version());
+            }
+        }
+    }
 
     #[test]
     fn opens_migrates_and_reopens() {

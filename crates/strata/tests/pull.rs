@@ -264,7 +264,9 @@ fn concurrent_pulls_of_one_image_share_the_work() {
     let img = b.build();
     push_image(&reg.url(), "demo/shared", "latest", &img).unwrap();
     let s = Strata::new();
-    let name = format!("{}/demo/shared", reg.addr());
+    // Through a proxy that counts the requests.
+    let proxy = strata_testutil::Proxy::start_blocking(&reg.addr());
+    let name = format!("{}/demo/shared", proxy.host());
     let children: Vec<_> = (0..3)
         .map(|_| {
             s.cmd(&["pull", "-q", &name])
@@ -291,6 +293,21 @@ fn concurrent_pulls_of_one_image_share_the_work() {
         1,
         "no ingests left"
     );
+    // Each layer crossed the network once: the other pulls waited and found it.
+    for layer in &img.layers {
+        let gets = proxy
+            .requests()
+            .iter()
+            .filter(|l| {
+                l.method == "GET" && l.path.ends_with(&format!("/blobs/{}", layer.blob.digest))
+            })
+            .count();
+        assert_eq!(
+            gets, 1,
+            "layer {} downloaded {gets} times",
+            layer.blob.digest
+        );
+    }
 }
 
 /// The registry's copy of a blob, on its disk.
