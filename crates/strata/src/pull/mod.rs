@@ -158,7 +158,7 @@ pub fn pull(
         progress,
         opts,
         source_label: (
-            format!("containerd.io/distribution.source.{}", reference.registry()),
+            crate::push::distribution_source_key(reference.registry()),
             reference.repository().to_owned(),
         ),
         unpacked: Default::default(),

@@ -1,0 +1,290 @@
+//! `push`: an image of the store to a registry, as Docker with the containerd image store
+//! does it.
+//!
+//! The image's name points at a manifest or an index in the content store. What goes up:
+//!
+//! - **A manifest**: its config and distributable layers (non-distributable "foreign" layers
+//!   never leave the machine), then the manifest bytes exactly as stored.
+//! - **An index whose every platform (and attestation) is present locally**: all of it, each
+//!   platform's manifest by digest, then the index under the tag — byte-identical, so the
+//!   registry's digest is the local one.
+//! - **An index with platforms missing locally** (a pull of the host's platform only keeps the
+//!   others' manifests and layers away): when the target repository holds the missing
+//!   manifests already (`HEAD` by digest; a push back to where the image came from), what is
+//!   present goes up and then the whole index, so the tag keeps every platform. Otherwise the
+//!   index cannot go up, since a registry refuses an index whose manifests it lacks: as Docker
+//!   25+ does, the one present platform is pushed instead — the host's when several are
+//!   present — and [`Pushed::index`] and [`Pushed::missing`] say which index was replaced and
+//!   which platforms were missing. (Docker goes straight to that fallback, which replaces a
+//!   multi-platform tag by one platform even where the registry had the rest.)
+//! - **`--platform`**: only that platform's manifest.
+//!
+//! Each blob: `HEAD` first and skip it if the registry has it; else a cross-repository mount
+//! when the blob's `containerd.io/distribution.source.<registry>` label names another
+//! repository of the same registry (containerd's label, written by pull and by every push),
+//! else an upload. Blobs go up concurrently (at most `max_concurrent_uploads`), manifests one
+//! by one after them, the index last.
+
+use std::time::{Duration, SystemTime};
+
+use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_remote::media::is_index;
+use strata_remote::{Reference, Remote, RemoteError};
+use strata_types::{Descriptor, Digest, ErrorKind, Platform};
+
+use crate::store::Store;
+use crate::unpack::UnpackError;
+
+/// containerd's label recording the repositories of a registry a blob is known to be in:
+/// `containerd.io/distribution.source.<host>=<repo>[,<repo>…]`.
+pub const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
+
+/// How long a push's lease protects what it sends if the process dies before it ends.
+const PUSH_LEASE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    #[error("An image does not exist locally with the tag: {0}")]
+    NotFound(String),
+    #[error("{name}: blob {digest} is not present locally")]
+    Missing { name: String, digest: Digest },
+    #[error(
+        "{name}: no manifest for platform {platform} present locally (present: {})",
+        list(available)
+    )]
+    NoPlatform {
+        name: String,
+        platform: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "{name}: index {index} is not complete locally (missing: {}) and none of the platforms \
+         present ({}) is this host's: push one with --platform",
+        list(missing),
+        list(present)
+    )]
+    Ambiguous {
+        name: String,
+        index: Digest,
+        missing: Vec<String>,
+        present: Vec<String>,
+    },
+    #[error("{name}: media type {media_type:?} of {digest} is neither a manifest nor an index")]
+    MediaType {
+        name: String,
+        digest: Digest,
+        media_type: String,
+    },
+    #[error("{name}")]
+    Read {
+        name: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("{name}: open blob {digest}")]
+    Open {
+        name: String,
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name}: an upload task failed: {message}")]
+    Task { name: String, message: String },
+    #[error(transparent)]
+    Remote(Box<RemoteError>),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl PushError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PushError::NotFound(_) | PushError::Missing { .. } | PushError::NoPlatform { .. } => {
+                ErrorKind::NotFound
+            }
+            PushError::Ambiguous { .. } => ErrorKind::FailedPrecondition,
+            PushError::MediaType { .. } => ErrorKind::InvalidArgument,
+            PushError::Read { source, .. } => source.kind(),
+            PushError::Open { .. } | PushError::Task { .. } => ErrorKind::Internal,
+            PushError::Remote(e) => e.kind(),
+            PushError::Meta(e) => e.kind(),
+        }
+    }
+}
+
+impl From<RemoteError> for PushError {
+    fn from(e: RemoteError) -> Self {
+        PushError::Remote(Box::new(e))
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Push only the manifest of this platform.
+    pub platform: Option<Platform>,
+    /// How many blobs go up at once (dockerd's `--max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            platform: None,
+            max_concurrent_uploads: 5,
+        }
+    }
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// The registry had it already.
+    Exists,
+    /// Mounted from this repository of the same registry.
+    Mounted(String),
+    /// Uploaded.
+    Pushed,
+}
+
+/// Progress of a push.
+#[derive(Debug)]
+pub enum PushEvent<'a> {
+    /// Before anything is sent: one for each blob of the push, in order.
+    Preparing { desc: &'a Descriptor },
+    /// Bytes of a blob read for upload so far (every [`PROGRESS_TICK`] while it changes).
+    Uploading { desc: &'a Descriptor, sent: u64 },
+    /// A blob is done, in the order they finish.
+    Blob {
+        desc: &'a Descriptor,
+        outcome: &'a BlobOutcome,
+    },
+}
+
+/// How often [`PushEvent::Uploading`] reports.
+pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// Where it went.
+    pub reference: Reference,
+    /// The manifest or index now under the reference's tag (or digest).
+    pub target: Descriptor,
+    /// The local index that was replaced by one of its platforms' manifests, because not all
+    /// of its content is present locally.
+    pub index: Option<Descriptor>,
+    /// The platforms of the index missing locally: with `index`, those left out; without, the
+    /// ones the registry had already (the index went up whole).
+    pub missing: Vec<String>,
+}
+
+/// The descriptor an image name stands for locally: the image of that name, or for a
+/// `name@digest` reference a manifest or index of that digest under an image of that
+/// repository (the image's own target, or one of its index's manifests).
+pub fn local_target(store: &Store, r: &Reference) -> Result<Descriptor, PushError> {
+    let not_found = || PushError::NotFound(r.familiar());
+    let Some(digest) = r.digest() else {
+        let image = store.db().read(|tx| tx.image(&r.to_string()))?;
+        return image.map(|i| i.target).ok_or_else(not_found);
+    };
+    let images = store.db().read(|tx| tx.images())?;
+    let mut same_repo: Vec<Descriptor> = images
+        .into_iter()
+        .filter(|i| Reference::parse(&i.name).is_ok_and(|n| n.name() == r.name()))
+        .map(|i| i.target)
+        .collect();
+    same_repo.sort_by(|a, b| a.digest.cmp(&b.digest));
+    same_repo.dedup();
+    if let Some(t) = same_repo.iter().find(|t| t.digest == *digest) {
+        return Ok(t.clone());
+    }
+    for target in same_repo.iter().filter(|t| is_index(&t.media_type)) {
+        if !present(store.content(), &target.digest)? {
+            continue;
+        }
+        let (index, _) = read_index(store.content(), &r.familiar(), target)?;
+        if let Some(e) = index
+            .manifests
+            .iter()
+            .find(|e| e.descriptor.digest == *digest)
+        {
+            return Ok(e.descriptor.clone());
+        }
+    }
+    Err(not_found())
+}
+
+/// Pushes the local image `r` stands for to `r` (see the module documentation). `progress`
+/// hears about each blob as it is done.
+pub fn push(
+    store: &Store,
+    remote: &Remote,
+    rt: &tokio::runtime::Runtime,
+    r: &Reference,
+    opts: &PushOptions,
+    progress: &mut dyn FnMut(PushEvent<'_>),
+) -> Result<Pushed, PushError> {
+    let target = local_target(store, r)?;
+    let choice = plan(
+        store.content(),
+        &r.familiar(),
+        &target,
+        opts.platform.as_ref(),
+        r,
+    )?;
+    let registry_has_absent = match &choice {
+        Choice::IfRegistryHas { absent, .. } => rt.block_on(registry_has(remote, r, absent)),
+        Choice::Plan(_) => false,
+    };
+    let plan = choice.decide(registry_has_absent)?;
+    // What is being sent stays, whatever removes images meanwhile, until it is sent.
+    let db = store.db();
+    let lease = format!("push/{}", crate::unique_suffix());
+    db.write(|tx| {
+        tx.create_lease(&lease, Some(SystemTime::now() + PUSH_LEASE), &Labels::new())?;
+        for digest in plan.digests() {
+            tx.add_lease_resource(&lease, &LeaseResource::Content(digest.clone()))?;
+        }
+        Ok(())
+    })?;
+    let sent = rt.block_on(send(
+        remote,
+        r,
+        &plan,
+        opts.max_concurrent_uploads,
+        progress,
+    ));
+    if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
+        tracing::warn!("removing lease {lease}: {e}");
+    }
+    sent?;
+    record_source(store.content(), r, &plan);
+    Ok(Pushed {
+        reference: r.clone(),
+        target: plan.target,
+        index: plan.index,
+        missing: plan.missing,
+    })
+}
+
+fn present(content: &ContentStore, digest: &Digest) -> Result<bool, PushError> {
+    Ok(content.db().read(|tx| tx.blob(digest))?.is_some() && content.local().exists(digest))
+}
+
+mod plan;
+mod send;
+
+use plan::*;
+pub(crate) use send::distribution_source_key;
+use send::*;
+#[cfg(test)]
+mod tests;
