@@ -179,6 +179,16 @@ fn platforms_and_attestations() {
     // The base layer is the same in both: three snapshots.
     assert_eq!(snaps.lines().count(), 1 + 3, "{snaps}");
     assert!(content(&s).contains(attestation.digest()));
+    // `images --tree` shows both platforms unpacked and the attestation as such; plain
+    // `images` one row.
+    let tree = s.ok(&["images", "--tree"]);
+    assert!(
+        tree.contains("linux/amd64") && tree.contains("linux/arm64"),
+        "{tree}"
+    );
+    assert_eq!(tree.matches("unpacked").count(), 2, "{tree}");
+    assert!(tree.contains("attestation for linux/amd64"), "{tree}");
+    assert_eq!(s.ok(&["images", "-q"]).lines().count(), 1);
 
     // No match: the error names what was asked and what there is.
     let err = s.fails(&["pull", "--platform", "linux/s390x", &name], b"");
