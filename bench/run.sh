@@ -265,6 +265,21 @@ scenario_pull() {
       done
     done
   done
+  # Memory must not grow with layer size: one 512 MiB layer (incompressible) against the corpus.
+  if ((!QUICK)) && command -v umoci > /dev/null; then
+    local big=$WORK/big
+    rm -rf "$big"; mkdir -p "$big/rootfs"
+    head -c 512M /dev/urandom > "$big/rootfs/blob"
+    umoci init --layout "$big/oci" && umoci new --image "$big/oci:latest"
+    umoci insert --image "$big/oci:latest" "$big/rootfs/blob" /blob > /dev/null
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$big/oci:latest" "docker://$REG/corpus/big:latest"
+    rm -rf "$big"
+    meta pull.big "one layer of 512 MiB of random bytes (gzip)"
+    for run in $(seq 1 "$RUNS"); do
+      rm -rf "$WORK/strata-root"; "$STRATA" --root "$WORK/strata-root" info > /dev/null
+      timed pull-big strata "$run" -- "$STRATA" --root "$WORK/strata-root" pull -q "$REG/corpus/big:latest"
+    done
+  fi
   # The floors, on python's two layers: the download alone, the decode alone, and the
   # extraction of the uncompressed layers alone (each pair in parallel, as a pull does them).
   if ((!QUICK)); then
