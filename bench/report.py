@@ -232,6 +232,27 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         p(f"- versions: {'; '.join(versions)}")
     p("")
 
+if runs("push", "strata"):
+    p(f"## Push: {meta.get('push.image', '?')} to an empty registry on 127.0.0.1")
+    p("")
+    p("Every blob uploaded (a new registry each run, so nothing to skip or mount), then the")
+    p("manifest. containerd's `ctr` pushes the same image from its own store.")
+    p("")
+    p("| system | median s | min s | max s | peak RSS |")
+    p("|---|---|---|---|---|")
+    for system in ("strata", "ctr"):
+        rs = runs("push", system)
+        if rs:
+            med, lo, hi, rss = stats(rs)
+            p(f"| {system} | {med:.3f} | {lo:.3f} | {hi:.3f} | {rss / 1024:.1f} MiB |")
+    p("")
+    p("Commands:")
+    p("")
+    for k in ("push.cmd.strata", "push.cmd.ctr"):
+        if k in meta:
+            p(f"- `{meta[k]}`")
+    p("")
+
 p("## Reproduce")
 p("")
 p("```")

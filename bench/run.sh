@@ -4,7 +4,8 @@
 #   bench/run.sh [--quick] [--runs N] [SCENARIO...]
 #
 # Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs skopeo into
-# containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x).
+# containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x),
+# push (strata vs ctr, to an empty registry).
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -25,7 +26,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -168,11 +169,13 @@ scenario_unpack() {
   rm -rf "$root" "$out"
 }
 
-REG_PID= CTRD_PID=
+REG_PIDS=() CTRD_PID=
 stop_daemons() {
-  [ -z "$REG_PID" ] || { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
-  [ -z "$CTRD_PID" ] || { kill "$CTRD_PID" 2>/dev/null || true; wait "$CTRD_PID" 2>/dev/null || true; }
-  REG_PID= CTRD_PID=
+  local p
+  for p in "${REG_PIDS[@]}" $CTRD_PID; do
+    kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+  done
+  REG_PIDS=() CTRD_PID=
 }
 trap stop_daemons EXIT
 
@@ -184,21 +187,31 @@ unmount_under() {
   done
 }
 
-# start_registry: a CNCF distribution registry on 127.0.0.1 (sets REG).
+# start_registry [NAME]: a new, empty CNCF distribution registry on 127.0.0.1 storing under
+# $WORK/NAME (sets REG and REG_PID).
 start_registry() {
-  local port
+  local port dir=$WORK/${1:-registry}
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  rm -rf "$WORK/registry"; mkdir -p "$WORK/registry"
-  cat > "$WORK/registry/config.yml" <<YML
+  rm -rf "$dir"; mkdir -p "$dir"
+  cat > "$dir/config.yml" <<YML
 version: 0.1
 log: { level: error }
-storage: { filesystem: { rootdirectory: $WORK/registry/data }, delete: { enabled: true } }
+storage: { filesystem: { rootdirectory: $dir/data }, delete: { enabled: true } }
 http: { addr: 127.0.0.1:$port }
 YML
-  docker-registry serve "$WORK/registry/config.yml" > "$WORK/registry/log" 2>&1 &
+  docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
   REG_PID=$!
+  REG_PIDS+=("$REG_PID")
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
   REG=127.0.0.1:$port
+}
+
+# stop_registry PID: stops one registry started by start_registry.
+stop_registry() {
+  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
+  local keep=() p
+  for p in "${REG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  REG_PIDS=("${keep[@]}")
 }
 
 # fresh_containerd: a containerd of our own with an empty store (sets CTR).
@@ -318,6 +331,44 @@ PY
   stop_daemons
   unmount_under "$WORK/cs"; unmount_under "$WORK/ctrd"
   rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/registry"
+}
+
+scenario_push() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  local img=python; ((QUICK)) && img=debian-base
+  echo "== push: $img to an empty registry on 127.0.0.1 (strata, ctr)"
+  start_registry registry; local src=$REG
+  skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$src/corpus/$img:latest"
+  rm -rf "$WORK/push-root"
+  "$STRATA" --root "$WORK/push-root" pull -q "$src/corpus/$img:latest" > /dev/null
+  local have_ctr=0
+  command -v containerd > /dev/null && fresh_containerd && have_ctr=1
+  ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$src/corpus/$img:latest" > /dev/null
+  meta push.image "$img"
+  meta push.cmd.strata "strata push DEST/corpus/$img:latest (tagged from the pulled image; a new, empty registry each run)"
+  meta push.cmd.ctr "ctr images push --plain-http DEST/corpus/$img:latest (same image, same empty registry)"
+  for run in $(seq 1 "$RUNS"); do
+    local order=(strata ctr)
+    ((run % 2)) || order=(ctr strata)
+    for sys in "${order[@]}"; do
+      ((have_ctr)) || [ "$sys" = strata ] || continue
+      start_registry dest; local dst=$REG dst_pid=$REG_PID
+      case $sys in
+        strata)
+          "$STRATA" --root "$WORK/push-root" tag "$src/corpus/$img:latest" "$dst/corpus/$img:latest"
+          timed push strata "$run" -- "$STRATA" --root "$WORK/push-root" push -q "$dst/corpus/$img:latest"
+          "$STRATA" --root "$WORK/push-root" rmi "$dst/corpus/$img:latest" > /dev/null ;;
+        ctr)
+          "${CTR[@]}" images tag "$src/corpus/$img:latest" "$dst/corpus/$img:latest" > /dev/null
+          timed push ctr "$run" -- "${CTR[@]}" images push --plain-http "$dst/corpus/$img:latest"
+          "${CTR[@]}" images rm "$dst/corpus/$img:latest" > /dev/null ;;
+      esac
+      stop_registry "$dst_pid"
+    done
+  done
+  stop_daemons
+  unmount_under "$WORK/ctrd"
+  rm -rf "$WORK/push-root" "$WORK/ctrd" "$WORK/registry" "$WORK/dest"
 }
 
 for s in "${SCENARIOS[@]}"; do
