@@ -170,6 +170,13 @@ fn platforms_and_attestations() {
         !content(&s).contains(attestation.digest()),
         "its attestation is amd64's"
     );
+    // The host's platform next, into the same store: the index keeps an edge to both.
+    s.ok(&["pull", "-q", &name]);
+    let info = s.ok(&["content", "info", index.digest()]);
+    assert!(
+        info.contains(arm.digest()) && info.contains(amd.digest()),
+        "{info}"
+    );
 
     // --all-platforms: both unpacked, the attestation stored and never unpacked.
     let s = Strata::new();

@@ -184,13 +184,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
     if is_index(&target.media_type) {
         let index: Index = blobs::parse(&target, "index", &bytes)?;
         let (wanted, attestations) = select(ctx, &index)?;
-        let mut children = Labels::new();
-        for (i, entry) in wanted.iter().chain(&attestations).enumerate() {
-            children.insert(
-                format!("containerd.io/gc.ref.content.m.{i}"),
-                entry.descriptor.digest.to_string(),
-            );
-        }
+        let children = index_labels(ctx, &target, wanted.iter().chain(&attestations))?;
         for entry in &attestations {
             let manifest_bytes = blobs::fetch_manifest(ctx, &entry.descriptor)?;
             let manifest: Manifest = blobs::parse(&entry.descriptor, "manifest", &manifest_bytes)?;
@@ -350,6 +344,36 @@ fn pull_manifest_bytes(
         platform: platform.or(actual),
         top,
     })
+}
+
+/// An index's garbage-collection edges: to the manifests pulled now and to those an earlier
+/// pull (of another platform) recorded, so that neither loses its edge.
+fn index_labels<'e>(
+    ctx: &Ctx<'_>,
+    index: &Descriptor,
+    pulled: impl Iterator<Item = &'e &'e strata_types::oci::IndexEntry>,
+) -> Result<Labels, PullError> {
+    const EDGE: &str = "containerd.io/gc.ref.content.m.";
+    let mut digests: Vec<String> = match ctx.store.content().info(&index.digest) {
+        Ok(info) => info
+            .labels
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(EDGE))
+            .map(|(_, v)| v)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for entry in pulled {
+        let d = entry.descriptor.digest.to_string();
+        if !digests.contains(&d) {
+            digests.push(d);
+        }
+    }
+    Ok(digests
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (format!("{EDGE}{i}"), d))
+        .collect())
 }
 
 /// A manifest's garbage-collection edges: its config and each layer.
