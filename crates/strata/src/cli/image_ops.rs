@@ -1,15 +1,18 @@
-//! `strata tag`, `strata rmi` and `strata image prune`: image records only. Removing a
-//! record frees no disk space by itself; what no record needs any more is garbage
-//! collection's (`Total reclaimed space` is therefore always 0B).
+//! `strata tag`, `strata rmi` and `strata image prune`. `rmi` and `prune` remove image
+//! records, then run the garbage collector, which frees what no record, container or lease
+//! needs any more: the layers it removes are listed as Docker lists them, and prune prints the
+//! bytes freed.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use strata_format::human_size;
 use strata_remote::Reference;
 
 use super::output::fail_with_all;
+use crate::gc::{self, Collected, GcOptions};
 use crate::images::{self, ImageError, Removal, is_dangling};
 use crate::store::Store;
 
@@ -74,14 +77,30 @@ fn print_removals(out: &mut impl Write, removals: &[Removal], lower: bool) -> io
 pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
     let mut errors: Vec<ImageError> = Vec::new();
     let mut out = io::stdout().lock();
+    let mut removed = false;
     for arg in &args.images {
         match images::write(store.db(), |tx| images::remove(tx, arg, args.force)) {
-            Ok(removals) => print_removals(&mut out, &removals, false)?,
+            Ok(removals) => {
+                removed |= removals.iter().any(|r| matches!(r, Removal::Deleted(_)));
+                print_removals(&mut out, &removals, false)?;
+            }
             Err(e) => errors.push(e),
+        }
+    }
+    if removed {
+        // The layers no other image uses, as Docker lists the layers an rmi deletes.
+        let collected = collect(store)?;
+        for layer in collected.removed_layers() {
+            writeln!(out, "Deleted: {layer}")?;
         }
     }
     out.flush()?;
     fail_with_all(errors)
+}
+
+/// Runs the garbage collector over the store.
+fn collect(store: &Store) -> anyhow::Result<Collected> {
+    Ok(gc::collect(store, &GcOptions::default())?)
 }
 
 fn confirm(all: bool) -> anyhow::Result<bool> {
@@ -131,13 +150,21 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
         }
         Ok(removals)
     })?;
+    let collected = collect(store)?;
     let mut out = io::stdout().lock();
-    if !removals.is_empty() {
+    let layers: Vec<&str> = collected.removed_layers().collect();
+    if !removals.is_empty() || !layers.is_empty() {
         writeln!(out, "Deleted Images:")?;
         print_removals(&mut out, &removals, true)?;
+        for layer in layers {
+            writeln!(out, "deleted: {layer}")?;
+        }
         writeln!(out)?;
     }
-    // Records only: the space is freed by garbage collection.
-    writeln!(out, "Total reclaimed space: 0B")?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(collected.reclaimed())
+    )?;
     Ok(out.flush()?)
 }
