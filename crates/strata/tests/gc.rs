@@ -297,8 +297,15 @@ fn an_interrupted_pull_is_kept_under_its_lease_then_reclaimed() {
     kill_mid_pull(&s, &name);
     assert!(!snapshot_keys(&s).is_empty());
     std::thread::sleep(Duration::from_millis(1100));
-    let out = s.ok(&["image", "prune", "-f"]);
-    assert_ne!(out, "Total reclaimed space: 0B\n");
+    let err = s.fails(&["system", "prune"], b"n\n");
+    assert!(err.contains("system prune has been cancelled"), "{err}");
+    assert!(!snapshot_keys(&s).is_empty());
+    let out = s.ok_input(&["system", "prune"], b"y\n");
+    assert!(
+        out.starts_with("WARNING! This will remove:\n  - all dangling images\n"),
+        "{out}"
+    );
+    assert!(!out.ends_with("Total reclaimed space: 0B\n"), "{out}");
     assert!(snapshot_keys(&s).is_empty());
     assert!(entries(&s.root().join("content/ingest")).is_empty());
     // The pull still works afterwards.

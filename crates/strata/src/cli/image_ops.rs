@@ -103,13 +103,8 @@ fn collect(store: &Store) -> anyhow::Result<Collected> {
     Ok(gc::collect(store, &GcOptions::default())?)
 }
 
-fn confirm(all: bool) -> anyhow::Result<bool> {
-    let what = if all {
-        "all images without at least one container associated to them"
-    } else {
-        "all dangling images"
-    };
-    print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    print!("{question}\nAre you sure you want to continue? [y/N] ");
     io::stdout().flush()?;
     let mut answer = String::new();
     io::stdin()
@@ -122,10 +117,37 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
     ))
 }
 
+fn what_images(all: bool) -> &'static str {
+    if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    }
+}
+
 pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
-    if !args.force && !confirm(args.all)? {
+    let question = format!("WARNING! This will remove {}.", what_images(args.all));
+    if !args.force && !confirm(&question)? {
         bail!("image prune has been cancelled");
     }
+    prune_and_collect(store, args.all)
+}
+
+/// `system prune`: images as `image prune` (there are no networks or build cache; stopped
+/// containers will join when `run` lands), then garbage collection of the whole store.
+pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+    let question = format!(
+        "WARNING! This will remove:\n  - {}\n  - content, snapshots and ingests nothing uses, and expired leases\n",
+        what_images(args.all)
+    );
+    if !args.force && !confirm(&question)? {
+        bail!("system prune has been cancelled");
+    }
+    prune_and_collect(store, args.all)
+}
+
+/// Removes the dangling (`all`: unused) image records, collects garbage and prints both.
+fn prune_and_collect(store: &Store, all: bool) -> anyhow::Result<()> {
     let removals = images::write(store.db(), |tx| {
         let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for rec in tx.images()? {
@@ -137,7 +159,7 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
         let mut removals = Vec::new();
         for (digest, recs) in by_target {
             let dangling = recs.iter().all(is_dangling);
-            if !(dangling || args.all) || !images::containers_using(tx, &digest)?.is_empty() {
+            if !(dangling || all) || !images::containers_using(tx, &digest)?.is_empty() {
                 continue;
             }
             for rec in &recs {
