@@ -167,12 +167,22 @@ impl ContentStore {
                 tx.add_lease_resource(lease, &LeaseResource::Ingest(r#ref.to_owned()))
             })?;
         }
-        match self.local.writer(r#ref, opts) {
-            Err(ContentError::AlreadyExists(d)) => {
-                self.record(&d, None, &Labels::new(), lease)?;
-                Err(ContentError::AlreadyExists(d).into())
+        let mut attempts = 0;
+        loop {
+            match self.local.writer(r#ref, opts.clone()) {
+                Err(ContentError::AlreadyExists(d)) => {
+                    match self.record(&d, None, &Labels::new(), lease) {
+                        // Garbage collection removed the file between the two steps: it is
+                        // not in the store after all, so write it.
+                        Err(MetaError::Content(ContentError::NotFound(_))) if attempts < 3 => {
+                            attempts += 1;
+                        }
+                        Err(e) => return Err(e),
+                        Ok(()) => return Err(ContentError::AlreadyExists(d).into()),
+                    }
+                }
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
     }
 
@@ -208,8 +218,10 @@ impl ContentStore {
         labels: &Labels,
         lease: Option<&str>,
     ) -> Result<(), MetaError> {
-        let size = self.local.info(digest)?.size;
         self.db.write(|tx| {
+            // Checked under the write lock: garbage collection deletes the files of blobs it
+            // unrecorded under that lock too, so a blob is never recorded without its file.
+            let size = self.local.info(digest)?.size;
             tx.insert_blob(digest, size)?;
             if !labels.is_empty() {
                 tx.update_blob_labels(digest, labels)?;
@@ -258,6 +270,28 @@ impl ContentStore {
             Ok(()) | Err(ContentError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Deletes the files of those of `digests` that no record names, deciding under the
+    /// database's write lock so that a writer re-recording one of them meanwhile (it found the
+    /// file and adopts it) either keeps it or finds it gone and writes it again. Returns the
+    /// digests whose files were deleted. For garbage collection, after the transaction that
+    /// deleted the records.
+    pub fn delete_unrecorded_files(&self, digests: &[Digest]) -> Result<Vec<Digest>, MetaError> {
+        self.db.write(|tx| {
+            let mut deleted = Vec::new();
+            for digest in digests {
+                if tx.blob(digest)?.is_some() {
+                    continue;
+                }
+                match self.local.delete(digest) {
+                    Ok(()) => deleted.push(digest.clone()),
+                    Err(ContentError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(deleted)
+        })
     }
 
     pub fn update_labels(&self, digest: &Digest, labels: &Labels) -> Result<BlobRecord, MetaError> {

@@ -262,3 +262,16 @@ pub fn open(
         }
     })
 }
+
+/// The disk usage of the tree (`fs/`) of the snapshot record `id` of `snapshotter` in the store
+/// at `root`, as [`Snapshotter::usage`] counts it (blocks allocated, hard links once), but
+/// found by the record's id: for a garbage collector that has deleted the record and wants
+/// to know what the next [`Snapshotter::cleanup`] frees. A directory already gone is `None`.
+pub fn unrecorded_usage(root: &Path, snapshotter: &str, id: i64) -> Option<Usage> {
+    let dir = root
+        .join("snapshots")
+        .join(snapshotter)
+        .join(id.to_string())
+        .join("fs");
+    usage::disk_usage(&dir).ok()
+}

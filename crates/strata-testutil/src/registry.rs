@@ -384,10 +384,7 @@ mod tests {
         let url = format!("{}/v2/", r.url());
         assert_eq!(agent.get(&url).call()?.status(), 401);
         // base64("strata:wonderland") and base64("strata:wrong")
-        for (auth, status) in [
-            ("c3RyYXRhOndvbmRlcmxhbmQ=", 200),
-            ("c3RyYXRhOndyb25n", 401),
-        ] {
+        for (auth, status) in [("c3RyYXRhOndvbmRlcmxhbmQ=", 200), ("c3RyYXRhOndyb25n", 401)] {
             let resp = agent
                 .get(&url)
                 .header("Authorization", format!("Basic {auth}"))

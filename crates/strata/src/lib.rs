@@ -12,6 +12,7 @@
 //! ```
 
 pub mod cli;
+pub mod gc;
 pub mod images;
 pub mod load;
 pub mod pull;

@@ -24,7 +24,8 @@ use crate::unpack::{MAX_JSON_BLOB, UnpackError, read_json, unpack};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// How long a load's lease protects what it wrote if the process dies before recording.
+/// How long a load's lease protects what it wrote if the process dies before recording
+/// (`$STRATA_LEASE_EXPIRY` overrides it).
 const LOAD_LEASE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +147,8 @@ pub fn load(
         LoadSource::Stream(_) => "stdin".to_owned(),
     };
     let lease = format!("load/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + LOAD_LEASE), &Labels::new()))?;
+    let expiry = crate::gc::lease_expiry(LOAD_LEASE);
+    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + expiry), &Labels::new()))?;
     let result = load_leased(content, db, sn, source, &source_name, &lease, opts);
     // Recorded images now hold what they need; the rest is for GC.
     db.write(|tx| tx.delete_lease(&lease))?;
@@ -208,6 +210,14 @@ fn load_leased(
             top: None,
         });
     }
+    // The garbage collector's edges, as a pull sets them: index → manifests → config, layers.
+    for image in &images {
+        label_tree(content, &image.target, 0).map_err(|source| LoadError::Blob {
+            source_name: source_name.to_owned(),
+            entry: image.target.digest.to_string(),
+            source: Box::new(source),
+        })?;
+    }
     db.write(|tx| {
         for image in &images {
             if let Some(name) = &image.name {
@@ -230,10 +240,41 @@ fn load_leased(
             read_json(content, "manifest", &manifest_desc).map_err(unpack_err)?;
         let (config, _): (ImageConfig, _) =
             read_json(content, "config", &manifest.config).map_err(unpack_err)?;
-        let unpacked = unpack(content, sn, &manifest, &config).map_err(unpack_err)?;
+        let unpacked = unpack(content, sn, &manifest, &config, Some(lease)).map_err(unpack_err)?;
         image.top = unpacked.chain_ids.last().cloned();
+        let labels = crate::gc::config_labels(sn.name(), image.top.as_ref());
+        if !labels.is_empty() {
+            content.update_labels(&manifest.config.digest, &labels)?;
+        }
     }
     Ok(images)
+}
+
+/// Sets the garbage-collection labels on `desc` and, for an index, on the manifests below it
+/// that the layout holds.
+fn label_tree(content: &ContentStore, desc: &Descriptor, depth: usize) -> Result<(), MetaError> {
+    let present = |d: &Digest| content.info(d).is_ok();
+    if depth > 8 || !present(&desc.digest) {
+        return Ok(());
+    }
+    let labels = if is_index(&desc.media_type) {
+        let Ok((index, _)) = read_json::<Index>(content, "index", desc) else {
+            return Ok(());
+        };
+        for entry in &index.manifests {
+            label_tree(content, &entry.descriptor, depth + 1)?;
+        }
+        crate::gc::index_labels(index.manifests.iter().map(|e| &e.descriptor.digest))
+    } else if is_manifest(&desc.media_type) {
+        let Ok((manifest, _)) = read_json::<Manifest>(content, "manifest", desc) else {
+            return Ok(());
+        };
+        crate::gc::manifest_labels(&manifest)
+    } else {
+        return Ok(());
+    };
+    content.update_labels(&desc.digest, &labels)?;
+    Ok(())
 }
 
 /// The name an index.json entry gives its image, if any.

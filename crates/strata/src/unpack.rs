@@ -10,7 +10,7 @@
 use std::io::Read;
 
 use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
@@ -127,12 +127,15 @@ pub struct Unpacked {
     pub present: usize,
 }
 
-/// Unpacks every layer of `manifest` (whose config is `config`) into `sn`.
+/// Unpacks every layer of `manifest` (whose config is `config`) into `sn`. Under `lease`,
+/// every snapshot it looks at or makes is added to the lease first, so that garbage
+/// collection leaves them alone until the image that needs them is recorded.
 pub fn unpack(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     manifest: &Manifest,
     config: &ImageConfig,
+    lease: Option<&str>,
 ) -> Result<Unpacked, UnpackError> {
     let diff_ids = &config.rootfs.diff_ids;
     if manifest.layers.len() != diff_ids.len() {
@@ -151,10 +154,19 @@ pub fn unpack(
         let Some(chain) = chain_id(&diff_ids[..=i]) else {
             continue;
         };
+        hold(content, sn, lease, &chain.to_string(), &layer.digest)?;
         if sn.stat(&chain.to_string()).is_ok() {
             out.present += 1;
         } else {
-            unpack_layer(content, sn, layer, &diff_ids[i], &chain, parent.as_ref())?;
+            unpack_layer(
+                content,
+                sn,
+                layer,
+                &diff_ids[i],
+                &chain,
+                parent.as_ref(),
+                lease,
+            )?;
             out.unpacked += 1;
         }
         out.chain_ids.push(chain.clone());
@@ -170,6 +182,7 @@ pub(crate) fn unpack_layer(
     diff_id: &Digest,
     chain: &Digest,
     parent: Option<&Digest>,
+    lease: Option<&str>,
 ) -> Result<(), UnpackError> {
     let digest = layer.digest.clone();
     if !strata_remote::media::is_layer(&layer.media_type) {
@@ -184,6 +197,8 @@ pub(crate) fn unpack_layer(
     };
     let key = format!("extract-{} {chain}", crate::unique_suffix());
     let parent_name = parent.map(Digest::to_string);
+    hold(content, sn, lease, &key, &digest)?;
+    hold(content, sn, lease, &chain.to_string(), &digest)?;
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;
     let result = apply_and_commit(content, sn, layer, diff_id, chain, &key);
@@ -246,4 +261,32 @@ fn apply_and_commit(
         }
         Err(e) => Err(snap(e)),
     }
+}
+
+/// Adds the snapshot `key` to `lease`, if there is one.
+fn hold(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    lease: Option<&str>,
+    key: &str,
+    layer: &Digest,
+) -> Result<(), UnpackError> {
+    let Some(lease) = lease else {
+        return Ok(());
+    };
+    let resource = LeaseResource::Snapshot {
+        snapshotter: sn.name().to_owned(),
+        key: key.to_owned(),
+    };
+    content
+        .db()
+        .write(|tx| tx.add_lease_resource(lease, &resource))
+        .map_err(|source| UnpackError::Snapshot {
+            digest: layer.clone(),
+            source: Box::new(SnapshotError::Metadata {
+                op: "lease",
+                key: key.to_owned(),
+                source: Box::new(source),
+            }),
+        })
 }

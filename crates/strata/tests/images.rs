@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Strata;
+use common::{Strata, chains};
 use serde_json::Value;
 use strata_testutil::{
     Compression, Image, ImageBuilder, LayerBuilder, LayoutEntry, build_index, write_layout,
@@ -262,18 +262,26 @@ fn retag_leaves_a_dangling_image_and_rmi_untags_deletes_or_refuses() {
     );
     // By name: untag only, while another name remains.
     assert_eq!(s.ok(&["rmi", "alpha:1"]), "Untagged: alpha:1\n");
-    // The dangling image by its (short) ID.
+    // The dangling image by its (short) ID; its layers (no other image has them) go too.
+    let ca = chains(&a);
     assert_eq!(
         s.ok(&["image", "rm", &hex(a.digest())[..8]]),
-        format!("Deleted: {}\n", a.digest())
+        format!(
+            "Deleted: {}\nDeleted: {}\nDeleted: {}\n",
+            a.digest(),
+            ca[1],
+            ca[0]
+        )
     );
     // `image tag` and `rmi -f` by ID.
     s.ok(&["image", "tag", idb, "example.com/x:v1"]);
     assert_eq!(
         s.ok(&["rmi", "-f", idb]),
         format!(
-            "Untagged: beta:1\nUntagged: example.com/x:v1\nDeleted: {}\n",
-            b.digest()
+            "Untagged: beta:1\nUntagged: example.com/x:v1\nDeleted: {}\nDeleted: {}\nDeleted: {}\n",
+            b.digest(),
+            chains(&b)[1],
+            chains(&b)[0]
         )
     );
     assert_eq!(s.ok(&["images", "-a", "-q"]), "");
@@ -504,25 +512,36 @@ fn prune_removes_dangling_then_all_unused_records() {
     s.ok(&["tag", "beta:1", "alpha:1"]);
     let err = s.fails(&["image", "prune"], b"n\n");
     assert!(err.contains("image prune has been cancelled"), "{err}");
-    assert_eq!(
-        s.ok(&["image", "prune", "-f"]),
-        format!(
-            "Deleted Images:\ndeleted: {}\n\nTotal reclaimed space: 0B\n",
-            a.digest()
-        )
+    // The image goes with its layers (snapshots) and blobs no other image uses.
+    let (ca, cb) = (chains(&a), chains(&b));
+    let out = s.ok(&["image", "prune", "-f"]);
+    assert!(
+        out.starts_with(&format!(
+            "Deleted Images:\ndeleted: {}\ndeleted: {}\ndeleted: {}\n\nTotal reclaimed space: ",
+            a.digest(),
+            ca[1],
+            ca[0]
+        )),
+        "{out}"
     );
+    assert!(!out.ends_with("Total reclaimed space: 0B\n"), "{out}");
     assert_eq!(
         s.ok(&["image", "prune", "-f"]),
         "Total reclaimed space: 0B\n"
     );
     let out = s.ok_input(&["image", "prune", "-a"], b"y\n");
     assert!(
-        out.ends_with(&format!(
-            "Deleted Images:\nuntagged: alpha:1\nuntagged: beta:1\ndeleted: {}\n\nTotal reclaimed space: 0B\n",
-            b.digest()
+        out.contains(&format!(
+            "Deleted Images:\nuntagged: alpha:1\nuntagged: beta:1\ndeleted: {}\ndeleted: {}\ndeleted: {}\n\nTotal reclaimed space: ",
+            b.digest(),
+            cb[1],
+            cb[0]
         )),
         "{out}"
     );
+    assert!(!out.ends_with("Total reclaimed space: 0B\n"), "{out}");
+    assert!(s.content_digests().is_empty());
+    assert_eq!(s.ok(&["snapshot", "ls", "-q"]), "");
     assert_eq!(s.ok(&["images", "-a", "-q"]), "");
 }
 

@@ -1,15 +1,18 @@
-//! `strata tag`, `strata rmi` and `strata image prune`: image records only. Removing a
-//! record frees no disk space by itself; what no record needs any more is garbage
-//! collection's (`Total reclaimed space` is therefore always 0B).
+//! `strata tag`, `strata rmi` and `strata image prune`. `rmi` and `prune` remove image
+//! records, then run the garbage collector, which frees what no record, container or lease
+//! needs any more: the layers it removes are listed as Docker lists them, and prune prints the
+//! bytes freed.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use strata_format::human_size;
 use strata_remote::Reference;
 
 use super::output::fail_with_all;
+use crate::gc::{self, Collected, GcOptions};
 use crate::images::{self, ImageError, Removal, is_dangling};
 use crate::store::Store;
 
@@ -74,23 +77,34 @@ fn print_removals(out: &mut impl Write, removals: &[Removal], lower: bool) -> io
 pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
     let mut errors: Vec<ImageError> = Vec::new();
     let mut out = io::stdout().lock();
+    let mut removed = false;
     for arg in &args.images {
         match images::write(store.db(), |tx| images::remove(tx, arg, args.force)) {
-            Ok(removals) => print_removals(&mut out, &removals, false)?,
+            Ok(removals) => {
+                removed |= removals.iter().any(|r| matches!(r, Removal::Deleted(_)));
+                print_removals(&mut out, &removals, false)?;
+            }
             Err(e) => errors.push(e),
+        }
+    }
+    if removed {
+        // The layers no other image uses, as Docker lists the layers an rmi deletes.
+        let collected = collect(store)?;
+        for layer in collected.removed_layers() {
+            writeln!(out, "Deleted: {layer}")?;
         }
     }
     out.flush()?;
     fail_with_all(errors)
 }
 
-fn confirm(all: bool) -> anyhow::Result<bool> {
-    let what = if all {
-        "all images without at least one container associated to them"
-    } else {
-        "all dangling images"
-    };
-    print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+/// Runs the garbage collector over the store.
+fn collect(store: &Store) -> anyhow::Result<Collected> {
+    Ok(gc::collect(store, &GcOptions::default())?)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    print!("{question}\nAre you sure you want to continue? [y/N] ");
     io::stdout().flush()?;
     let mut answer = String::new();
     io::stdin()
@@ -103,10 +117,37 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
     ))
 }
 
+fn what_images(all: bool) -> &'static str {
+    if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    }
+}
+
 pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
-    if !args.force && !confirm(args.all)? {
+    let question = format!("WARNING! This will remove {}.", what_images(args.all));
+    if !args.force && !confirm(&question)? {
         bail!("image prune has been cancelled");
     }
+    prune_and_collect(store, args.all)
+}
+
+/// `system prune`: images as `image prune` (there are no networks or build cache; stopped
+/// containers will join when `run` lands), then garbage collection of the whole store.
+pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+    let question = format!(
+        "WARNING! This will remove:\n  - {}\n  - content, snapshots and ingests nothing uses, and expired leases\n",
+        what_images(args.all)
+    );
+    if !args.force && !confirm(&question)? {
+        bail!("system prune has been cancelled");
+    }
+    prune_and_collect(store, args.all)
+}
+
+/// Removes the dangling (`all`: unused) image records, collects garbage and prints both.
+fn prune_and_collect(store: &Store, all: bool) -> anyhow::Result<()> {
     let removals = images::write(store.db(), |tx| {
         let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for rec in tx.images()? {
@@ -118,7 +159,7 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
         let mut removals = Vec::new();
         for (digest, recs) in by_target {
             let dangling = recs.iter().all(is_dangling);
-            if !(dangling || args.all) || !images::containers_using(tx, &digest)?.is_empty() {
+            if !(dangling || all) || !images::containers_using(tx, &digest)?.is_empty() {
                 continue;
             }
             for rec in &recs {
@@ -131,13 +172,21 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
         }
         Ok(removals)
     })?;
+    let collected = collect(store)?;
     let mut out = io::stdout().lock();
-    if !removals.is_empty() {
+    let layers: Vec<&str> = collected.removed_layers().collect();
+    if !removals.is_empty() || !layers.is_empty() {
         writeln!(out, "Deleted Images:")?;
         print_removals(&mut out, &removals, true)?;
+        for layer in layers {
+            writeln!(out, "deleted: {layer}")?;
+        }
         writeln!(out)?;
     }
-    // Records only: the space is freed by garbage collection.
-    writeln!(out, "Total reclaimed space: 0B")?;
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(collected.reclaimed())
+    )?;
     Ok(out.flush()?)
 }

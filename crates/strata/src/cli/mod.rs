@@ -101,6 +101,9 @@ enum Command {
 enum SystemCommand {
     /// Display system-wide information.
     Info(system::InfoArgs),
+    /// Remove unused data: dangling images (-a: every unused image), then everything no
+    /// image, container or live lease needs.
+    Prune(image_ops::PruneArgs),
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
@@ -124,6 +127,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             system::info(&open()?, cli.debug, args)
         }
+        Command::System(SystemCommand::Prune(args)) => image_ops::system_prune(&open()?, args),
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),

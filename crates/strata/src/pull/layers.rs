@@ -32,7 +32,7 @@ use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
 
-use super::{Ctx, LayerState, PullError, blobs, lease_snapshot, lease_snapshot_key};
+use super::{Ctx, LayerState, PullError, blobs, lease_snapshots};
 use crate::unpack::{UnpackError, unpack_layer};
 
 /// Chunks in flight between a download and its unpacker: bounds a layer's memory (a few
@@ -93,12 +93,13 @@ pub(super) fn unpack_layers(
             parent: i.checked_sub(1).map(|p| chains[p].clone()),
         })
         .collect();
+    // Leased before they are looked at: one found now stays while this pull needs it.
+    lease_snapshots(ctx, chains.iter().map(Digest::to_string))?;
     // Chains nest: when layer i's snapshot exists, so do those below it.
     let first_missing = (0..n)
         .find(|&i| ctx.sn.stat(&chains[i].to_string()).is_err())
         .unwrap_or(n);
     for job in &jobs[..first_missing] {
-        lease_snapshot(ctx, &job.chain)?;
         report(ctx, job, LayerState::Exists, job.desc.size);
     }
     for job in &jobs[first_missing..] {
@@ -216,6 +217,7 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
                 job.diff_id,
                 &job.chain,
                 job.parent.as_ref(),
+                Some(ctx.lease),
             )?;
         }
         Finished::Downloaded => {
@@ -228,11 +230,11 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
                     job.diff_id,
                     &job.chain,
                     job.parent.as_ref(),
+                    Some(ctx.lease),
                 )?;
             }
         }
     }
-    lease_snapshot(ctx, &job.chain)?;
     if !existed {
         ctx.unpacked.fetch_add(1, Ordering::Relaxed);
     }
@@ -263,7 +265,7 @@ fn fetch_and_apply(
         source: Box::new(source),
     };
     // Under the lease, so that a pull killed now leaves garbage the collector can tell.
-    lease_snapshot_key(ctx, &key)?;
+    lease_snapshots(ctx, [key.clone()])?;
     ctx.sn.prepare(&key, None, &Labels::new()).map_err(snap)?;
     match apply(ctx, job, &key, writer, cancel) {
         Ok(lower_lookups) => Ok(Finished::Applied { key, lower_lookups }),

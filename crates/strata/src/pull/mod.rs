@@ -27,7 +27,6 @@ mod blobs;
 mod error;
 mod layers;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use strata_metadata::{Labels, LeaseResource};
@@ -42,7 +41,8 @@ pub use error::PullError;
 
 use crate::store::Store;
 
-/// How long a pull's lease protects what it wrote if the process dies before recording.
+/// How long a pull's lease protects what it wrote if the process dies before recording
+/// (`$STRATA_LEASE_EXPIRY` overrides it).
 const PULL_LEASE: Duration = Duration::from_secs(24 * 3600);
 /// An attestation manifest names the manifest it is about with this annotation.
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -147,7 +147,8 @@ pub fn pull(
     let runtime = crate::runtime::runtime().map_err(PullError::Runtime)?;
     let db = store.db();
     let lease = format!("pull/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + PULL_LEASE), &Labels::new()))?;
+    let expiry = crate::gc::lease_expiry(PULL_LEASE);
+    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + expiry), &Labels::new()))?;
     let ctx = Ctx {
         store,
         sn,
@@ -196,7 +197,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
                 ctx,
                 &entry.descriptor,
                 &manifest_bytes,
-                manifest_labels(&manifest),
+                crate::gc::manifest_labels(&manifest),
             )?;
         }
         for entry in &wanted {
@@ -330,15 +331,9 @@ fn pull_manifest_bytes(
     }
     let chain_ids = layers::unpack_layers(ctx, &manifest, &config)?;
     let top = chain_ids.last().cloned();
-    let mut config_labels = Labels::new();
-    if let Some(top) = &top {
-        config_labels.insert(
-            format!("containerd.io/gc.ref.snapshot.{}", ctx.sn.name()),
-            top.to_string(),
-        );
-    }
+    let config_labels = crate::gc::config_labels(ctx.sn.name(), top.as_ref());
     blobs::store(ctx, &manifest.config, &config_bytes, config_labels)?;
-    blobs::store(ctx, desc, bytes, manifest_labels(&manifest))?;
+    blobs::store(ctx, desc, bytes, crate::gc::manifest_labels(&manifest))?;
     Ok(PulledManifest {
         descriptor: desc.clone(),
         platform: platform.or(actual),
@@ -369,43 +364,24 @@ fn index_labels<'e>(
             digests.push(d);
         }
     }
-    Ok(digests
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| (format!("{EDGE}{i}"), d))
-        .collect())
+    let digests: Vec<Digest> = digests.iter().filter_map(|d| d.parse().ok()).collect();
+    Ok(crate::gc::index_labels(&digests))
 }
 
-/// A manifest's garbage-collection edges: its config and each layer.
-fn manifest_labels(manifest: &Manifest) -> Labels {
-    let mut labels = BTreeMap::new();
-    labels.insert(
-        "containerd.io/gc.ref.content.config".to_owned(),
-        manifest.config.digest.to_string(),
-    );
-    for (i, l) in manifest.layers.iter().enumerate() {
-        labels.insert(
-            format!("containerd.io/gc.ref.content.l.{i}"),
-            l.digest.to_string(),
-        );
-    }
-    labels
-}
-
-/// Protects a committed snapshot under the pull's lease.
-fn lease_snapshot(ctx: &Ctx<'_>, chain: &Digest) -> Result<(), PullError> {
-    lease_snapshot_key(ctx, &chain.to_string())
-}
-
-fn lease_snapshot_key(ctx: &Ctx<'_>, key: &str) -> Result<(), PullError> {
+/// Puts snapshots under the pull's lease — before they are looked at, made or committed, so
+/// that a garbage collection beside the pull can never take one between two steps.
+fn lease_snapshots(ctx: &Ctx<'_>, keys: impl IntoIterator<Item = String>) -> Result<(), PullError> {
     ctx.store.db().write(|tx| {
-        tx.add_lease_resource(
-            ctx.lease,
-            &LeaseResource::Snapshot {
-                snapshotter: ctx.sn.name().to_owned(),
-                key: key.to_owned(),
-            },
-        )
+        for key in keys {
+            tx.add_lease_resource(
+                ctx.lease,
+                &LeaseResource::Snapshot {
+                    snapshotter: ctx.sn.name().to_owned(),
+                    key,
+                },
+            )?;
+        }
+        Ok(())
     })?;
     Ok(())
 }

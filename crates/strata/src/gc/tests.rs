@@ -1,0 +1,244 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+#[test]
+fn durations_parse_as_go_does() {
+    assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
+    assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+    assert_eq!(parse_duration(""), None);
+    assert_eq!(parse_duration("10"), None);
+    assert_eq!(parse_duration("5d"), None);
+}
+
+use std::io::Write;
+
+use strata_content::WriterOptions;
+use strata_types::Descriptor;
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "native").unwrap();
+    (dir, store)
+}
+
+/// Stores `data` with no labels, as stores written before the GC labels hold their blobs.
+fn put(store: &Store, media_type: &str, data: &[u8]) -> Descriptor {
+    let digest = Digest::sha256_of(data);
+    let opts = WriterOptions {
+        expected: Some(digest.clone()),
+        total: Some(data.len() as u64),
+        wait: true,
+    };
+    let mut w = store
+        .content()
+        .writer(&format!("test-{digest}"), opts, None)
+        .unwrap();
+    w.write_all(data).unwrap();
+    store
+        .content()
+        .commit(w, None, Some(&digest), &Labels::new(), None)
+        .unwrap();
+    Descriptor::new(media_type, digest, data.len() as u64)
+}
+
+fn json(v: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn desc_json(d: &Descriptor) -> serde_json::Value {
+    serde_json::json!({"mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size})
+}
+
+/// A committed snapshot `name` on `parent`.
+fn snapshot(
+    sn: &dyn strata_snapshot::Snapshotter,
+    name: &str,
+    parent: Option<&str>,
+    labels: &Labels,
+) {
+    let key = format!("make-{name}");
+    sn.prepare(&key, parent, &Labels::new()).unwrap();
+    std::fs::write(sn.apply_target(&key).unwrap().dir.join("f"), name).unwrap();
+    sn.commit(name, &key, labels).unwrap();
+}
+
+fn keys(store: &Store) -> Vec<String> {
+    let mut k: Vec<String> = store
+        .db()
+        .read(|tx| tx.snapshots("native"))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn unlabelled_images_are_parsed_and_what_nothing_reaches_goes() {
+    let (_d, store) = store();
+    let sn = store.snapshotter().unwrap();
+    let diff_ids = [Digest::sha256_of(b"l1"), Digest::sha256_of(b"l2")];
+    let chains: Vec<Digest> = (1..=2).map(|i| chain_id(&diff_ids[..i]).unwrap()).collect();
+    let layer = put(&store, LAYER, b"layer bytes");
+    let config = put(
+        &store,
+        CONFIG,
+        &json(
+            serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [diff_ids[0].to_string(), diff_ids[1].to_string()]}}),
+        ),
+    );
+    let manifest = put(
+        &store,
+        MANIFEST,
+        &json(
+            serde_json::json!({"schemaVersion": 2, "config": desc_json(&config), "layers": [desc_json(&layer)]}),
+        ),
+    );
+    let index = put(
+        &store,
+        INDEX,
+        &json(serde_json::json!({"schemaVersion": 2, "manifests": [desc_json(&manifest)]})),
+    );
+    let stray = put(&store, LAYER, b"nobody's");
+    snapshot(&*sn, &chains[0].to_string(), None, &Labels::new());
+    snapshot(
+        &*sn,
+        &chains[1].to_string(),
+        Some(&chains[0].to_string()),
+        &Labels::new(),
+    );
+    snapshot(&*sn, "orphan-base", None, &Labels::new());
+    snapshot(&*sn, "orphan-top", Some("orphan-base"), &Labels::new());
+    // Roots by label, and an edge from a labelled blob.
+    let pinned = put(&store, LAYER, b"pinned");
+    let root = Labels::from([
+        (LABEL_ROOT.to_owned(), "1".to_owned()),
+        (format!("{LABEL_REF_SNAPSHOT}native"), "kept".to_owned()),
+    ]);
+    store
+        .content()
+        .update_labels(&pinned.digest, &root)
+        .unwrap();
+    snapshot(&*sn, "kept", None, &Labels::new());
+    store
+        .db()
+        .write(|tx| tx.put_image("example.com/x:1", &index, &Labels::new()))
+        .unwrap();
+
+    let collected = collect(&store, &GcOptions::default()).unwrap();
+    let removed: Vec<&Digest> = collected.blobs.iter().map(|b| &b.digest).collect();
+    assert_eq!(removed, [&stray.digest]);
+    assert!(!store.content().local().exists(&stray.digest));
+    let mut gone: Vec<&str> = collected.snapshots.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(gone, ["orphan-top", "orphan-base"], "children first");
+    gone.sort();
+    let mut expected = vec![
+        chains[0].to_string(),
+        chains[1].to_string(),
+        "kept".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(keys(&store), expected);
+    assert_eq!(
+        collected.reclaimed(),
+        8 + collected.snapshots.iter().map(|s| s.size).sum::<u64>()
+    );
+    assert!(collected.snapshots.iter().all(|s| s.size > 0));
+    // The removed snapshots' directories are gone too.
+    assert_eq!(
+        std::fs::read_dir(store.root().join("snapshots/native"))
+            .unwrap()
+            .count(),
+        3
+    );
+
+    // Without its name, the whole image goes; a second run finds nothing.
+    store
+        .db()
+        .write(|tx| tx.delete_image("example.com/x:1"))
+        .unwrap();
+    let collected = collect(&store, &GcOptions::default()).unwrap();
+    assert_eq!(collected.blobs.len(), 4);
+    assert_eq!(keys(&store), ["kept"]);
+    assert_eq!(
+        collect(&store, &GcOptions::default()).unwrap(),
+        Collected::default()
+    );
+}
+
+#[test]
+fn leases_protect_until_they_expire_and_idle_ingests_go_after_the_grace() {
+    let (_d, store) = store();
+    let sn = store.snapshotter().unwrap();
+    let blob = put(&store, LAYER, b"leased blob");
+    snapshot(&*sn, "leased-snap", None, &Labels::new());
+    let soon = SystemTime::now() + Duration::from_secs(3600);
+    store
+        .db()
+        .write(|tx| {
+            tx.create_lease("live", Some(soon), &Labels::new())?;
+            tx.create_lease(
+                "old",
+                Some(SystemTime::now() - Duration::from_secs(1)),
+                &Labels::new(),
+            )?;
+            for lease in ["live", "old"] {
+                tx.add_lease_resource(lease, &LeaseResource::Content(blob.digest.clone()))?;
+                tx.add_lease_resource(
+                    lease,
+                    &LeaseResource::Snapshot {
+                        snapshotter: "native".into(),
+                        key: "leased-snap".into(),
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Three ingests: one held by the live lease, one by the expired one, one by none.
+    for (r, lease) in [
+        ("held", Some("live")),
+        ("expired", Some("old")),
+        ("loose", None),
+    ] {
+        let mut w = store
+            .content()
+            .writer(r, WriterOptions::default(), lease)
+            .unwrap();
+        w.write_all(b"partial").unwrap();
+    }
+    let collected = collect(&store, &GcOptions::default()).unwrap();
+    assert_eq!(collected.leases, ["old"]);
+    assert!(collected.blobs.is_empty() && collected.snapshots.is_empty());
+    let refs: Vec<&str> = collected.ingests.iter().map(|i| i.r#ref.as_str()).collect();
+    assert_eq!(refs, ["expired"]);
+    assert_eq!(collected.reclaimed(), 7);
+
+    // A grace of zero takes the loose ingest; the held one stays while its lease lives.
+    let opts = GcOptions {
+        ingest_grace: Duration::ZERO,
+    };
+    let refs: Vec<String> = collect(&store, &opts)
+        .unwrap()
+        .ingests
+        .into_iter()
+        .map(|i| i.r#ref)
+        .collect();
+    assert_eq!(refs, ["loose"]);
+    store.db().write(|tx| tx.delete_lease("live")).unwrap();
+    let collected = collect(&store, &opts).unwrap();
+    assert_eq!(collected.ingests.len(), 1);
+    assert_eq!(collected.blobs.len(), 1);
+    assert_eq!(collected.snapshots.len(), 1);
+    assert!(store.content().ingests().unwrap().is_empty());
+}
