@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use strata_archive::{ApplyOptions, ApplyStats, ArchiveError, WhiteoutMode, apply_layer};
 
+pub mod cases;
+
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn is_root() -> bool {
@@ -125,17 +127,32 @@ pub fn apply_contained(
     dest: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats, ArchiveError> {
-    let before = snapshot(env.path(), &[dest.to_owned()]);
+    apply_contained_in(&[(env.path(), vec![dest.to_owned()])], tar, dest, opts)
+}
+
+/// Applies `tar` into `dest` and asserts that nothing under each `(root, excluded)` of
+/// `watched`, outside its excluded paths, changed.
+pub fn apply_contained_in(
+    watched: &[(&Path, Vec<PathBuf>)],
+    tar: &[u8],
+    dest: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats, ArchiveError> {
+    let take = || -> Vec<_> { watched.iter().map(|(r, ex)| snapshot(r, ex)).collect() };
+    let before = take();
     let r = apply_layer(tar, dest, opts);
-    let after = snapshot(env.path(), &[dest.to_owned()]);
-    if before != after {
+    let after = take();
+    for (before, after) in before.iter().zip(&after) {
+        if before == after {
+            continue;
+        }
         let mut diff = String::new();
-        for (k, v) in &before {
+        for (k, v) in before {
             if after.get(k) != Some(v) {
                 diff.push_str(&format!("- {} {v}\n+ {:?}\n", k.display(), after.get(k)));
             }
         }
-        for (k, v) in &after {
+        for (k, v) in after {
             if !before.contains_key(k) {
                 diff.push_str(&format!("+ {} {v}\n", k.display()));
             }
