@@ -17,6 +17,7 @@ pub mod load;
 pub mod pull;
 pub mod push;
 pub mod runtime;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

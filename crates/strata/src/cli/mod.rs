@@ -16,6 +16,7 @@ mod output;
 mod progress;
 mod pull;
 mod push;
+mod save;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -76,6 +77,8 @@ enum Command {
     Version(system::VersionArgs),
     /// Load images from a tar archive or an OCI layout directory.
     Load(load::LoadArgs),
+    /// Save images to a tar archive (streamed to STDOUT by default).
+    Save(save::SaveArgs),
     /// Download an image from a registry and unpack it.
     Pull(pull::PullArgs),
     #[command(flatten)]
@@ -127,6 +130,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
+        Command::Save(args) => save::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
