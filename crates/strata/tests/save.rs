@@ -389,3 +389,212 @@ fn load_reads_gzip_and_zstd_compressed_archives() {
         assert_eq!(listing(&t), listing(&s), "{tool}");
     }
 }
+
+/// An image whose layers are uncompressed tars (as a legacy archive holds them).
+fn plain_image() -> Image {
+    use strata_testutil::{Compression, ImageBuilder, LayerBuilder};
+    let base = LayerBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/os", b"legacy", 0o644)
+        .build(Compression::None);
+    let top = LayerBuilder::new()
+        .file("hello", b"hi", 0o644)
+        .build(Compression::None);
+    ImageBuilder::new()
+        .platform("linux", "amd64", None)
+        .layer(base)
+        .layer(top)
+        .build()
+}
+
+/// A Docker legacy archive of `img`: `<n>/layer.tar` per layer, `<hex>.json`, and the given
+/// `manifest.json` (`None`: the right one, named `legacy:1`); layer files come first.
+fn legacy_archive(img: &Image, manifest: Option<Value>, layer_bytes: Option<&[u8]>) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (i, l) in img.layers.iter().enumerate() {
+        add(
+            &format!("{i}/layer.tar"),
+            layer_bytes.unwrap_or(&l.blob.bytes),
+        );
+        add(&format!("{i}/VERSION"), b"1.0");
+    }
+    let cfg = format!(
+        "{}.json",
+        img.config.digest.strip_prefix("sha256:").unwrap()
+    );
+    add(&cfg, &img.config.bytes);
+    let manifest = manifest.unwrap_or_else(|| {
+        serde_json::json!([{
+            "Config": cfg,
+            "RepoTags": ["legacy:1"],
+            "Layers": (0..img.layers.len()).map(|i| format!("{i}/layer.tar")).collect::<Vec<_>>(),
+        }])
+    });
+    add("manifest.json", manifest.to_string().as_bytes());
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn load_reads_docker_legacy_archives() {
+    if !root_ok("load unpacks layers") {
+        return;
+    }
+    let img = plain_image();
+    let s = Strata::new();
+    let out = s.ok_input(&["load"], &legacy_archive(&img, None, None));
+    assert_eq!(out, "Loaded image: legacy:1\n");
+    // Config and layers are the archive's bytes: the config digest and diffIDs are the
+    // source's, and each layer blob is its own diffID.
+    let inspect = s.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}} {{.Descriptor.mediaType}}",
+        "legacy:1",
+    ]);
+    let diff_ids: Vec<&str> = img.layers.iter().map(|l| l.blob.digest.as_str()).collect();
+    assert_eq!(
+        inspect.trim(),
+        format!(
+            "{} application/vnd.oci.image.manifest.v1+json",
+            serde_json::to_string(&diff_ids).unwrap()
+        )
+    );
+    let content = s.content_digests();
+    assert!(content.contains(&img.config.digest));
+    assert!(diff_ids.iter().all(|d| content.contains(&(*d).to_owned())));
+    // Only config, layers and the synthesized manifest: VERSION files were not kept.
+    assert_eq!(content.len(), 4, "{content:?}");
+    assert_eq!(s.ok(&["content", "active", "-q"]), "");
+    assert_eq!(
+        s.ok(&["images", "--tree"]).matches("unpacked").count(),
+        1,
+        "{}",
+        s.ok(&["images", "--tree"])
+    );
+
+    // Unnamed: a dangling image, its ID printed.
+    let unnamed = serde_json::json!([{
+        "Config": format!("{}.json", img.config.digest.strip_prefix("sha256:").unwrap()),
+        "RepoTags": null,
+        "Layers": ["0/layer.tar", "1/layer.tar"],
+    }]);
+    let t = Strata::new();
+    let out = t.ok_input(&["load"], &legacy_archive(&img, Some(unnamed), None));
+    let id = t.ok(&["images", "-a", "-q", "--no-trunc"]);
+    assert_eq!(out, format!("Loaded image ID: {id}"));
+}
+
+#[test]
+fn load_reads_what_skopeo_writes_as_docker_archive() {
+    if !root_ok("load unpacks layers") || !strata_testutil::require_tool("skopeo") {
+        return;
+    }
+    // gzip layers: skopeo refuses zstd in a Docker archive.
+    let a = {
+        use strata_testutil::{Compression, ImageBuilder, LayerBuilder};
+        let base = LayerBuilder::new()
+            .dir("etc", 0o755)
+            .file("etc/os", b"a", 0o644)
+            .build(Compression::Gzip);
+        let top = LayerBuilder::new()
+            .file("hello", b"hi", 0o644)
+            .whiteout("etc/os")
+            .build(Compression::Gzip);
+        ImageBuilder::new().layer(base).layer(top).build()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_layout(dir.path(), &[("1", LayoutEntry::Image(&a))]).unwrap();
+    let file = dir.path().join("docker.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{}:1", dir.path().display()),
+        &format!("docker-archive:{}:example.com/legacy:v2", file.display()),
+    ]));
+    let s = Strata::new();
+    assert_eq!(
+        s.ok(&["load", "-i", file.to_str().unwrap()]),
+        "Loaded image: example.com/legacy:v2\n"
+    );
+    let config = json(a.config.bytes.as_slice());
+    let want = config["rootfs"]["diff_ids"].to_string();
+    let got = s.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        "example.com/legacy:v2",
+    ]);
+    assert_eq!(got.trim(), want);
+    assert!(
+        s.content_digests().contains(&a.config.digest),
+        "the image's config, unchanged"
+    );
+    let tree = s.ok(&["images", "--tree"]);
+    assert!(
+        tree.contains("unpacked") && !tree.contains("not unpacked"),
+        "{tree}"
+    );
+}
+
+#[test]
+fn hostile_legacy_archives_load_nothing() {
+    if !root_ok("load unpacks layers") {
+        return;
+    }
+    let img = plain_image();
+    let cfg = format!(
+        "{}.json",
+        img.config.digest.strip_prefix("sha256:").unwrap()
+    );
+    let manifest = |layers: &[&str]| {
+        Some(serde_json::json!([{ "Config": cfg, "RepoTags": ["bad:1"], "Layers": layers }]))
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "traversal",
+            legacy_archive(&img, manifest(&["../x", "1/layer.tar"]), None),
+            "manifest.json names \"../x\", which is not a path inside the archive",
+        ),
+        (
+            "absolute",
+            legacy_archive(&img, manifest(&["/etc/passwd", "1/layer.tar"]), None),
+            "which is not a path inside the archive",
+        ),
+        (
+            "missing layer",
+            legacy_archive(&img, manifest(&["0/layer.tar", "7/layer.tar"]), None),
+            "manifest.json names \"7/layer.tar\", which the archive does not contain",
+        ),
+        (
+            "not a tar",
+            legacy_archive(&img, None, Some(b"this is not a tar archive, not at all")),
+            "legacy:1: unpack: layer",
+        ),
+        (
+            "bad json",
+            legacy_archive(&img, Some(serde_json::json!({"Config": 1})), None),
+            "manifest.json",
+        ),
+    ];
+    for (what, archive, want) in cases {
+        let s = Strata::new();
+        let err = s.fails(&["load"], &archive);
+        assert!(err.contains(want), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert_eq!(s.ok(&["images", "-a", "-q"]), "", "{what}");
+        assert_eq!(
+            s.ok(&["content", "active", "-q"]),
+            "",
+            "{what}: no ingest left"
+        );
+    }
+}
