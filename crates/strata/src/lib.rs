@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod images;
+pub mod import;
 pub mod load;
 pub mod pull;
 pub mod push;

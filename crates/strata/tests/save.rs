@@ -598,3 +598,80 @@ fn hostile_legacy_archives_load_nothing() {
         );
     }
 }
+
+#[test]
+fn import_makes_a_one_layer_image_with_changes() {
+    if !root_ok("import unpacks the layer") {
+        return;
+    }
+    let rootfs = strata_testutil::LayerBuilder::new()
+        .dir("bin", 0o755)
+        .file("bin/app", b"#!/bin/sh\necho hi\n", 0o755)
+        .tar_bytes();
+    let diff_id = strata_testutil::sha256_digest(&rootfs);
+    let s = Strata::new();
+    let input = if strata_testutil::require_tool("gzip") {
+        compress("gzip", &rootfs)
+    } else {
+        rootfs.clone()
+    };
+    let id = s.ok_input(
+        &[
+            "import",
+            "-c",
+            r#"CMD ["/bin/app"]"#,
+            "-c",
+            "ENV A=1 B=2",
+            "-c",
+            "WORKDIR /srv",
+            "-m",
+            "from a test",
+            "-",
+            "example.com/imp:1",
+        ],
+        &input,
+    );
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        s.ok(&["images", "-q", "--no-trunc", "example.com/imp:1"]),
+        id
+    );
+    let got = s.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Cmd}} {{json .Config.Env}} {{.Config.WorkingDir}} {{json .RootFS.Layers}} {{.Comment}}",
+        "example.com/imp:1",
+    ]);
+    assert_eq!(
+        got.trim(),
+        format!(r#"["/bin/app"] ["A=1","B=2"] /srv ["{diff_id}"] from a test"#)
+    );
+    let tree = s.ok(&["images", "--tree"]);
+    assert!(
+        tree.contains("unpacked") && !tree.contains("not unpacked"),
+        "{tree}"
+    );
+
+    // From a file, without a name: a dangling image.
+    let t = Strata::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rootfs.tar");
+    std::fs::write(&file, &rootfs).unwrap();
+    let id = t.ok(&["import", file.to_str().unwrap()]);
+    assert_eq!(t.ok(&["images", "-a", "-q", "--no-trunc"]), id);
+
+    // Refused: an unknown instruction, a non-tar input; nothing is left.
+    let u = Strata::new();
+    let err = u.fails(&["import", "-c", "RUN rm -rf /", "-", "x:1"], &rootfs);
+    assert!(
+        err.contains(r#""RUN rm -rf /" is not a valid change command"#),
+        "{err}"
+    );
+    let err = u.fails(
+        &["import", "-", "x:1"],
+        b"not a tar archive, clearly not one at all",
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(u.ok(&["images", "-a", "-q"]), "");
+}

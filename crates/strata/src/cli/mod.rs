@@ -10,6 +10,7 @@ mod image;
 mod image_info;
 mod image_ops;
 mod image_tree;
+mod import;
 mod load;
 mod login;
 mod output;
@@ -77,6 +78,8 @@ enum Command {
     Version(system::VersionArgs),
     /// Load images from a tar archive or an OCI layout directory.
     Load(load::LoadArgs),
+    /// Create an image from a root filesystem tarball.
+    Import(import::ImportArgs),
     /// Save images to a tar archive (streamed to STDOUT by default).
     Save(save::SaveArgs),
     /// Download an image from a registry and unpack it.
@@ -131,6 +134,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
         Command::Save(args) => save::run(&open()?, args),
+        Command::Import(args) => import::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
