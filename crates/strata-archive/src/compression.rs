@@ -3,6 +3,7 @@
 //! uncompressed layers labelled gzip), while the magic bytes cannot lie.
 
 use std::fmt;
+use std::io::{self, BufReader, Cursor, Read};
 
 /// The compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +54,44 @@ pub fn detect_compression(first_bytes: &[u8]) -> Compression {
     } else {
         Compression::None
     }
+}
+
+/// `src` decompressed: its compression read from its first bytes (gzip, zstd, or none), and a
+/// reader of the plain stream. For archives (`load`) and any other whole-stream input.
+pub fn decompress<'a>(mut src: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut head = [0u8; 6];
+    let mut n = 0;
+    while n < head.len() {
+        match src.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let compression = detect_compression(&head[..n]);
+    if let Some(format) = foreign_format(&head[..n]) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{format}-compressed input is not supported (gzip and zstd are)"),
+        ));
+    }
+    let reader = Cursor::new(head[..n].to_vec()).chain(src);
+    Ok(match compression {
+        Compression::None => (compression, Box::new(reader)),
+        Compression::Gzip => (
+            compression,
+            Box::new(flate2::bufread::MultiGzDecoder::new(
+                BufReader::with_capacity(256 << 10, reader),
+            )),
+        ),
+        Compression::Zstd => (
+            compression,
+            Box::new(zstd::stream::read::Decoder::with_buffer(
+                BufReader::with_capacity(256 << 10, reader),
+            )?),
+        ),
+    })
 }
 
 /// Formats that are compressed but that OCI layers never use; recognizing them gives a clear

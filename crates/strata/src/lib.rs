@@ -14,10 +14,12 @@
 pub mod cli;
 pub mod gc;
 pub mod images;
+pub mod import;
 pub mod load;
 pub mod pull;
 pub mod push;
 pub mod runtime;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

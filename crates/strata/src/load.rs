@@ -1,17 +1,28 @@
 //! `load`: images from an OCI image layout — a directory, or a tar of one as `docker save`
-//! (Docker 25+), `skopeo copy oci-archive:` and `ctr images export` write it.
+//! (Docker 25+), `skopeo copy oci-archive:` and `ctr images export` write it — or from Docker's
+//! legacy archive (`manifest.json` with Config / RepoTags / Layers, no `index.json`: `docker
+//! save` before 25, `skopeo copy docker-archive:`). A tar may be gzip- or zstd-compressed
+//! (detected from its first bytes).
 //!
-//! Every blob is ingested verified against the digest its path names (a mismatch fails the
-//! load), under a lease that protects them until the one transaction that records the image
-//! names. Then each image's manifest for this host's platform is unpacked into snapshots.
-//! Entry names in the tar are never used as paths on disk.
+//! Every `blobs/sha256/<hex>` entry is ingested verified against the digest its path names (a
+//! mismatch fails the load), under a lease that protects it until the one transaction that
+//! records the image names. Any other file is written to an ingest keyed by its path, since a
+//! tar is read once and `manifest.json` may come after the layers; once the archive is read,
+//! the files a legacy `manifest.json` names are committed under the digest computed while
+//! they were written (for an uncompressed layer that is also its diffID), a manifest is
+//! synthesized for each image (OCI media types), and the other ingests are dropped. Each
+//! image's manifest for this host's platform is then unpacked into snapshots, and only when
+//! all of that succeeded are the names recorded, in one transaction: a failed load leaves no
+//! image. An image without a name is recorded as dangling (`moby-dangling@<digest>`), as
+//! Docker does. Entry names in the tar are never used as paths on disk.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use strata_content::{ContentError, WriterOptions};
+use strata_content::{ContentError, Writer, WriterOptions};
 use strata_metadata::{ContentStore, Labels, MetaError};
 use strata_remote::Reference;
 use strata_remote::media::{is_index, is_manifest};
@@ -24,6 +35,9 @@ use crate::unpack::{MAX_JSON_BLOB, UnpackError, read_json, unpack};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// How long a load's lease protects what it wrote if the process dies before recording
 /// (`$STRATA_LEASE_EXPIRY` overrides it).
 const LOAD_LEASE: Duration = Duration::from_secs(3600);
@@ -43,10 +57,20 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "{0}: not an OCI image layout (no index.json); Docker's legacy `manifest.json` archives are not supported yet"
-    )]
+    #[error("{0}: neither an OCI image layout (index.json) nor a Docker archive (manifest.json)")]
     NotALayout(String),
+    #[error("{0}: manifest.json is larger than the {MAX_JSON_BLOB} bytes allowed")]
+    ManifestTooLarge(String),
+    #[error("{source_name}: manifest.json")]
+    DockerManifest {
+        source_name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{source_name}: manifest.json names {path:?}, which is not a path inside the archive")]
+    BadPath { source_name: String, path: String },
+    #[error("{source_name}: manifest.json names {path:?}, which the archive does not contain")]
+    MissingPath { source_name: String, path: String },
     #[error("{0}: index.json is larger than the {MAX_JSON_BLOB} bytes allowed")]
     IndexTooLarge(String),
     #[error("{source_name}: blob {entry:?}")]
@@ -164,52 +188,44 @@ fn load_leased(
     lease: &str,
     opts: &LoadOptions<'_>,
 ) -> Result<Vec<Loaded>, LoadError> {
-    let index_bytes = match source {
+    let read = match source {
         LoadSource::Path(path) => {
             let io = |source| LoadError::Io {
                 path: path.to_owned(),
                 source,
             };
             if fs::metadata(path).map_err(io)?.is_dir() {
-                read_layout_dir(content, path, source_name, lease)?
+                Archive {
+                    index: read_layout_dir(content, path, source_name, lease)?,
+                    ..Archive::default()
+                }
             } else {
-                read_layout_tar(content, File::open(path).map_err(io)?, source_name, lease)?
+                read_archive(content, File::open(path).map_err(io)?, source_name, lease)?
             }
         }
-        LoadSource::Stream(r) => read_layout_tar(content, r, source_name, lease)?,
+        LoadSource::Stream(r) => read_archive(content, r, source_name, lease)?,
     };
-    let Some(index_bytes) = index_bytes else {
-        return Err(LoadError::NotALayout(source_name.to_owned()));
+    let Archive {
+        index: index_bytes,
+        docker_manifest,
+        mut files,
+    } = read;
+    let result = match (index_bytes, docker_manifest) {
+        (Some(index_bytes), _) => layout_images(content, &index_bytes, source_name, opts.base_name),
+        (None, Some(manifest)) => legacy_images(content, &manifest, &mut files, source_name, lease),
+        (None, None) => Err(LoadError::NotALayout(source_name.to_owned())),
     };
-    let index: Index = serde_json::from_slice(&index_bytes).map_err(|source| LoadError::Index {
-        source_name: source_name.to_owned(),
-        source,
-    })?;
-
-    let mut images = Vec::new();
-    for entry in &index.manifests {
-        let desc = &entry.descriptor;
-        if !content.local().exists(&desc.digest) {
-            return Err(LoadError::Missing {
-                source_name: source_name.to_owned(),
-                digest: desc.digest.clone(),
-            });
+    // Files no manifest named are not kept.
+    for (_, file) in files.drain() {
+        if let FileState::Pending(writer, _) = file {
+            let r#ref = writer.ingest_ref().to_owned();
+            drop(writer);
+            if let Err(e) = content.abort(&r#ref) {
+                tracing::debug!("drop ingest {ref}: {e}");
+            }
         }
-        let name = image_name(&desc.annotations, opts.base_name)
-            .map(|n| {
-                Reference::parse(&n).map_err(|source| LoadError::Name {
-                    source_name: source_name.to_owned(),
-                    name: n.clone(),
-                    source: Box::new(source),
-                })
-            })
-            .transpose()?;
-        images.push(Loaded {
-            name,
-            target: desc.clone(),
-            top: None,
-        });
     }
+    let mut images = result?;
     // The garbage collector's edges, as a pull sets them: index → manifests → config, layers.
     for image in &images {
         label_tree(content, &image.target, 0).map_err(|source| LoadError::Blob {
@@ -218,14 +234,8 @@ fn load_leased(
             source: Box::new(source),
         })?;
     }
-    db.write(|tx| {
-        for image in &images {
-            if let Some(name) = &image.name {
-                crate::images::set_image_name(tx, &name.to_string(), &image.target)?;
-            }
-        }
-        Ok(())
-    })?;
+
+    // Unpack first, name last: a load that fails leaves no image behind.
     for image in &mut images {
         let display = image
             .name
@@ -247,7 +257,226 @@ fn load_leased(
             content.update_labels(&manifest.config.digest, &labels)?;
         }
     }
+    db.write(|tx| {
+        for image in &images {
+            if let Some(name) = &image.name {
+                crate::images::set_image_name(tx, &name.to_string(), &image.target)?;
+            }
+        }
+        // An image without a name stays as Docker keeps one: dangling, listed by `images -a`.
+        for image in images.iter().filter(|i| i.name.is_none()) {
+            if tx.images_by_target(&image.target.digest)?.is_empty() {
+                let dangling = crate::images::dangling_name(&image.target.digest);
+                crate::images::set_image_name(tx, &dangling, &image.target)?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(images)
+}
+
+/// The images an OCI layout's `index.json` names; their blobs must all be in the store.
+fn layout_images(
+    content: &ContentStore,
+    index_bytes: &[u8],
+    source_name: &str,
+    base_name: Option<&str>,
+) -> Result<Vec<Loaded>, LoadError> {
+    let index: Index = serde_json::from_slice(index_bytes).map_err(|source| LoadError::Index {
+        source_name: source_name.to_owned(),
+        source,
+    })?;
+    let mut images = Vec::new();
+    for entry in &index.manifests {
+        let desc = &entry.descriptor;
+        if !content.local().exists(&desc.digest) {
+            return Err(LoadError::Missing {
+                source_name: source_name.to_owned(),
+                digest: desc.digest.clone(),
+            });
+        }
+        let name = image_name(&desc.annotations, base_name)
+            .map(|n| parse_name(&n, source_name))
+            .transpose()?;
+        images.push(Loaded {
+            name,
+            target: desc.clone(),
+            top: None,
+        });
+    }
+    Ok(images)
+}
+
+fn parse_name(name: &str, source_name: &str) -> Result<Reference, LoadError> {
+    Reference::parse(name).map_err(|source| LoadError::Name {
+        source_name: source_name.to_owned(),
+        name: name.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// One entry of Docker's `manifest.json`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
+/// The images of a Docker archive: for each `manifest.json` entry, its config and layers are
+/// committed from the archive's files, and an OCI manifest naming them is synthesized and
+/// stored; one [`Loaded`] per RepoTag (or one without a name).
+fn legacy_images(
+    content: &ContentStore,
+    manifest_bytes: &[u8],
+    files: &mut HashMap<String, FileState>,
+    source_name: &str,
+    lease: &str,
+) -> Result<Vec<Loaded>, LoadError> {
+    let entries: Vec<LegacyEntry> =
+        serde_json::from_slice(manifest_bytes).map_err(|source| LoadError::DockerManifest {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
+    let mut images = Vec::new();
+    for entry in &entries {
+        // Names first: a bad one fails before anything is committed.
+        let names = entry
+            .repo_tags
+            .iter()
+            .flatten()
+            .map(|n| parse_name(n, source_name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (config_digest, config_size) =
+            archive_file(content, files, &entry.config, source_name, lease)?;
+        let mut layers = Vec::new();
+        for path in &entry.layers {
+            let (digest, size) = archive_file(content, files, path, source_name, lease)?;
+            let media_type = match layer_compression(content, &digest, path, source_name)? {
+                strata_archive::Compression::None => OCI_LAYER.to_owned(),
+                c => format!("{OCI_LAYER}+{}", c.name()),
+            };
+            layers.push(serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest,
+                "size": size,
+            }));
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size },
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+        let digest = Digest::sha256_of(&bytes);
+        ingest(
+            content,
+            bytes.as_slice(),
+            &digest,
+            bytes.len() as u64,
+            "manifest.json",
+            source_name,
+            lease,
+        )?;
+        let target = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
+        if names.is_empty() {
+            images.push(Loaded {
+                name: None,
+                target,
+                top: None,
+            });
+        } else {
+            for name in names {
+                images.push(Loaded {
+                    name: Some(name),
+                    target: target.clone(),
+                    top: None,
+                });
+            }
+        }
+    }
+    Ok(images)
+}
+
+/// The compression of a stored layer blob, from its first bytes.
+fn layer_compression(
+    content: &ContentStore,
+    digest: &Digest,
+    path: &str,
+    source_name: &str,
+) -> Result<strata_archive::Compression, LoadError> {
+    let blob_err = |source| LoadError::Blob {
+        source_name: source_name.to_owned(),
+        entry: path.to_owned(),
+        source: Box::new(source),
+    };
+    let mut blob = content.reader(digest).map_err(blob_err)?;
+    let mut head = Vec::with_capacity(8);
+    (&mut blob)
+        .take(8)
+        .read_to_end(&mut head)
+        .map_err(|source| LoadError::Tar {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
+    Ok(strata_archive::detect_compression(&head))
+}
+
+/// A path named by `manifest.json`, as the tar names its entries: relative, no `.` or `..`
+/// components; `None` when it points outside the archive.
+fn archive_path(path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The blob an archive file became: committed now (digest computed while it was written) if
+/// it was still an ingest.
+fn archive_file(
+    content: &ContentStore,
+    files: &mut HashMap<String, FileState>,
+    path: &str,
+    source_name: &str,
+    lease: &str,
+) -> Result<(Digest, u64), LoadError> {
+    let key = archive_path(path).ok_or_else(|| LoadError::BadPath {
+        source_name: source_name.to_owned(),
+        path: path.to_owned(),
+    })?;
+    let missing = || LoadError::MissingPath {
+        source_name: source_name.to_owned(),
+        path: path.to_owned(),
+    };
+    match files.remove(&key).ok_or_else(missing)? {
+        FileState::Blob(digest, size) => {
+            files.insert(key, FileState::Blob(digest.clone(), size));
+            Ok((digest, size))
+        }
+        FileState::Pending(writer, size) => {
+            let committed = content
+                .commit(writer, Some(size), None, &Labels::new(), Some(lease))
+                .map_err(|source| LoadError::Blob {
+                    source_name: source_name.to_owned(),
+                    entry: key.clone(),
+                    source: Box::new(source),
+                })?;
+            files.insert(key, FileState::Blob(committed.digest.clone(), size));
+            Ok((committed.digest, size))
+        }
+    }
 }
 
 /// Sets the garbage-collection labels on `desc` and, for an index, on the manifests below it
@@ -424,46 +653,115 @@ fn read_layout_dir(
     fs::read(&index_path).map(Some).map_err(io(&index_path))
 }
 
-fn read_layout_tar(
+/// What a tar archive held.
+#[derive(Default)]
+struct Archive {
+    /// `index.json`: an OCI layout.
+    index: Option<Vec<u8>>,
+    /// Docker's `manifest.json`.
+    docker_manifest: Option<Vec<u8>>,
+    /// Every other regular file, by its normalized entry name.
+    files: HashMap<String, FileState>,
+}
+
+/// A file of the archive: a blob in the store, or an uncommitted ingest of its bytes.
+enum FileState {
+    Blob(Digest, u64),
+    Pending(Writer, u64),
+}
+
+/// Reads a tar archive (plain, gzip or zstd), ingesting `blobs/sha256/<hex>` entries verified
+/// against their names and every other file into an ingest of its own.
+fn read_archive(
     content: &ContentStore,
     file: impl Read,
     source_name: &str,
     lease: &str,
-) -> Result<Option<Vec<u8>>, LoadError> {
+) -> Result<Archive, LoadError> {
     let io = |source| LoadError::Tar {
         source_name: source_name.to_owned(),
         source,
     };
-    let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
-    let mut index = None;
+    let (_, plain) =
+        strata_archive::decompress(io::BufReader::with_capacity(1 << 20, file)).map_err(io)?;
+    let mut archive = tar::Archive::new(plain);
+    let mut out = Archive::default();
+    let small = |entry: &mut tar::Entry<'_, _>, too_large: LoadError| {
+        if entry.size() > MAX_JSON_BLOB {
+            return Err(too_large);
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    };
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = name.trim_start_matches("./");
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        if name == "index.json" {
-            if entry.size() > MAX_JSON_BLOB {
-                return Err(LoadError::IndexTooLarge(source_name.to_owned()));
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(name) = archive_path(&raw) else {
+            continue;
+        };
+        match name.as_str() {
+            "index.json" => {
+                let too_large = LoadError::IndexTooLarge(source_name.to_owned());
+                out.index = Some(small(&mut entry, too_large)?);
             }
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(io)?;
-            index = Some(bytes);
-        } else if name.starts_with("blobs/") {
-            let digest = blob_digest(name, source_name)?;
-            let size = entry.size();
-            let name = name.to_owned();
-            ingest(
-                content,
-                &mut entry,
-                &digest,
-                size,
-                &name,
-                source_name,
-                lease,
-            )?;
+            "manifest.json" => {
+                let too_large = LoadError::ManifestTooLarge(source_name.to_owned());
+                out.docker_manifest = Some(small(&mut entry, too_large)?);
+            }
+            "oci-layout" | "repositories" => {}
+            _ if name.starts_with("blobs/") => {
+                let digest = blob_digest(&name, source_name)?;
+                let size = entry.size();
+                ingest(
+                    content,
+                    &mut entry,
+                    &digest,
+                    size,
+                    &name,
+                    source_name,
+                    lease,
+                )?;
+                out.files.insert(name, FileState::Blob(digest, size));
+            }
+            _ => {
+                // A name given twice: the last entry wins, as when a tar is extracted.
+                if let Some(FileState::Pending(old, _)) = out.files.remove(&name) {
+                    let old_ref = old.ingest_ref().to_owned();
+                    drop(old);
+                    let _ = content.abort(&old_ref);
+                }
+                let size = entry.size();
+                let blob_err = |source| LoadError::Blob {
+                    source_name: source_name.to_owned(),
+                    entry: name.clone(),
+                    source: Box::new(source),
+                };
+                let r#ref = format!(
+                    "load-{}-{}",
+                    lease.trim_start_matches("load/"),
+                    Digest::sha256_of(name.as_bytes()).hex()
+                );
+                let opts = WriterOptions {
+                    expected: None,
+                    total: Some(size),
+                    wait: false,
+                };
+                let mut writer = content
+                    .writer(&r#ref, opts, Some(lease))
+                    .map_err(blob_err)?;
+                if writer.offset() > 0 {
+                    writer.truncate().map_err(|e| blob_err(e.into()))?;
+                }
+                writer
+                    .copy_from(&mut entry)
+                    .map_err(|e| blob_err(e.into()))?;
+                out.files.insert(name, FileState::Pending(writer, size));
+            }
         }
     }
-    Ok(index)
+    Ok(out)
 }

@@ -12,7 +12,7 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Read from a tar archive file (or an OCI layout directory), instead of STDIN.
+    /// Read from a tar archive file (plain, gzip or zstd; OCI layout or Docker archive) or an OCI layout directory, instead of STDIN.
     #[arg(short, long)]
     input: Option<PathBuf>,
     /// Suppress the load output.

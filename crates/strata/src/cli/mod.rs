@@ -10,12 +10,14 @@ mod image;
 mod image_info;
 mod image_ops;
 mod image_tree;
+mod import;
 mod load;
 mod login;
 mod output;
 mod progress;
 mod pull;
 mod push;
+mod save;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -76,6 +78,10 @@ enum Command {
     Version(system::VersionArgs),
     /// Load images from a tar archive or an OCI layout directory.
     Load(load::LoadArgs),
+    /// Create an image from a root filesystem tarball.
+    Import(import::ImportArgs),
+    /// Save images to a tar archive (streamed to STDOUT by default).
+    Save(save::SaveArgs),
     /// Download an image from a registry and unpack it.
     Pull(pull::PullArgs),
     #[command(flatten)]
@@ -131,6 +137,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
+        Command::Save(args) => save::run(&open()?, args),
+        Command::Import(args) => import::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
