@@ -19,23 +19,7 @@ fn corpus() -> Option<PathBuf> {
     {
         return None;
     }
-    let dir = PathBuf::from(
-        std::env::var("STRATA_CORPUS_DIR").unwrap_or_else(|_| "/var/tmp/strata-corpus".into()),
-    );
-    if dir.join("oci/multi/index.json").exists() {
-        return Some(dir);
-    }
-    if std::env::var("STRATA_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!(
-            "corpus not built at {}: run ../shared/corpus/build.sh rootfs images",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED (needs the corpus): {} has no oci/multi",
-        dir.display()
-    );
-    None
+    common::corpus_dir()
 }
 
 fn skopeo(args: &[&str]) -> Vec<u8> {

@@ -24,26 +24,6 @@ const IMAGES: &[(&str, &str)] = &[
     ("multi", "latest"),
 ];
 
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(
-        std::env::var("STRATA_CORPUS_DIR").unwrap_or_else(|_| "/var/tmp/strata-corpus".into()),
-    );
-    if dir.join("oci/python/index.json").exists() {
-        return Some(dir);
-    }
-    if std::env::var("STRATA_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!(
-            "corpus not built at {}: run ../shared/corpus/build.sh rootfs images",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED (needs the corpus): {} has no oci/python",
-        dir.display()
-    );
-    None
-}
-
 fn read_json(layout: &Path, digest: &str) -> Value {
     let hex = digest.strip_prefix("sha256:").unwrap();
     serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
@@ -188,7 +168,7 @@ fn gate() -> Option<PathBuf> {
     {
         return None;
     }
-    corpus()
+    common::corpus_dir()
 }
 
 #[test]

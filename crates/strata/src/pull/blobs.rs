@@ -10,7 +10,7 @@ use strata_metadata::{Labels, LeaseResource, MetaError};
 use strata_types::Descriptor;
 
 use super::{Ctx, PullError};
-use crate::unpack::MAX_JSON_BLOB;
+use crate::unpack::{MAX_JSON_BLOB, UnpackError};
 
 /// The ingest ref of a pulled blob: the same in every process, so two pulls of one blob
 /// share one ingest (the second waits on the first's lock, then finds the blob).
@@ -23,10 +23,13 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, PullError> {
-    serde_json::from_slice(bytes).map_err(|source| PullError::Parse {
-        what,
-        digest: desc.digest.clone(),
-        source,
+    serde_json::from_slice(bytes).map_err(|source| {
+        UnpackError::Parse {
+            what,
+            digest: desc.digest.clone(),
+            source,
+        }
+        .into()
     })
 }
 
@@ -60,11 +63,12 @@ fn local(
 
 fn check_size(desc: &Descriptor, what: &'static str) -> Result<(), PullError> {
     if desc.size > MAX_JSON_BLOB {
-        return Err(PullError::TooLarge {
+        return Err(UnpackError::TooLarge {
             what,
             digest: desc.digest.clone(),
             size: desc.size,
-        });
+        }
+        .into());
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use strata_metadata::MetaError;
 use strata_remote::RemoteError;
 use strata_types::{Digest, ErrorKind};
 
-use crate::unpack::{MAX_JSON_BLOB, UnpackError};
+use crate::unpack::UnpackError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,19 +35,6 @@ pub enum PullError {
         reference: String,
         wanted: String,
         actual: String,
-    },
-    #[error("{what} {digest} is {size} bytes, more than the {MAX_JSON_BLOB} allowed")]
-    TooLarge {
-        what: &'static str,
-        digest: Digest,
-        size: u64,
-    },
-    #[error("parse {what} {digest}")]
-    Parse {
-        what: &'static str,
-        digest: Digest,
-        #[source]
-        source: serde_json::Error,
     },
     /// Storing a blob failed (a digest or size mismatch is reported here, by the store).
     #[error("store blob {digest}")]
@@ -81,11 +68,10 @@ impl PullError {
             PullError::Store { source, .. } => source.kind(),
             PullError::Unpack(e) => e.kind(),
             PullError::Meta(e) => e.kind(),
-            PullError::TooLarge { .. } => ErrorKind::DataMismatch,
             PullError::NoPlatform { .. } | PullError::PlatformMismatch { .. } => {
                 ErrorKind::NotFound
             }
-            PullError::MediaType { .. } | PullError::Parse { .. } => ErrorKind::InvalidArgument,
+            PullError::MediaType { .. } => ErrorKind::InvalidArgument,
         }
     }
 }

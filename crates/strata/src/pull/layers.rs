@@ -180,7 +180,6 @@ fn run_jobs(ctx: &Ctx<'_>, jobs: &[Job<'_>], first: usize) -> Result<(), PullErr
 /// Commits a finished layer on its parent (which is committed by now).
 fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullError> {
     let parent = job.parent.as_ref().map(Digest::to_string);
-    let content = ctx.store.content();
     let existed = matches!(finished, Finished::Exists);
     match finished {
         Finished::Exists => {}
@@ -209,29 +208,13 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
             // It needs its parents' files: again, on them, from the store.
             tracing::info!(layer = %job.desc.digest, lower_lookups, "layer depends on its parents: unpacking it again on them");
             remove_quietly(ctx.sn, &key);
-            report(ctx, job, LayerState::Extracting, job.desc.size);
-            unpack_layer(
-                content,
-                ctx.sn,
-                job.desc,
-                job.diff_id,
-                &job.chain,
-                job.parent.as_ref(),
-                Some(ctx.lease),
-            )?;
+            unpack_from_store(ctx, job)?;
         }
         Finished::Downloaded => {
-            report(ctx, job, LayerState::Extracting, job.desc.size);
             if ctx.sn.stat(&job.chain.to_string()).is_err() {
-                unpack_layer(
-                    content,
-                    ctx.sn,
-                    job.desc,
-                    job.diff_id,
-                    &job.chain,
-                    job.parent.as_ref(),
-                    Some(ctx.lease),
-                )?;
+                unpack_from_store(ctx, job)?;
+            } else {
+                report(ctx, job, LayerState::Extracting, job.desc.size);
             }
         }
     }
@@ -239,6 +222,21 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
         ctx.unpacked.fetch_add(1, Ordering::Relaxed);
     }
     report(ctx, job, LayerState::Done, job.desc.size);
+    Ok(())
+}
+
+/// Unpacks a layer whose blob is in the store, on its committed parent.
+fn unpack_from_store(ctx: &Ctx<'_>, job: &Job<'_>) -> Result<(), PullError> {
+    report(ctx, job, LayerState::Extracting, job.desc.size);
+    unpack_layer(
+        ctx.store.content(),
+        ctx.sn,
+        job.desc,
+        job.diff_id,
+        &job.chain,
+        job.parent.as_ref(),
+        Some(ctx.lease),
+    )?;
     Ok(())
 }
 

@@ -181,3 +181,26 @@ pub fn image(arch: &str, text: &str) -> strata_testutil::Image {
         .layer(top)
         .build()
 }
+
+/// The realistic corpus (`../shared/corpus/build.sh rootfs images` into
+/// `$STRATA_CORPUS_DIR`, default /var/tmp/strata-corpus), or `None` after saying why the test
+/// skips; under `STRATA_TEST_REQUIRE_ROOT=1` a missing corpus fails the test instead.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(
+        std::env::var("STRATA_CORPUS_DIR").unwrap_or_else(|_| "/var/tmp/strata-corpus".into()),
+    );
+    if dir.join("oci/python/index.json").exists() && dir.join("oci/multi/index.json").exists() {
+        return Some(dir);
+    }
+    if std::env::var("STRATA_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!(
+            "corpus not built at {}: run ../shared/corpus/build.sh rootfs images",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED (needs the corpus): {} has no oci/python or oci/multi",
+        dir.display()
+    );
+    None
+}
