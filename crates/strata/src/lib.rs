@@ -12,6 +12,7 @@
 //! ```
 
 pub mod cli;
+pub mod containers;
 pub mod gc;
 pub mod images;
 pub mod import;
