@@ -103,7 +103,7 @@ fn collect(store: &Store) -> anyhow::Result<Collected> {
     Ok(gc::collect(store, &GcOptions::default())?)
 }
 
-fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(super) fn confirm(question: &str) -> anyhow::Result<bool> {
     print!("{question}\nAre you sure you want to continue? [y/N] ");
     io::stdout().flush()?;
     let mut answer = String::new();

@@ -2,9 +2,12 @@
 //! the library.
 //!
 //! Exit codes (also in docs/CLI.md): 0 success; 1 the command failed (the message says why);
-//! 2 the command line is wrong (unknown flag, missing argument). `run` will add Docker's
-//! 125 / 126 / 127 and the container's own status.
+//! 2 the command line is wrong (unknown flag, missing argument). `run`, `start -a`, `exec`
+//! add Docker's: the container's own status; 125 strata failed; 126 the command cannot be
+//! invoked; 127 the command was not found.
 
+mod container;
+mod container_ops;
 mod content;
 mod image;
 mod image_info;
@@ -15,6 +18,7 @@ mod load;
 mod login;
 mod output;
 mod progress;
+mod ps;
 mod pull;
 mod push;
 mod save;
@@ -86,6 +90,8 @@ enum Command {
     Pull(pull::PullArgs),
     #[command(flatten)]
     Images(image::TopLevel),
+    #[command(flatten)]
+    Containers(container::TopLevel),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -119,6 +125,13 @@ pub fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ExitStatus>().is_some() => {
+            ExitCode::from(e.downcast_ref::<ExitStatus>().map_or(1, |s| s.0))
+        }
+        Err(e) if e.downcast_ref::<Failed>().is_some() => {
+            eprintln!("strata: {e:#}");
+            ExitCode::from(e.downcast_ref::<Failed>().map_or(125, |f| f.code))
+        }
         Err(e) => {
             // One line: what failed, then each cause, as `a: b: c`.
             eprintln!("strata: {e:#}");
@@ -141,10 +154,42 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),
         Command::Images(cmd) => image::run(&open()?, cmd),
+        Command::Containers(cmd) => container::run(&open().map_err(Failed::docker)?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
         Command::Push(args) => push::run(&open()?, args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+    }
+}
+
+/// A command's own exit status (`run`, `start -a`, `exec`): nothing more is printed.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+struct ExitStatus(u8);
+
+/// A failure with a Docker exit code of its own (`run`: 125, 126, 127).
+#[derive(Debug, thiserror::Error)]
+#[error("{source:#}")]
+struct Failed {
+    code: u8,
+    source: anyhow::Error,
+}
+
+impl Failed {
+    fn new(code: i32, source: anyhow::Error) -> Failed {
+        Failed {
+            code: u8::try_from(code).unwrap_or(125),
+            source,
+        }
+    }
+
+    /// Docker's 125: strata itself failed (not the container's command).
+    fn docker(source: impl Into<anyhow::Error>) -> anyhow::Error {
+        let source = source.into();
+        if source.downcast_ref::<Failed>().is_some() || source.downcast_ref::<ExitStatus>().is_some() {
+            return source;
+        }
+        Failed::new(125, source).into()
     }
 }
 

@@ -25,6 +25,20 @@ pub(super) struct Rows {
     rows: Vec<(String, String)>,
     /// How many rows the terminal shows now.
     printed: usize,
+    /// Drawn on stderr (a pull made by `run`, whose stdout is the container's).
+    pub(super) stderr: bool,
+}
+
+/// Writes `text` to stdout, or stderr; a closed stream ends nothing here (the command's final
+/// lines report it).
+fn emit(stderr: bool, text: &str) {
+    let _ = if stderr {
+        let mut e = io::stderr().lock();
+        e.write_all(text.as_bytes()).and_then(|()| e.flush())
+    } else {
+        let mut o = io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|()| o.flush())
+    };
 }
 
 impl Rows {
@@ -46,9 +60,7 @@ impl Rows {
             text.push_str(&format!("\r\x1b[2K{id}: {status}\n"));
         }
         self.printed = self.rows.len();
-        let mut out = io::stdout().lock();
-        // A closed stdout ends nothing here; the command's final lines report it.
-        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        emit(self.stderr, &text);
     }
 }
 
@@ -97,10 +109,18 @@ struct Line {
 
 impl PullDisplay {
     pub fn new(tty: bool) -> PullDisplay {
+        PullDisplay::on(tty, false)
+    }
+
+    /// A display on stdout, or on stderr when `stderr`.
+    pub fn on(tty: bool, stderr: bool) -> PullDisplay {
         PullDisplay {
             tty,
             state: Mutex::new(Display {
-                rows: Rows::default(),
+                rows: Rows {
+                    stderr,
+                    ..Rows::default()
+                },
                 lines: HashMap::new(),
                 last_draw: Instant::now(),
             }),
@@ -123,7 +143,11 @@ impl Progress for PullDisplay {
             .tag()
             .map_or_else(|| digest.to_string(), str::to_owned);
         // Docker names the repository by its path, without the registry.
-        println!("{object}: Pulling from {}", reference.repository());
+        let stderr = self.state.lock().is_ok_and(|d| d.rows.stderr);
+        emit(
+            stderr,
+            &format!("{object}: Pulling from {}\n", reference.repository()),
+        );
     }
 
     fn layer(&self, digest: &Digest, state: LayerState, current: u64, total: u64) {
@@ -148,7 +172,7 @@ impl Progress for PullDisplay {
         let text = line.text();
         if !self.tty {
             if changed && state != LayerState::Downloading {
-                println!("{}: {text}", short(digest));
+                emit(d.rows.stderr, &format!("{}: {text}\n", short(digest)));
             }
             return;
         }

@@ -42,15 +42,34 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
         all_platforms: args.all_platforms,
         max_concurrent_downloads: args.max_concurrent_downloads as usize,
     };
-    let remote = crate::runtime::remote()?;
-    let sn = store.snapshotter()?;
-    let display = PullDisplay::new(std::io::stdout().is_terminal());
     let last = args.name.rsplit('/').next().unwrap_or_default();
     if !args.quiet && !last.contains(':') && !last.contains('@') {
         println!("Using default tag: {}", strata_remote::DEFAULT_TAG);
     }
-    let progress: &dyn crate::pull::Progress = if args.quiet { &NoProgress } else { &display };
-    let pulled = pull(store, sn.as_ref(), &remote, &reference, &opts, progress);
+    pull_with(store, &reference, &opts, args.quiet, false)?;
+    println!("{reference}");
+    Ok(())
+}
+
+/// Pulls `reference` with Docker's display (on stderr when `stderr`: `run`'s stdout is the
+/// container's), ending with the `Digest:` and `Status:` lines unless `quiet`.
+pub fn pull_with(
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    quiet: bool,
+    stderr: bool,
+) -> anyhow::Result<()> {
+    let remote = crate::runtime::remote()?;
+    let sn = store.snapshotter()?;
+    let tty = if stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let display = PullDisplay::on(tty, stderr);
+    let progress: &dyn crate::pull::Progress = if quiet { &NoProgress } else { &display };
+    let pulled = pull(store, sn.as_ref(), &remote, reference, opts, progress);
     display.finish();
     let pulled = pulled.map_err(|e| match e {
         // These name the reference already.
@@ -59,15 +78,22 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
         | PullError::PlatformMismatch { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("pull {}", reference.familiar())),
     })?;
-    if !args.quiet {
-        println!("Digest: {}", pulled.target.digest);
+    if !quiet {
         let status = if pulled.up_to_date {
             "Image is up to date for"
         } else {
             "Downloaded newer image for"
         };
-        println!("Status: {status} {}", reference.familiar());
+        let text = format!(
+            "Digest: {}\nStatus: {status} {}",
+            pulled.target.digest,
+            reference.familiar()
+        );
+        if stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
     }
-    println!("{reference}");
     Ok(())
 }

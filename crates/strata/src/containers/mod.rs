@@ -11,10 +11,19 @@
 //! <root>/runtime/<name>/      the OCI runtime's own state (runc --root)
 //! ```
 
+pub mod config;
+pub mod create;
+pub mod lifecycle;
+pub mod list;
+pub mod names;
+pub mod rootfs;
+
 use std::path::{Path, PathBuf};
 
 use strata_metadata::{ContainerRecord, MetaError, Tx};
 use strata_types::ErrorKind;
+
+use crate::unpack::UnpackError;
 
 /// Container errors, with Docker's wording where scripts match it.
 #[derive(Debug, thiserror::Error)]
@@ -24,15 +33,79 @@ pub enum ContainerError {
     NotFound(String),
     #[error("multiple containers found with provided prefix: {0}")]
     Ambiguous(String),
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    #[error("image {0} has no manifest for this machine's platform in the store")]
+    PlatformMissing(String),
+    #[error("image {name}")]
+    Image {
+        name: String,
+        #[source]
+        source: Box<UnpackError>,
+    },
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("Conflict. The container name \"/{0}\" is already in use: {1}")]
+    NameInUse(String, String),
+    #[error("container {0} has no writable layer")]
+    NoSnapshot(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error(
+        "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
+    )]
+    RemoveRunning(String),
+    #[error("{what}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Spec(#[from] strata_runtime::spec::SpecError),
+    #[error(transparent)]
+    Runtime(#[from] strata_runtime::runc::RuntimeError),
+    #[error(transparent)]
+    Snapshot(#[from] strata_snapshot::SnapshotError),
+    #[error(transparent)]
+    Mount(#[from] strata_mount::MountError),
     #[error(transparent)]
     Meta(#[from] MetaError),
 }
 
 impl ContainerError {
+    pub(crate) fn io(what: &'static str, source: std::io::Error) -> ContainerError {
+        ContainerError::Io { what, source }
+    }
+
+    pub(crate) fn image(name: &str, source: UnpackError) -> ContainerError {
+        ContainerError::Image {
+            name: name.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::Ambiguous(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_)
+            | ContainerError::Ambiguous(_)
+            | ContainerError::ImageNotFound(_)
+            | ContainerError::PlatformMissing(_)
+            | ContainerError::NoSnapshot(_) => ErrorKind::NotFound,
+            ContainerError::InvalidName(_) => ErrorKind::InvalidArgument,
+            ContainerError::NameInUse(..) => ErrorKind::AlreadyExists,
+            ContainerError::AlreadyRunning(_)
+            | ContainerError::NotRunning(_)
+            | ContainerError::RemoveRunning(_) => ErrorKind::FailedPrecondition,
+            ContainerError::Image { source, .. } => source.kind(),
+            ContainerError::Snapshot(e) => e.kind(),
+            ContainerError::Mount(e) => e.kind(),
             ContainerError::Meta(e) => e.kind(),
+            _ => ErrorKind::Internal,
         }
     }
 }

@@ -1,0 +1,244 @@
+//! `create`: the writable layer, the record and the bundle.
+//!
+//! Order matters for `kill -9` at any point: the record goes in first (so a leftover is
+//! always findable by `ps -a` and removable by `rm`), then the bundle directory, then the
+//! active snapshot; a failure after the record undoes all three. The image's snapshots are
+//! unpacked here when missing (an image that was loaded, or whose snapshots were pruned),
+//! under a lease until the record pins them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use strata_metadata::{ContainerRecord, Labels};
+use strata_runtime::spec::{self, SpecOptions};
+use strata_snapshot::Snapshotter;
+use strata_types::oci::{ImageConfig, Manifest};
+use strata_types::{Descriptor, ErrorKind, Matcher, chain_id};
+
+use super::config::{ContainerConfig, MountPoint};
+use super::{ContainerError, dir, names, rootfs};
+use crate::images;
+use crate::store::Store;
+use crate::unpack::{read_json, unpack};
+
+/// Label on a container record: the digest of the image target it was created from.
+pub const LABEL_IMAGE_ID: &str = "strata.image.id";
+
+/// What `create` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// The image as the user typed it.
+    pub image: String,
+    /// The OCI runtime by name (found on the PATH).
+    pub runtime: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+    pub spec: SpecOptions,
+    /// Mounts as `inspect` shows them (the spec's binds are resolved from these).
+    pub mounts: Vec<MountPoint>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The image a container is made from, resolved for this machine.
+#[derive(Debug, Clone)]
+pub struct ImageForContainer {
+    pub target: Descriptor,
+    pub manifest: Descriptor,
+    pub config_digest: strata_types::Digest,
+    pub config: ImageConfig,
+    /// The top chainID (None for an image without layers).
+    pub top: Option<strata_types::Digest>,
+}
+
+/// Resolves `image` to its host-platform manifest and config, unpacking its layers when
+/// their snapshots are missing. [`ContainerError::ImageNotFound`] and
+/// [`ContainerError::PlatformMissing`] mean: pull it, then try again.
+pub fn image_for_container(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    image: &str,
+) -> Result<ImageForContainer, ContainerError> {
+    let content = store.content();
+    let target = store.db().read(|tx| match images::resolve(tx, image) {
+        Ok(r) => Ok(Some(r.target().clone())),
+        Err(images::ImageError::NotFound(_)) => Ok(None),
+        Err(images::ImageError::Meta(e)) => Err(e),
+        Err(e) => Err(strata_metadata::MetaError::FailedPrecondition {
+            what: "image",
+            id: image.to_owned(),
+            reason: e.to_string(),
+        }),
+    })?;
+    let Some(target) = target else {
+        return Err(ContainerError::ImageNotFound(image.to_owned()));
+    };
+    let missing = || ContainerError::PlatformMissing(image.to_owned());
+    let manifest_desc = images::platform_manifest(content, &target, &Matcher::host())
+        .map_err(|e| ContainerError::image(image, e))?
+        .ok_or_else(missing)?;
+    let (manifest, _): (Manifest, _) = match read_json(content, "manifest", &manifest_desc) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(ContainerError::image(image, e)),
+    };
+    let (config, _): (ImageConfig, _) = match read_json(content, "config", &manifest.config) {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(ContainerError::image(image, e)),
+    };
+    let top = chain_id(&config.rootfs.diff_ids);
+    if let Some(top) = &top
+        && sn.stat(&top.to_string()).is_err()
+    {
+        // Unpacked under a lease: the image's config labels keep the snapshots afterwards.
+        let lease = format!("create/{}", crate::unique_suffix());
+        let expiry = SystemTime::now() + crate::gc::lease_expiry(Duration::from_secs(3600));
+        store
+            .db()
+            .write(|tx| tx.create_lease(&lease, Some(expiry), &Labels::new()))?;
+        let result = unpack(content, sn, &manifest, &config, Some(&lease));
+        store.db().write(|tx| tx.delete_lease(&lease))?;
+        result.map_err(|e| ContainerError::image(image, e))?;
+    }
+    Ok(ImageForContainer {
+        target,
+        manifest: manifest_desc,
+        config_digest: manifest.config.digest.clone(),
+        config,
+        top,
+    })
+}
+
+/// Creates a container from an image already resolved by [`image_for_container`].
+pub fn create(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    image: &ImageForContainer,
+    opts: &CreateOptions,
+) -> Result<ContainerRecord, ContainerError> {
+    if let Some(name) = &opts.name
+        && !names::valid_name(name)
+    {
+        return Err(ContainerError::InvalidName(name.clone()));
+    }
+    let id = names::new_id().map_err(|e| ContainerError::io("generate container id", e))?;
+    let mut labels: Labels = opts.labels.clone().into_iter().collect();
+    labels.insert(LABEL_IMAGE_ID.to_owned(), image.target.digest.to_string());
+    let mut record = ContainerRecord {
+        id: id.clone(),
+        name: opts.name.clone().unwrap_or_default(),
+        image: opts.image.clone(),
+        snapshotter: sn.name().to_owned(),
+        snapshot_key: Some(id.clone()),
+        runtime: opts.runtime.clone(),
+        created: SystemTime::now(),
+        updated: SystemTime::now(),
+        labels,
+    };
+    record = insert(store, record, opts.name.is_none())?;
+    let result = prepare(store, sn, image, opts, &record);
+    if let Err(e) = &result {
+        tracing::debug!("create {id} failed: {e}; undoing");
+        super::lifecycle::remove_parts(store, sn, &record);
+    }
+    result.map(|()| record)
+}
+
+/// Inserts the record; a generated name that collides is retried with a digit, as Docker.
+fn insert(
+    store: &Store,
+    mut record: ContainerRecord,
+    generated: bool,
+) -> Result<ContainerRecord, ContainerError> {
+    for attempt in 0..10 {
+        if generated {
+            record.name = names::generated_name(&record.id, attempt);
+        }
+        match store.db().write(|tx| tx.insert_container(&record)) {
+            Ok(r) => return Ok(r),
+            Err(e) if generated && e.kind() == ErrorKind::FailedPrecondition => continue,
+            Err(e) if e.kind() == ErrorKind::FailedPrecondition => {
+                return Err(ContainerError::NameInUse(record.name.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ContainerError::NameInUse(
+        record.name,
+        "no free generated name".into(),
+    ))
+}
+
+fn prepare(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    image: &ImageForContainer,
+    opts: &CreateOptions,
+    record: &ContainerRecord,
+) -> Result<(), ContainerError> {
+    let bundle = dir(store.root(), &record.id);
+    fs::create_dir_all(bundle.join("rootfs"))
+        .map_err(|e| ContainerError::io("create the container directory", e))?;
+    let parent = image.top.as_ref().map(ToString::to_string);
+    sn.prepare(&record.id, parent.as_deref(), &Labels::new())?;
+    let mut spec_opts = opts.spec.clone();
+    if spec_opts.hostname.is_none() {
+        spec_opts.hostname = Some(record.id[..12].to_owned());
+    }
+    let spec = rootfs::with_rootfs(store, sn, record, |root| {
+        spec::build(&record.id, &image.config, root, &bundle, &spec_opts)
+    })??;
+    let config = container_config(image, opts, &spec_opts, &spec);
+    spec::write(&bundle, &spec)?;
+    config
+        .write(&bundle)
+        .map_err(|e| ContainerError::io("write container.json", e))?;
+    Ok(())
+}
+
+fn container_config(
+    image: &ImageForContainer,
+    opts: &CreateOptions,
+    spec_opts: &SpecOptions,
+    spec: &oci_spec::runtime::Spec,
+) -> ContainerConfig {
+    let run = image.config.config.clone().unwrap_or_default();
+    let process = spec.process().as_ref();
+    let entrypoint = match &spec_opts.entrypoint {
+        Some(e) => e.clone(),
+        None => run.entrypoint.clone(),
+    };
+    let cmd = if !spec_opts.cmd.is_empty() {
+        spec_opts.cmd.clone()
+    } else if spec_opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        run.cmd.clone()
+    };
+    ContainerConfig {
+        image: opts.image.clone(),
+        image_id: image.target.digest.to_string(),
+        manifest: image.manifest.digest.to_string(),
+        config: image.config_digest.to_string(),
+        args: process.and_then(|p| p.args().clone()).unwrap_or_default(),
+        entrypoint,
+        cmd,
+        env: process.and_then(|p| p.env().clone()).unwrap_or_default(),
+        working_dir: process.map(|p| p.cwd().display().to_string()).unwrap_or_default(),
+        user: spec_opts.user.clone().or(run.user.clone()).unwrap_or_default(),
+        hostname: spec_opts.hostname.clone().unwrap_or_default(),
+        tty: spec_opts.tty,
+        open_stdin: spec_opts.open_stdin,
+        read_only: spec_opts.read_only,
+        network: match spec_opts.network {
+            spec::Network::Host => "host".into(),
+            spec::Network::None => "none".into(),
+        },
+        auto_remove: opts.auto_remove,
+        stop_signal: run.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+        mounts: opts.mounts.clone(),
+        labels: opts.labels.clone(),
+    }
+}

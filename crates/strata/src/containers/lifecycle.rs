@@ -1,0 +1,363 @@
+//! start, stop, kill, wait, rm — through the OCI runtime and the monitor's record.
+//!
+//! The monitor ([`strata_runtime::monitor`]) owns a running container: it holds
+//! `monitor.lock` for its whole life and writes `state.json`. Everything here reads that
+//! record, signals through the runtime, and waits on the lock. A record that says running
+//! while no monitor holds the lock is what a crash or reboot leaves behind; [`reconcile`]
+//! (called by every command that touches a container) kills what is left of it in the
+//! runtime, unmounts its root filesystem and records it as exited.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use strata_metadata::ContainerRecord;
+use strata_runtime::monitor::{self, MonitorConfig};
+use strata_runtime::runc::Runtime;
+use strata_runtime::state::{self, ContainerState, Status};
+use strata_snapshot::Snapshotter;
+use strata_types::ErrorKind;
+
+use super::config::ContainerConfig;
+use super::{ContainerError, dir, rootfs};
+use crate::store::Store;
+
+/// Docker's default for `stop -t`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The log file of a container: Docker's `<id>-json.log` in its directory.
+pub fn log_path(root: &Path, id: &str) -> std::path::PathBuf {
+    dir(root, id).join(format!("{id}-json.log"))
+}
+
+/// The runtime a container was created with, its state under `<root>/runtime/<name>`.
+pub fn runtime_for(root: &Path, name: &str) -> Result<Runtime, ContainerError> {
+    Ok(Runtime::find(name, &root.join("runtime").join(name))?)
+}
+
+pub fn monitor_config(store: &Store, record: &ContainerRecord) -> Result<MonitorConfig, ContainerError> {
+    let d = dir(store.root(), &record.id);
+    let config = ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
+    Ok(MonitorConfig {
+        id: record.id.clone(),
+        dir: d,
+        runtime: runtime_for(store.root(), &record.runtime)?,
+        tty: config.tty,
+        open_stdin: config.open_stdin,
+        log_path: log_path(store.root(), &record.id),
+    })
+}
+
+/// How [`start`] ran the container.
+#[derive(Debug)]
+pub enum Started {
+    /// Running under its own monitor, with this pid.
+    Detached(i32),
+    /// Ran attached to this process and exited.
+    Exited(ContainerState),
+}
+
+/// Starts a created or exited container. Detached: a monitor process is spawned (the
+/// `strata` binary at `monitor_exe` with `monitor_args`) and this returns once the container
+/// runs. Attached: this process is the monitor; returns when the container exits (and, for
+/// `--rm`, after it is removed).
+pub fn start(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+    attach: bool,
+    monitor_exe: &Path,
+    monitor_args: &[OsString],
+) -> Result<Started, ContainerError> {
+    let st = reconcile(store, sn, record)?;
+    if st.status == Status::Running {
+        return Err(ContainerError::AlreadyRunning(record.name.clone()));
+    }
+    let cfg = monitor_config(store, record)?;
+    rootfs::mount(store, sn, record)?;
+    // A runtime record of an earlier run would make `create` fail with "already exists".
+    cfg.runtime.delete(&record.id, true)?;
+    if !attach {
+        return match monitor::start_detached(monitor_exe, monitor_args, &cfg) {
+            Ok(pid) => Ok(Started::Detached(pid)),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let result = monitor::run_attached(&cfg);
+    after_exit(store, sn, record);
+    Ok(Started::Exited(result?))
+}
+
+/// What the monitor does once the container has exited and the runtime forgot it: unmount
+/// the root filesystem and, for `--rm`, remove the container.
+pub fn after_exit(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord) {
+    if let Err(e) = rootfs::unmount(store.root(), &record.id) {
+        tracing::warn!("container {}: {e}", record.id);
+    }
+    let auto_remove = ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
+    if auto_remove && let Err(e) = remove_stopped(store, sn, record) {
+        tracing::warn!("remove container {}: {e}", record.id);
+    }
+}
+
+/// The container's state, after cleaning up what a dead monitor left behind.
+pub fn reconcile(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+) -> Result<ContainerState, ContainerError> {
+    let d = dir(store.root(), &record.id);
+    let mut st = state::read(&d)?;
+    if st.status != Status::Running || state::monitor_alive(&d) {
+        return Ok(st);
+    }
+    tracing::info!("container {}: its monitor is gone; cleaning up", record.id);
+    if let Ok(rt) = runtime_for(store.root(), &record.runtime) {
+        if let Err(e) = rt.kill(&record.id, libc::SIGKILL, true) {
+            tracing::debug!("kill {}: {e}", record.id);
+        }
+        rt.delete(&record.id, true)?;
+    }
+    rootfs::unmount(store.root(), &record.id)?;
+    st.status = Status::Exited;
+    st.pid = None;
+    st.exit_code = Some(st.exit_code.unwrap_or(255));
+    st.finished_at = Some(SystemTime::now().into());
+    st.error = Some("the container's monitor process died (crash or reboot)".into());
+    state::write(&d, &st)?;
+    if ContainerConfig::read(&d).is_ok_and(|c| c.auto_remove) {
+        remove_stopped(store, sn, record)?;
+    }
+    Ok(st)
+}
+
+/// `stop`: the stop signal, then SIGKILL after `timeout`. A container that is not running is
+/// left as it is.
+pub fn stop(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+    timeout: Duration,
+    signal: Option<i32>,
+) -> Result<(), ContainerError> {
+    let d = dir(store.root(), &record.id);
+    if reconcile(store, sn, record)?.status != Status::Running {
+        return Ok(());
+    }
+    let rt = runtime_for(store.root(), &record.runtime)?;
+    let signal = match signal {
+        Some(s) => s,
+        None => {
+            let config = ContainerConfig::read(&d).unwrap_or_default();
+            parse_signal(&config.stop_signal).unwrap_or(libc::SIGTERM)
+        }
+    };
+    if !timeout.is_zero() {
+        signal_running(&rt, &d, &record.id, signal)?;
+        if state::wait(&d, Some(timeout))?.is_some() {
+            return Ok(());
+        }
+    }
+    signal_running(&rt, &d, &record.id, libc::SIGKILL)?;
+    state::wait(&d, None)?;
+    Ok(())
+}
+
+/// Sends `signal`; a container that exits meanwhile is not an error.
+fn signal_running(rt: &Runtime, d: &Path, id: &str, signal: i32) -> Result<(), ContainerError> {
+    match rt.kill(id, signal, signal == libc::SIGKILL) {
+        Ok(()) => Ok(()),
+        Err(_) if !state::monitor_alive(d) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `kill -s SIGNAL`.
+pub fn kill(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+    signal: i32,
+) -> Result<(), ContainerError> {
+    if reconcile(store, sn, record)?.status != Status::Running {
+        return Err(ContainerError::NotRunning(record.id.clone()));
+    }
+    let rt = runtime_for(store.root(), &record.runtime)?;
+    signal_running(&rt, &dir(store.root(), &record.id), &record.id, signal)
+}
+
+/// `wait`: blocks until the container is not running; its exit code.
+pub fn wait(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+) -> Result<i32, ContainerError> {
+    let d = dir(store.root(), &record.id);
+    let st = match state::wait(&d, None)? {
+        Some(st) => st,
+        None => reconcile(store, sn, record)?,
+    };
+    Ok(st.exit_code.unwrap_or(0))
+}
+
+/// `rm [-f]`: a running container is refused unless `force` (then killed first).
+pub fn remove(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+    force: bool,
+) -> Result<(), ContainerError> {
+    if reconcile(store, sn, record)?.status == Status::Running {
+        if !force {
+            return Err(ContainerError::RemoveRunning(record.name.clone()));
+        }
+        let d = dir(store.root(), &record.id);
+        let rt = runtime_for(store.root(), &record.runtime)?;
+        signal_running(&rt, &d, &record.id, libc::SIGKILL)?;
+        state::wait(&d, None)?;
+    }
+    remove_stopped(store, sn, record)
+}
+
+/// Removes a container that is not running: runtime state, mount, writable layer, record,
+/// directory — in that order, so an interrupted `rm` leaves a record that `rm` finishes.
+fn remove_stopped(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+) -> Result<(), ContainerError> {
+    if let Ok(rt) = runtime_for(store.root(), &record.runtime) {
+        rt.delete(&record.id, true)?;
+    }
+    rootfs::unmount(store.root(), &record.id)?;
+    if let Some(key) = &record.snapshot_key {
+        match sn.remove(key) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match store.db().write(|tx| tx.delete_container(&record.id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let d = dir(store.root(), &record.id);
+    match fs::remove_dir_all(&d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ContainerError::io("remove the container directory", e)),
+    }
+}
+
+/// Undoes a failed `create`: best effort, the first error was already reported.
+pub(crate) fn remove_parts(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord) {
+    if let Err(e) = remove_stopped(store, sn, record) {
+        tracing::warn!("undo create of {}: {e}", record.id);
+    }
+}
+
+/// `SIGTERM`, `TERM`, `15` → 15.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            let rt = name.strip_prefix("RTMIN")?;
+            let off = if rt.is_empty() { 0 } else { rt.strip_prefix('+')?.parse().ok()? };
+            let n = libc::SIGRTMIN() + off;
+            return (n <= libc::SIGRTMAX()).then_some(n);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("SIGTERM"), Some(15));
+        assert_eq!(parse_signal("term"), Some(15));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("KILL"), Some(9));
+        assert_eq!(parse_signal("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+}
+
+/// What `exec` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+/// `exec`: runs another process in the running container, attached to this process's stdio
+/// (or detached); its exit code.
+pub fn exec(store: &Store, record: &ContainerRecord, req: ExecRequest) -> Result<i32, ContainerError> {
+    let d = dir(store.root(), &record.id);
+    let base = oci_spec::runtime::Spec::load(d.join("config.json"))
+        .map_err(|e| ContainerError::io("read config.json", std::io::Error::other(e)))?;
+    let process = strata_runtime::spec::exec_process(
+        &base,
+        &rootfs::path(store, &record.id),
+        req.args,
+        &req.env,
+        req.workdir.as_deref(),
+        req.user.as_deref(),
+        req.tty,
+    )?;
+    let rt = runtime_for(store.root(), &record.runtime)?;
+    let outcome = rt.exec(
+        &record.id,
+        &process,
+        &strata_runtime::runc::ExecOptions {
+            detach: req.detach,
+            tty: req.tty,
+            interactive: req.interactive,
+        },
+    )?;
+    Ok(outcome.exit_code)
+}
