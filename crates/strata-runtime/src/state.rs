@@ -1,1 +1,156 @@
-//! See the crate documentation.
+//! `state.json`: what the monitor records about a container, and waiting on it.
+//!
+//! The live monitor holds an exclusive `flock` on `monitor.lock` for its whole life, so
+//! "is it running" is one non-blocking lock attempt and `wait` is one blocking one — no
+//! polling of pids, which can be reused. A `state.json` that says running while nobody holds
+//! the lock is what a crash (or reboot) of the monitor leaves; callers clean that up.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{FlockOperation, flock};
+use serde::{Deserialize, Serialize};
+
+use crate::runc::{RuntimeError, io_err};
+
+pub const STATE_FILE: &str = "state.json";
+pub const LOCK_FILE: &str = "monitor.lock";
+
+/// Docker's `State.Status` values that strata has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub status: Status,
+    /// The container's init process, while it runs.
+    pub pid: Option<i32>,
+    pub monitor_pid: Option<i32>,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    /// The command's status; 128 + N for a signal N, as Docker.
+    pub exit_code: Option<i32>,
+    /// Why it failed to start, or why the monitor's record was taken over.
+    pub error: Option<String>,
+}
+
+
+/// The recorded state; a container never started has none yet (`Created`).
+pub fn read(dir: &Path) -> Result<ContainerState, RuntimeError> {
+    let path = dir.join(STATE_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| io_err("parse", &path)(io::Error::other(e))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ContainerState::default()),
+        Err(e) => Err(io_err("read", &path)(e)),
+    }
+}
+
+/// Replaces the state (temporary file + rename: never half a record).
+pub fn write(dir: &Path, state: &ContainerState) -> Result<(), RuntimeError> {
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
+    let bytes = serde_json::to_vec(state).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(io_err("write", &path))
+}
+
+fn open_lock(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+}
+
+/// The monitor's lock, held exclusively for as long as the returned file is open.
+pub fn lock_for_monitor(dir: &Path) -> Result<File, RuntimeError> {
+    let path = dir.join(LOCK_FILE);
+    let f = open_lock(dir).map_err(io_err("open", &path))?;
+    flock(&f, FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| io_err("lock (is another monitor running?)", &path)(e.into()))?;
+    Ok(f)
+}
+
+/// True while a monitor holds the lock.
+pub fn monitor_alive(dir: &Path) -> bool {
+    let Ok(f) = open_lock(dir) else {
+        return false;
+    };
+    match flock(&f, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => false,
+        Err(e) => e == rustix::io::Errno::WOULDBLOCK,
+    }
+}
+
+/// Blocks until no monitor holds the lock (the container is not running) and returns the
+/// recorded state; with a timeout, `None` if it still runs then.
+pub fn wait(dir: &Path, timeout: Option<Duration>) -> Result<Option<ContainerState>, RuntimeError> {
+    let path = dir.join(LOCK_FILE);
+    let f = open_lock(dir).map_err(io_err("open", &path))?;
+    match timeout {
+        None => flock(&f, FlockOperation::LockShared).map_err(|e| io_err("wait on", &path)(e.into()))?,
+        Some(t) => {
+            let deadline = Instant::now() + t;
+            loop {
+                match flock(&f, FlockOperation::NonBlockingLockShared) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::WOULDBLOCK) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                    Err(e) => return Err(io_err("wait on", &path)(e.into())),
+                }
+            }
+        }
+    }
+    read(dir).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_missing_is_created() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(read(t.path()).unwrap().status, Status::Created);
+        let st = ContainerState {
+            status: Status::Exited,
+            exit_code: Some(137),
+            finished_at: Some(SystemTime::now()),
+            ..ContainerState::default()
+        };
+        write(t.path(), &st).unwrap();
+        assert_eq!(read(t.path()).unwrap(), st);
+    }
+
+    #[test]
+    fn the_lock_says_alive_and_wait_times_out_then_returns() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(!monitor_alive(t.path()));
+        let lock = lock_for_monitor(t.path()).unwrap();
+        assert!(monitor_alive(t.path()));
+        assert!(lock_for_monitor(t.path()).is_err());
+        assert_eq!(wait(t.path(), Some(Duration::from_millis(50))).unwrap(), None);
+        let dir = t.path().to_owned();
+        let waiter = std::thread::spawn(move || wait(&dir, None).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        write(t.path(), &ContainerState { status: Status::Exited, exit_code: Some(3), ..Default::default() }).unwrap();
+        drop(lock);
+        assert_eq!(waiter.join().unwrap().unwrap().exit_code, Some(3));
+        assert!(!monitor_alive(t.path()));
+    }
+}

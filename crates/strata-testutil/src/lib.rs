@@ -46,6 +46,7 @@
 //! ```
 
 pub mod btrfs;
+pub mod busybox;
 pub mod image;
 pub mod layout;
 pub mod proxy;
@@ -55,6 +56,7 @@ pub mod root;
 pub mod tree;
 
 pub use btrfs::LoopBtrfs;
+pub use busybox::busybox_layer;
 pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
     build_index, media, raw_header, sha256_digest,

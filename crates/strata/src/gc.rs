@@ -426,7 +426,13 @@ fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaErro
             marker.mark(Node::Snapshot(c.snapshotter.clone(), key.clone()), None);
         }
         marker.labels(&c.labels);
-        if let Ok(image) = crate::images::resolve(tx, &c.image) {
+        // The image it was created from, even when its name has moved since.
+        if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID)
+            && let Ok(digest) = id.parse::<Digest>()
+            && let Some(rec) = tx.images_by_target(&digest)?.first()
+        {
+            marker.mark(Node::Content(digest), Some(&rec.target.media_type));
+        } else if let Ok(image) = crate::images::resolve(tx, &c.image) {
             let target = image.target();
             marker.mark(
                 Node::Content(target.digest.clone()),

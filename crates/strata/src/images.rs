@@ -208,6 +208,12 @@ pub enum Removal {
 pub fn containers_using(tx: &Tx<'_>, digest: &Digest) -> Result<Vec<String>, MetaError> {
     let mut ids = Vec::new();
     for c in tx.containers()? {
+        if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID) {
+            if id == &digest.to_string() {
+                ids.push(c.id);
+            }
+            continue;
+        }
         match resolve(tx, &c.image) {
             Ok(r) if r.target().digest == *digest => ids.push(c.id),
             Ok(_) | Err(ImageError::NotFound(_) | ImageError::Ambiguous(_)) => {}

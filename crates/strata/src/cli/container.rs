@@ -265,7 +265,7 @@ fn start(
 /// 125 anything else.
 fn start_failure(e: ContainerError) -> anyhow::Error {
     let code = match &e {
-        ContainerError::Runtime(r) => strata_runtime::monitor::exit_code_for(r),
+        ContainerError::Runtime(r) => r.exit_code(),
         _ => 125,
     };
     Failed::new(code, e.into()).into()
@@ -359,7 +359,7 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
 }
 
 /// `-e KEY` takes KEY's value from this environment, and is dropped when it is unset (Docker).
-fn expand_env(e: &str) -> Option<String> {
+pub(super) fn expand_env(e: &str) -> Option<String> {
     if e.contains('=') {
         return Some(e.to_owned());
     }
@@ -422,5 +422,6 @@ fn monitor(store: &Store, args: &MonitorArgs) -> anyhow::Result<()> {
     let cfg = lifecycle::monitor_config(store, &record)?;
     strata_runtime::monitor::monitor_main(cfg, |_state| {
         lifecycle::after_exit(store, sn.as_ref(), &record);
-    })
+    })?;
+    Ok(())
 }

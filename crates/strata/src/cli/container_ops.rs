@@ -215,7 +215,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| {
         let code = match &e {
-            ContainerError::Runtime(r) => strata_runtime::monitor::exit_code_for(r),
+            ContainerError::Runtime(r) => r.exit_code(),
             _ => 126,
         };
         anyhow::Error::from(Failed::new(code, e.into()))

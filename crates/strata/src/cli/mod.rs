@@ -169,17 +169,17 @@ struct ExitStatus(u8);
 
 /// A failure with a Docker exit code of its own (`run`: 125, 126, 127).
 #[derive(Debug, thiserror::Error)]
-#[error("{source:#}")]
+#[error("{inner:#}")]
 struct Failed {
     code: u8,
-    source: anyhow::Error,
+    inner: anyhow::Error,
 }
 
 impl Failed {
-    fn new(code: i32, source: anyhow::Error) -> Failed {
+    fn new(code: i32, inner: anyhow::Error) -> Failed {
         Failed {
             code: u8::try_from(code).unwrap_or(125),
-            source,
+            inner,
         }
     }
 

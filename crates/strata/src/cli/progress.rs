@@ -108,10 +108,6 @@ struct Line {
 }
 
 impl PullDisplay {
-    pub fn new(tty: bool) -> PullDisplay {
-        PullDisplay::on(tty, false)
-    }
-
     /// A display on stdout, or on stderr when `stderr`.
     pub fn on(tty: bool, stderr: bool) -> PullDisplay {
         PullDisplay {

@@ -1,6 +1,6 @@
 //! `ps` / `container ls` and `container inspect`, with Docker's columns, filters and JSON.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -9,14 +9,14 @@ use strata_format::{ago, human_duration, human_size};
 use strata_runtime::state::{ContainerState, Status};
 
 use super::output::{fail_with_all, print_inspect, print_list};
-use super::timefmt::{go_time, parse_rfc3339, rfc3339};
+use super::timefmt::{go_time, rfc3339};
 use crate::containers::list::{self, ContainerSummary, Sizes};
 use crate::containers::{ContainerError, lookup};
 use crate::images::{glob_match, short_id};
 use crate::store::Store;
 
 const TABLE: &str =
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 const HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
@@ -167,11 +167,11 @@ fn status_text(st: &ContainerState) -> String {
 }
 
 fn started_at(st: &ContainerState) -> Option<SystemTime> {
-    st.started_at.as_deref().and_then(parse_rfc3339)
+    st.started_at
 }
 
 fn finished_at(st: &ContainerState) -> Option<SystemTime> {
-    st.finished_at.as_deref().and_then(parse_rfc3339)
+    st.finished_at
 }
 
 /// `--filter` as Docker's `ps`: several values of one key are ORed, different keys ANDed.
@@ -215,7 +215,7 @@ impl Filters {
     fn matches(&self, c: &ContainerSummary) -> bool {
         let any = |list: &[String], f: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|v| f(v));
         any(&self.id, &|v| c.record.id.starts_with(v))
-            && any(&self.name, &|v| c.record.name.contains(v) || glob_match(v, &c.record.name))
+            && any(&self.name, &|v| c.record.name.contains(v) || glob_match(v, &c.record.name).unwrap_or(false))
             && self.label.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
                 None => c.record.labels.contains_key(v.as_str()),
@@ -273,8 +273,8 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
             "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
             "ExitCode": st.exit_code.unwrap_or(0),
             "Error": st.error.clone().unwrap_or_default(),
-            "StartedAt": st.started_at.clone().unwrap_or_else(|| zero.clone()),
-            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| zero.clone()),
+            "StartedAt": st.started_at.map_or_else(|| zero.clone(), rfc3339),
+            "FinishedAt": st.finished_at.map_or_else(|| zero.clone(), rfc3339),
         },
         "Image": config.image_id,
         "LogPath": crate::containers::lifecycle::log_path(store.root(), &c.record.id),
@@ -307,6 +307,5 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(root);
     }
-    let _ = UNIX_EPOCH;
     v
 }

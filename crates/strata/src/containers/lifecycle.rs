@@ -123,7 +123,7 @@ pub fn reconcile(
     st.status = Status::Exited;
     st.pid = None;
     st.exit_code = Some(st.exit_code.unwrap_or(255));
-    st.finished_at = Some(SystemTime::now().into());
+    st.finished_at = Some(SystemTime::now());
     st.error = Some("the container's monitor process died (crash or reboot)".into());
     state::write(&d, &st)?;
     if ContainerConfig::read(&d).is_ok_and(|c| c.auto_remove) {

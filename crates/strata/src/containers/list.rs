@@ -93,7 +93,7 @@ pub fn writable_size(sn: &dyn Snapshotter, key: &str) -> Result<u64, ContainerEr
     match upper {
         Some(upper) => apparent_size(&upper).map_err(|e| ContainerError::io("measure the writable layer", e)),
         // native, btrfs: the writable layer is a full tree; its own bytes are the changes.
-        None => super::changes::changed_size(sn, key),
+        None => super::changes_size::changed_size(sn, key),
     }
 }
 

@@ -11,6 +11,7 @@
 //! <root>/runtime/<name>/      the OCI runtime's own state (runc --root)
 //! ```
 
+pub mod changes_size;
 pub mod config;
 pub mod create;
 pub mod lifecycle;
@@ -136,3 +137,7 @@ pub fn lookup(tx: &Tx<'_>, arg: &str) -> Result<ContainerRecord, ContainerError>
     }
     Err(ContainerError::NotFound(arg.to_owned()))
 }
+
+/// `rm -v`: removes the anonymous volumes the container had (volumes land with their own
+/// module; until then a container has none).
+pub fn remove_anonymous_volumes(_store: &crate::store::Store, _record: &ContainerRecord) {}

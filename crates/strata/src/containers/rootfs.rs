@@ -25,8 +25,8 @@ pub fn is_mounted(path: &Path) -> bool {
         StatxFlags::BASIC_STATS,
     )
     .is_ok_and(|s| {
-        StatxAttributes::from_bits_retain(s.stx_attributes_mask).contains(StatxAttributes::MOUNT_ROOT)
-            && StatxAttributes::from_bits_retain(s.stx_attributes).contains(StatxAttributes::MOUNT_ROOT)
+        s.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && s.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
     })
 }
 

@@ -1,0 +1,334 @@
+//! Containers end to end: the real binary, real overlay mounts, runc — Docker's
+//! storage-driver documentation walkthrough and the lifecycle around it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Strata;
+use strata_testutil::{
+    Compression, ImageBuilder, LayerBuilder, LayoutEntry, Registry, build_index, busybox_layer,
+    push_index, require_root, require_tool, tar_dir, write_layout,
+};
+
+/// Root, runc and busybox-static, or why the test skips.
+fn ready() -> bool {
+    require_root("mounts overlays and runs containers") && require_tool("runc") && require_tool("busybox")
+}
+
+/// Loads `images` (name, image) into the store through an OCI layout.
+fn load(s: &Strata, images: &[(&str, &strata_testutil::Image)]) {
+    let dir = s.scratch("layout");
+    let entries: Vec<(&str, LayoutEntry<'_>)> =
+        images.iter().map(|(n, i)| (*n, LayoutEntry::Image(i))).collect();
+    write_layout(&dir, &entries).unwrap();
+    let tar = tar_dir(&dir).unwrap();
+    s.ok_input(&["load"], &tar);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The walkthrough's two images: a busybox base and a final image adding one layer.
+fn acme_images() -> Option<(strata_testutil::Image, strata_testutil::Image)> {
+    let base_layer = busybox_layer()?.build(Compression::Gzip);
+    let app_layer = LayerBuilder::new()
+        .dir("app", 0o755)
+        .file("app/hello.sh", b"#!/bin/sh\necho hello world\n", 0o755)
+        .build(Compression::Gzip);
+    let base = ImageBuilder::new()
+        .layer(base_layer.clone())
+        .history("ADD busybox /")
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
+        .build();
+    let fin = ImageBuilder::new()
+        .layer(base_layer)
+        .history("ADD busybox /")
+        .layer(app_layer)
+        .history("COPY . /app")
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["/app/hello.sh"]))
+        .build();
+    Some((base, fin))
+}
+
+fn busybox(s: &Strata) -> bool {
+    let Some(layer) = busybox_layer() else {
+        return false;
+    };
+    let img = ImageBuilder::new()
+        .layer(layer.build(Compression::Gzip))
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
+        .build();
+    load(s, &[("busybox:latest", &img)]);
+    true
+}
+
+/// Runs `strata args`, returning (exit code, stdout, stderr).
+fn run(s: &Strata, args: &[&str]) -> (i32, String, String) {
+    let out = s.run_input(args, b"");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn storage_driver_walkthrough() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    let Some((base, fin)) = acme_images() else {
+        return;
+    };
+    load(&s, &[("acme/my-base-image:1.0", &base), ("acme/my-final-image:1.0", &fin)]);
+    let history = s.ok(&["image", "history", "acme/my-final-image:1.0"]);
+    assert!(history.contains("COPY . /app") && history.contains("ADD busybox /"), "{history}");
+    let layers = |name: &str| -> Vec<String> {
+        serde_json::from_str(s.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", name]).trim()).unwrap()
+    };
+    let (b, f) = (layers("acme/my-base-image:1.0"), layers("acme/my-final-image:1.0"));
+    assert_eq!(b.len(), 1);
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0], b[0], "the final image shares the base's layer");
+
+    for n in 1..=5 {
+        let name = format!("my_container_{n}");
+        let id = s.ok(&["run", "-dit", "--name", &name, "acme/my-final-image:1.0", "sh"]);
+        assert_eq!(id.trim().len(), 64, "{id}");
+    }
+    let table = "table {{.ID}}\t{{.Image}}\t{{.Names}}\t{{.Size}}";
+    let ps = s.ok(&["ps", "--size", "--format", table]);
+    let rows: Vec<&str> = ps.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{ps}");
+    assert!(ps.lines().next().unwrap().starts_with("CONTAINER ID"), "{ps}");
+    let virt: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            assert!(r.contains("acme/my-final-image:1.0"), "{r}");
+            let size = r.split('\t').last().unwrap_or(r).trim();
+            let size = r.rsplit("   ").next().map(str::trim).unwrap_or(size);
+            assert!(size.starts_with("0B (virtual "), "{ps}");
+            size.trim_start_matches("0B ").to_owned()
+        })
+        .collect();
+    assert!(virt.iter().all(|v| v == &virt[0]), "{ps}");
+
+    for n in 1..=3 {
+        s.ok(&["exec", &format!("my_container_{n}"), "sh", "-c", "printf hello > /out.txt"]);
+    }
+    let ps = s.ok(&["ps", "--size", "--format", "{{.Names}}\t{{.Size}}"]);
+    for line in ps.lines() {
+        let (name, size) = line.split_once('\t').unwrap();
+        let n: u32 = name.trim_start_matches("my_container_").parse().unwrap();
+        let want = if n <= 3 { "5B " } else { "0B " };
+        assert!(size.starts_with(want), "{ps}");
+        assert!(size.ends_with(&virt[0]), "{ps}");
+    }
+    let names: Vec<String> = (1..=5).map(|n| format!("my_container_{n}")).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    s.ok(&args);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn run_exit_codes_output_and_rm() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    let (code, out, _) = run(&s, &["run", "--rm", "busybox", "echo", "hi there"]);
+    assert_eq!((code, out.as_str()), (0, "hi there\n"));
+    let (code, _, _) = run(&s, &["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    let (code, _, err) = run(&s, &["run", "--rm", "busybox", "/no/such/thing"]);
+    assert_eq!(code, 127, "{err}");
+    let (code, _, err) = run(&s, &["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(code, 126, "{err}");
+    let (code, _, err) = run(&s, &["run", "--rm", "no-such-image-here:1"]);
+    assert_eq!(code, 125, "{err}");
+    // --rm leaves nothing: no record, no snapshot but the image's, no mount, no state.
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    let snaps = s.ok(&["snapshot", "ls"]);
+    assert!(!snaps.contains("Active"), "{snaps}");
+    let dirs = std::fs::read_dir(s.root().join("containers")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(dirs, 0);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(s.root().to_str().unwrap()), "{mounts}");
+}
+
+#[test]
+fn detached_lifecycle_logs_stop_wait() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    let id = s.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; echo oops >&2; trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done"]);
+    let id = id.trim();
+    until("log output", Duration::from_secs(10), || s.ok(&["logs", "web"]).contains("started"));
+    let out = s.run_input(&["logs", "web"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let ps = s.ok(&["ps", "--format", "{{.Names}} {{.State}} {{.Status}}"]);
+    assert!(ps.starts_with("web running Up "), "{ps}");
+    let insp = s.ok(&["container", "inspect", "--format", "{{.State.Status}} {{.Name}} {{.Id}}", "web"]);
+    assert_eq!(insp.trim(), format!("running /web {id}"));
+    // rm refuses a running container.
+    let err = s.fails(&["rm", "web"], b"");
+    assert!(err.contains("container is running"), "{err}");
+    assert_eq!(s.ok(&["stop", "web"]).trim(), "web");
+    assert_eq!(s.ok(&["wait", "web"]).trim(), "7");
+    assert!(s.ok(&["logs", "web"]).contains("bye"));
+    let ps = s.ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(ps.starts_with("Exited (7) "), "{ps}");
+    assert_eq!(s.ok(&["ps", "-q"]), "");
+    // Started again, killed with a signal: 128 + 9.
+    s.ok(&["start", "web"]);
+    s.ok(&["kill", "web"]);
+    assert_eq!(s.ok(&["wait", "web"]).trim(), "137");
+    let err = s.fails(&["kill", "web"], b"");
+    assert!(err.contains("is not running"), "{err}");
+    s.ok(&["rm", "web"]);
+    let err = s.fails(&["rm", "web"], b"");
+    assert!(err.contains("No such container: web"), "{err}");
+}
+
+#[test]
+fn container_pins_its_image() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    s.ok(&["create", "--name", "pinned", "busybox", "true"]);
+    let err = s.fails(&["rmi", "busybox"], b"");
+    assert!(err.contains("must be forced") && err.contains("container"), "{err}");
+    s.ok(&["image", "prune", "-a", "-f"]);
+    // Still runnable: image content and layers kept.
+    let (code, _, err) = run(&s, &["start", "-a", "pinned"]);
+    assert_eq!(code, 0, "{err}");
+    s.ok(&["rm", "pinned"]);
+    s.ok(&["rmi", "busybox"]);
+}
+
+#[test]
+fn create_flags_reach_the_process() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    let envfile = s.scratch("env").join("list");
+    std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n\n").unwrap();
+    let host = s.scratch("bind");
+    std::fs::write(host.join("data"), "from host").unwrap();
+    let bind = format!("{}:/mnt/data:ro", host.display());
+    let (code, out, err) = run(
+        &s,
+        &[
+            "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp",
+            "-u", "app", "-h", "box", "-v", &bind, "busybox", "sh", "-c",
+            "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /mnt/data); touch /mnt/data/x 2>/dev/null || echo ro",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1 yes /tmp 1000:1000 box from host\nro\n");
+    let (code, out, _) = run(&s, &["run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x || echo read-only"]);
+    assert_eq!((code, out.trim()), (0, "read-only"));
+    let (code, out, _) = run(&s, &["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]);
+    assert_eq!((code, out.as_str()), (0, "a b\n"));
+    let (code, _, err) = run(&s, &["run", "--rm", "-u", "nosuchuser", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("nosuchuser"), "{err}");
+}
+
+#[test]
+fn kill_9_of_the_monitor_is_cleaned_by_the_next_command() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    let id = s.ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.root().join("containers").join(id).join("state.json")).unwrap()).unwrap();
+    let monitor = st["monitor_pid"].as_i64().expect("monitor pid");
+    let pid = st["pid"].as_i64().expect("pid");
+    unsafe_kill(monitor as i32);
+    until("the monitor to die", Duration::from_secs(5), || !std::path::Path::new(&format!("/proc/{monitor}")).exists());
+    let ps = s.ok(&["ps", "-a", "--format", "{{.State}}"]);
+    assert_eq!(ps.trim(), "exited");
+    until("the container process to be gone", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| st.contains(") Z"))
+    });
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id[..12]), "rootfs still mounted");
+    s.ok(&["rm", id]);
+}
+
+fn unsafe_kill(pid: i32) {
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_the_hosts_variant() {
+    if !ready() || !require_tool("docker-registry") {
+        return;
+    }
+    let Some(layer) = busybox_layer() else {
+        return;
+    };
+    let layer = layer.build(Compression::Gzip);
+    let for_arch = |arch: &str| {
+        ImageBuilder::new()
+            .platform("linux", arch, None)
+            .layer(layer.clone())
+            .config(|c| c["config"]["Cmd"] = serde_json::json!(["echo", "from the host's variant"]))
+            .build()
+    };
+    let reg = Registry::start().unwrap();
+    let index = build_index(vec![for_arch("amd64"), for_arch("arm64")], None);
+    push_index(&reg.url(), "demo/box", "latest", &index).unwrap();
+    let name = format!("{}/demo/box", reg.addr());
+
+    // Not here at all: pulled (progress on stderr, stdout is the container's).
+    let s = Strata::new();
+    let (code, out, err) = run(&s, &["run", "--rm", &name]);
+    assert_eq!((code, out.as_str()), (0, "from the host's variant\n"), "{err}");
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert!(err.contains("Status: Downloaded newer image"), "{err}");
+
+    // Only another platform here: the host's is pulled.
+    let s = Strata::new();
+    s.ok(&["pull", "--platform", "linux/arm64", &name]);
+    let (code, out, err) = run(&s, &["run", "--rm", &name]);
+    assert_eq!((code, out.as_str()), (0, "from the host's variant\n"), "{err}");
+    assert!(err.contains("Unable to find image"), "{err}");
+    // --pull never refuses instead.
+    let s = Strata::new();
+    let (code, _, err) = run(&s, &["run", "--rm", "--pull", "never", &name]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("No such image"), "{err}");
+}
