@@ -157,7 +157,7 @@ fn run_exit_codes_output_and_rm() {
     assert_eq!(code, 127, "{err}");
     let (code, _, err) = run(&s, &["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(code, 126, "{err}");
-    let (code, _, err) = run(&s, &["run", "--rm", "no-such-image-here:1"]);
+    let (code, _, err) = run(&s, &["run", "--rm", "--pull", "never", "no-such-image-here:1"]);
     assert_eq!(code, 125, "{err}");
     // --rm leaves nothing: no record, no snapshot but the image's, no mount, no state.
     assert_eq!(s.ok(&["ps", "-aq"]), "");
@@ -247,7 +247,7 @@ fn create_flags_reach_the_process() {
         &[
             "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp",
             "-u", "app", "-h", "box", "-v", &bind, "busybox", "sh", "-c",
-            "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /mnt/data); touch /mnt/data/x 2>/dev/null || echo ro",
+            "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /mnt/data/data); touch /mnt/data/x 2>/dev/null || echo ro",
         ],
     );
     assert_eq!(code, 0, "{err}");
