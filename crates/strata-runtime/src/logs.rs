@@ -38,8 +38,14 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn open(path: &Path) -> io::Result<LogWriter> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(LogWriter { file, pending: [Vec::new(), Vec::new()] })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(LogWriter {
+            file,
+            pending: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Takes `bytes` of `stream`; complete lines are written now.
@@ -100,7 +106,11 @@ pub fn copy_logs(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), RuntimeError> {
-    let io_err = |source| RuntimeError::Io { what: "read log", path: path.to_owned(), source };
+    let io_err = |source| RuntimeError::Io {
+        what: "read log",
+        path: path.to_owned(),
+        source,
+    };
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !opts.follow => return Ok(()),
@@ -188,7 +198,7 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc() {
         let t = UNIX_EPOCH + Duration::new(1_795_045_514, 123_456_789);
-        assert_eq!(rfc3339_nanos(t), "2026-11-18T22:25:14.123456789Z");
+        assert_eq!(rfc3339_nanos(t), "2026-11-18T23:45:14.123456789Z");
         assert_eq!(rfc3339_nanos(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
     }
 
@@ -203,12 +213,23 @@ mod tests {
         w.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
-        assert!(text.lines().next().unwrap().starts_with(r#"{"log":"one\n","stream":"stdout","time":""#));
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .starts_with(r#"{"log":"one\n","stream":"stdout","time":""#)
+        );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         copy_logs(&path, t.path(), &LogOptions::default(), &mut out, &mut err).unwrap();
-        assert_eq!((out.as_slice(), err.as_slice()), (&b"one\ntwo\nthree"[..], &b"oops\n"[..]));
+        assert_eq!(
+            (out.as_slice(), err.as_slice()),
+            (&b"one\ntwo\nthree"[..], &b"oops\n"[..])
+        );
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let opts = LogOptions { tail: Some(2), ..Default::default() };
+        let opts = LogOptions {
+            tail: Some(2),
+            ..Default::default()
+        };
         copy_logs(&path, t.path(), &opts, &mut out, &mut err).unwrap();
         assert_eq!(out, b"two\nthree");
         assert!(err.is_empty());

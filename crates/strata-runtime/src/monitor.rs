@@ -52,7 +52,6 @@ pub struct MonitorConfig {
     pub log_path: PathBuf,
 }
 
-
 /// Starts a monitor process (`monitor_exe monitor_args...`) for the container and returns
 /// the container's pid once it runs, or the runtime's error if it could not start.
 pub fn start_detached(
@@ -60,7 +59,8 @@ pub fn start_detached(
     monitor_args: &[OsString],
     cfg: &MonitorConfig,
 ) -> Result<i32, RuntimeError> {
-    let (reader, writer) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| io_err("create a pipe for", &cfg.dir)(e.into()))?;
+    let (reader, writer) = pipe_with(PipeFlags::CLOEXEC)
+        .map_err(|e| io_err("create a pipe for", &cfg.dir)(e.into()))?;
     let raw = writer.as_raw_fd();
     let mut c = Command::new(monitor_exe);
     c.args(monitor_args)
@@ -84,12 +84,20 @@ pub fn start_detached(
             Ok(())
         });
     }
-    let mut child = c.spawn().map_err(|source| RuntimeError::Spawn { binary: monitor_exe.to_owned(), source })?;
+    let mut child = c.spawn().map_err(|source| RuntimeError::Spawn {
+        binary: monitor_exe.to_owned(),
+        source,
+    })?;
     drop(writer);
     let mut report = String::new();
-    File::from(reader).read_to_string(&mut report).map_err(io_err("read the monitor's report for", &cfg.dir))?;
+    File::from(reader)
+        .read_to_string(&mut report)
+        .map_err(io_err("read the monitor's report for", &cfg.dir))?;
     if let Some(pid) = report.strip_prefix("ok ") {
-        return pid.trim().parse().map_err(|_| RuntimeError::Failed { op: "start", message: format!("bad monitor report {report:?}") });
+        return pid.trim().parse().map_err(|_| RuntimeError::Failed {
+            op: "start",
+            message: format!("bad monitor report {report:?}"),
+        });
     }
     if let Some(message) = report.strip_prefix("err ") {
         let _ = child.wait();
@@ -98,20 +106,36 @@ pub fn start_detached(
             Some(("start", m)) => ("start", m),
             _ => ("start", message),
         };
-        return Err(RuntimeError::Failed { op, message: message.trim().to_owned() });
+        return Err(RuntimeError::Failed {
+            op,
+            message: message.trim().to_owned(),
+        });
     }
-    let status = child.wait().map_err(|source| RuntimeError::Spawn { binary: monitor_exe.to_owned(), source })?;
+    let status = child.wait().map_err(|source| RuntimeError::Spawn {
+        binary: monitor_exe.to_owned(),
+        source,
+    })?;
     Err(RuntimeError::Failed {
         op: "start",
-        message: format!("the container monitor exited ({status}) before the container started; see {}", cfg.dir.join("state.json").display()),
+        message: format!(
+            "the container monitor exited ({status}) before the container started; see {}",
+            cfg.dir.join("state.json").display()
+        ),
     })
 }
 
 /// The detached monitor's body (the hidden `strata` subcommand calls it): runs the container
 /// to its end, then `on_exit`.
-pub fn monitor_main(cfg: MonitorConfig, on_exit: impl FnOnce(&ContainerState)) -> Result<(), RuntimeError> {
+pub fn monitor_main(
+    cfg: MonitorConfig,
+    on_exit: impl FnOnce(&ContainerState),
+) -> Result<(), RuntimeError> {
     // SAFETY: the fd was put there for us by `start_detached` (checked to be open below).
-    let sync = std::env::var(SYNC_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()).filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0).map(|fd| unsafe { File::from_raw_fd(fd) });
+    let sync = std::env::var(SYNC_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .map(|fd| unsafe { File::from_raw_fd(fd) });
     // SAFETY: plain libc calls setting signal dispositions.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
@@ -123,7 +147,8 @@ pub fn monitor_main(cfg: MonitorConfig, on_exit: impl FnOnce(&ContainerState)) -
             on_exit(&st);
             Ok(())
         }
-        Err((st, e)) => {
+        Err(failure) => {
+            let (st, e) = *failure;
             on_exit(&st);
             Err(e)
         }
@@ -136,7 +161,7 @@ pub fn run_attached(cfg: &MonitorConfig) -> Result<ContainerState, RuntimeError>
     let raw = RawTerminal::enter(cfg.tty);
     let result = Monitor::new(cfg).and_then(|m| m.run(cfg, None, Some(Attach)));
     drop(raw);
-    result.map_err(|(_, e)| e)
+    result.map_err(|failure| failure.1)
 }
 
 /// Attached: output also to this process's stdout/stderr, its stdin to the container.
@@ -148,7 +173,7 @@ struct Monitor {
     log: LogWriter,
 }
 
-type Failure = (ContainerState, RuntimeError);
+type Failure = Box<(ContainerState, RuntimeError)>;
 
 /// What `create` gave the monitor to hold.
 struct Stdio3 {
@@ -162,19 +187,28 @@ struct Stdio3 {
 
 impl Monitor {
     fn new(cfg: &MonitorConfig) -> Result<Monitor, Failure> {
-        let fail = |e| (state::read(&cfg.dir).unwrap_or_default(), e);
+        let fail = |e| Box::new((state::read(&cfg.dir).unwrap_or_default(), e));
         let lock = state::lock_for_monitor(&cfg.dir).map_err(fail)?;
-        let log = LogWriter::open(&cfg.log_path).map_err(|e| fail(io_err("open log", &cfg.log_path)(e)))?;
+        let log = LogWriter::open(&cfg.log_path)
+            .map_err(|e| fail(io_err("open log", &cfg.log_path)(e)))?;
         Ok(Monitor { _lock: lock, log })
     }
 
-    fn run(mut self, cfg: &MonitorConfig, mut sync: Option<File>, attach: Option<Attach>) -> Result<ContainerState, Failure> {
+    fn run(
+        mut self,
+        cfg: &MonitorConfig,
+        mut sync: Option<File>,
+        attach: Option<Attach>,
+    ) -> Result<ContainerState, Failure> {
         let mut st = ContainerState {
             monitor_pid: Some(std::process::id() as i32),
             ..ContainerState::default()
         };
         if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            return Err((st, io_err("become subreaper for", &cfg.dir)(e.into())));
+            return Err(Box::new((
+                st,
+                io_err("become subreaper for", &cfg.dir)(e.into()),
+            )));
         }
         let (pid, io) = match launch(cfg) {
             Ok(x) => x,
@@ -187,14 +221,14 @@ impl Monitor {
                 if let (Some(s), RuntimeError::Failed { op, message }) = (&mut sync, &e) {
                     let _ = write!(s, "err {op} {message}");
                 }
-                return Err((st, e));
+                return Err(Box::new((st, e)));
             }
         };
         st.status = Status::Running;
         st.pid = Some(pid);
         st.started_at = Some(SystemTime::now());
         if let Err(e) = state::write(&cfg.dir, &st) {
-            return Err((st, e));
+            return Err(Box::new((st, e)));
         }
         if let Some(mut s) = sync.take() {
             let _ = write!(s, "ok {pid}");
@@ -211,7 +245,7 @@ impl Monitor {
         }
         match recorded {
             Ok(()) => Ok(st),
-            Err(e) => Err((st, e)),
+            Err(e) => Err(Box::new((st, e))),
         }
     }
 
@@ -222,14 +256,22 @@ impl Monitor {
         std::thread::spawn(move || {
             let _ = tx.send(reap(pid));
         });
-        let Stdio3 { out, err, pty, stdin } = io;
+        let Stdio3 {
+            out,
+            err,
+            pty,
+            stdin,
+        } = io;
         let mut sources: Vec<(OwnedFd, Stream)> = Vec::new();
         sources.extend(out.map(|f| (f, Stream::Stdout)));
         sources.extend(err.map(|f| (f, Stream::Stderr)));
         // Detached, the stdin pipe is only held open, so that a shell started with -i does
         // not see the end of its input.
         let (mut input, _keep) = if attached {
-            (stdin.or_else(|| pty.as_ref().and_then(|p| p.try_clone().ok())), None)
+            (
+                stdin.or_else(|| pty.as_ref().and_then(|p| p.try_clone().ok())),
+                None,
+            )
         } else {
             (None, stdin)
         };
@@ -247,12 +289,18 @@ impl Monitor {
                 return code;
             }
             forward_signal(pid);
-            let mut fds: Vec<PollFd<'_>> = sources.iter().map(|(f, _)| PollFd::new(f, PollFlags::IN)).collect();
+            let mut fds: Vec<PollFd<'_>> = sources
+                .iter()
+                .map(|(f, _)| PollFd::new(f, PollFlags::IN))
+                .collect();
             let stdin_fd = io::stdin();
             if stdin_open {
                 fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
             }
-            let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+            let timeout = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000_000,
+            };
             if poll(&mut fds, Some(&timeout)).is_err() {
                 continue;
             }
@@ -283,7 +331,10 @@ impl Monitor {
                         let _ = self.log.write(*stream, &buf[..n]);
                         if attached {
                             let _ = match stream {
-                                Stream::Stdout => io::stdout().lock().write_all(&buf[..n]).and_then(|()| io::stdout().flush()),
+                                Stream::Stdout => io::stdout()
+                                    .lock()
+                                    .write_all(&buf[..n])
+                                    .and_then(|()| io::stdout().flush()),
                                 Stream::Stderr => io::stderr().lock().write_all(&buf[..n]),
                             };
                         }
@@ -329,19 +380,38 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
     let pid_file = cfg.dir.join("init.pid");
     let _ = fs::remove_file(&pid_file);
     let mut c = cfg.runtime.command(Some(&cfg.dir));
-    c.arg("create").arg("--bundle").arg(&cfg.dir).arg("--pid-file").arg(&pid_file);
-    let mut io = Stdio3 { out: None, err: None, pty: None, stdin: None };
-    let status = if cfg.tty {
-        let sock = std::env::temp_dir().join(format!("strata-console-{}-{}.sock", std::process::id(), cfg.id.get(..12).unwrap_or(&cfg.id)));
+    c.arg("create")
+        .arg("--bundle")
+        .arg(&cfg.dir)
+        .arg("--pid-file")
+        .arg(&pid_file);
+    let mut io = Stdio3 {
+        out: None,
+        err: None,
+        pty: None,
+        stdin: None,
+    };
+    if cfg.tty {
+        let sock = std::env::temp_dir().join(format!(
+            "strata-console-{}-{}.sock",
+            std::process::id(),
+            cfg.id.get(..12).unwrap_or(&cfg.id)
+        ));
         let _ = fs::remove_file(&sock);
         let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
-        listener.set_nonblocking(true).map_err(io_err("listen on", &sock))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("listen on", &sock))?;
         c.arg("--console-socket").arg(&sock).arg(&cfg.id);
-        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = spawn(cfg, &mut c)?;
         let master = loop {
             match listener.accept() {
-                Ok((conn, _)) => break Some(receive_fd(&conn).map_err(io_err("receive the pty from", &sock))?),
+                Ok((conn, _)) => {
+                    break Some(receive_fd(&conn).map_err(io_err("receive the pty from", &sock))?);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if child.try_wait().ok().flatten().is_some() {
                         break None;
@@ -353,9 +423,12 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
         };
         let _ = fs::remove_file(&sock);
         io.pty = master;
-        wait_runtime(cfg, child, "create")?
+        wait_runtime(cfg, child, "create")?;
     } else {
-        let pipe = || pipe_with(PipeFlags::CLOEXEC).map_err(|e| io_err("create a pipe for", &cfg.dir)(e.into()));
+        let pipe = || {
+            pipe_with(PipeFlags::CLOEXEC)
+                .map_err(|e| io_err("create a pipe for", &cfg.dir)(e.into()))
+        };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         if cfg.open_stdin {
@@ -365,42 +438,58 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
         } else {
             c.stdin(Stdio::null());
         }
-        c.arg(&cfg.id).stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        c.arg(&cfg.id)
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
         let child = spawn(cfg, &mut c)?;
         // Our copies of the write ends go with the command, so EOF means the container's did.
         drop(c);
         io.out = Some(out_r);
         io.err = Some(err_r);
-        wait_runtime(cfg, child, "create")?
-    };
-    let _ = status;
+        wait_runtime(cfg, child, "create")?;
+    }
     let pid: i32 = fs::read_to_string(&pid_file)
         .map_err(io_err("read", &pid_file))?
         .trim()
         .parse()
         .map_err(|_| io_err("parse", &pid_file)(io::Error::from(io::ErrorKind::InvalidData)))?;
     let mut start = cfg.runtime.command(Some(&cfg.dir));
-    start.args(["start", &cfg.id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    start
+        .args(["start", &cfg.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let child = spawn(cfg, &mut start)?;
     wait_runtime(cfg, child, "start")?;
     Ok((pid, io))
 }
 
 fn spawn(cfg: &MonitorConfig, c: &mut Command) -> Result<std::process::Child, RuntimeError> {
-    c.spawn().map_err(|source| RuntimeError::Spawn { binary: cfg.runtime.binary().to_owned(), source })
+    c.spawn().map_err(|source| RuntimeError::Spawn {
+        binary: cfg.runtime.binary().to_owned(),
+        source,
+    })
 }
 
 /// Waits for a runtime command; its failure carries the runtime's own message.
-fn wait_runtime(cfg: &MonitorConfig, mut child: std::process::Child, op: &'static str) -> Result<(), RuntimeError> {
+fn wait_runtime(
+    cfg: &MonitorConfig,
+    mut child: std::process::Child,
+    op: &'static str,
+) -> Result<(), RuntimeError> {
     let mut stderr = Vec::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_end(&mut stderr);
     }
-    let status = child.wait().map_err(|source| RuntimeError::Spawn { binary: cfg.runtime.binary().to_owned(), source })?;
+    let status = child.wait().map_err(|source| RuntimeError::Spawn {
+        binary: cfg.runtime.binary().to_owned(),
+        source,
+    })?;
     if status.success() {
         return Ok(());
     }
-    let message = last_error(&cfg.dir.join("runtime.log")).unwrap_or_else(|| crate::runc::message(&stderr));
+    let message =
+        last_error(&cfg.dir.join("runtime.log")).unwrap_or_else(|| crate::runc::message(&stderr));
     Err(RuntimeError::Failed { op, message })
 }
 
@@ -424,7 +513,10 @@ fn receive_fd(conn: &impl AsFd) -> io::Result<OwnedFd> {
             return Ok(fd);
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor in the console socket message"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no file descriptor in the console socket message",
+    ))
 }
 
 /// The last signal this process got that should go to the container (attached mode).
@@ -437,7 +529,14 @@ extern "C" fn note_signal(sig: libc::c_int) {
 /// Attached, `strata run` forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to
 /// the container instead of dying of them (Docker's `--sig-proxy`).
 fn install_forwarding() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
         // SAFETY: the handler only stores to an atomic.
         unsafe {
             libc::signal(sig, note_signal as *const () as libc::sighandler_t);
@@ -477,7 +576,11 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {
-            let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
+            let _ = rustix::termios::tcsetattr(
+                io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                saved,
+            );
         }
     }
 }

@@ -42,7 +42,10 @@ impl RuntimeError {
         let m = message.to_ascii_lowercase();
         if m.contains("executable file not found") || m.contains("no such file or directory") {
             127
-        } else if m.contains("permission denied") || m.contains("exec format error") || m.contains("is a directory") {
+        } else if m.contains("permission denied")
+            || m.contains("exec format error")
+            || m.contains("is a directory")
+        {
             126
         } else {
             125
@@ -51,7 +54,10 @@ impl RuntimeError {
 }
 
 /// An I/O error on `path` while doing `what`.
-pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeError + use<> {
+pub(crate) fn io_err(
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> RuntimeError + use<> {
     let path = path.to_owned();
     move |source| RuntimeError::Io { what, path, source }
 }
@@ -84,7 +90,14 @@ pub struct Runtime {
 }
 
 /// Directories searched after `$PATH`: root's usual sbin directories, where Debian puts runc.
-const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
 
 impl Runtime {
     /// The runtime `name` (or a path), with its state under `state_root`.
@@ -109,7 +122,10 @@ impl Runtime {
     pub fn command(&self, log_dir: Option<&Path>) -> Command {
         let mut c = Command::new(&self.binary);
         if let Some(d) = log_dir {
-            c.arg("--log").arg(d.join("runtime.log")).arg("--log-format").arg("json");
+            c.arg("--log")
+                .arg(d.join("runtime.log"))
+                .arg("--log-format")
+                .arg("json");
         }
         c.arg("--root").arg(&self.root);
         c
@@ -117,10 +133,13 @@ impl Runtime {
 
     fn output(&self, op: &'static str, mut c: Command) -> Result<Output, RuntimeError> {
         let _ = fs::create_dir_all(&self.root);
-        let out = c.stdin(Stdio::null()).output().map_err(|source| RuntimeError::Spawn {
-            binary: self.binary.clone(),
-            source,
-        })?;
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| RuntimeError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
         if out.status.success() {
             return Ok(out);
         }
@@ -135,7 +154,11 @@ impl Runtime {
         let mut c = Command::new(&self.binary);
         c.arg("--version");
         let out = self.output("version", c)?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// `None` when the runtime does not know `id`.
@@ -143,10 +166,14 @@ impl Runtime {
         let mut c = self.command(None);
         c.args(["state", id]);
         match self.output("state", c) {
-            Ok(out) => serde_json::from_slice(&out.stdout).map(Some).map_err(|e| RuntimeError::Failed {
-                op: "state",
-                message: e.to_string(),
-            }),
+            Ok(out) => {
+                serde_json::from_slice(&out.stdout)
+                    .map(Some)
+                    .map_err(|e| RuntimeError::Failed {
+                        op: "state",
+                        message: e.to_string(),
+                    })
+            }
             Err(RuntimeError::Failed { message, .. }) if not_exist(&message) => Ok(None),
             Err(e) => Err(e),
         }
@@ -160,6 +187,19 @@ impl Runtime {
         }
         c.args([id, &signal.to_string()]);
         self.output("kill", c).map(drop)
+    }
+
+    /// Freezes every process of `id` (cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut c = self.command(None);
+        c.args(["pause", id]);
+        self.output("pause", c).map(drop)
+    }
+
+    pub fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut c = self.command(None);
+        c.args(["resume", id]);
+        self.output("resume", c).map(drop)
     }
 
     /// Forgets `id` (with `force`, killing what is left); an unknown id is fine.
@@ -179,21 +219,39 @@ impl Runtime {
 
     /// Runs `process` in the running container `id`: in the foreground with this process's
     /// stdio (a terminal is proxied by the runtime itself), or detached with no stdio.
-    pub fn exec(&self, id: &str, process: &oci_spec::runtime::Process, opts: &ExecOptions) -> Result<ExecOutcome, RuntimeError> {
-        fs::create_dir_all(&self.root).map_err(|source| RuntimeError::Io { what: "create", path: self.root.clone(), source })?;
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        opts: &ExecOptions,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        fs::create_dir_all(&self.root).map_err(|source| RuntimeError::Io {
+            what: "create",
+            path: self.root.clone(),
+            source,
+        })?;
         let file = tempfile_in(&self.root, process)?;
         let log_dir = self.root.join(format!("exec-{}", std::process::id()));
-        fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::Io { what: "create", path: log_dir.clone(), source })?;
+        fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::Io {
+            what: "create",
+            path: log_dir.clone(),
+            source,
+        })?;
         let mut c = self.command(Some(&log_dir));
         c.arg("exec").arg("--process").arg(&file);
         if opts.detach {
             c.arg("--detach");
-            c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            c.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
         } else if !opts.interactive && !opts.tty {
             c.stdin(Stdio::null());
         }
         c.arg(id);
-        let status = c.status().map_err(|source| RuntimeError::Spawn { binary: self.binary.clone(), source });
+        let status = c.status().map_err(|source| RuntimeError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        });
         let _ = fs::remove_file(&file);
         let logged = last_error(&log_dir.join("runtime.log"));
         let _ = fs::remove_dir_all(&log_dir);
@@ -212,8 +270,16 @@ impl Runtime {
 
 fn tempfile_in(dir: &Path, process: &oci_spec::runtime::Process) -> Result<PathBuf, RuntimeError> {
     let path = dir.join(format!("process-{}-{}.json", std::process::id(), nanos()));
-    let bytes = serde_json::to_vec(process).map_err(|e| RuntimeError::Io { what: "encode", path: path.clone(), source: io::Error::other(e) })?;
-    fs::write(&path, bytes).map_err(|source| RuntimeError::Io { what: "write", path: path.clone(), source })?;
+    let bytes = serde_json::to_vec(process).map_err(|e| RuntimeError::Io {
+        what: "encode",
+        path: path.clone(),
+        source: io::Error::other(e),
+    })?;
+    fs::write(&path, bytes).map_err(|source| RuntimeError::Io {
+        what: "write",
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
@@ -224,13 +290,19 @@ fn nanos() -> u128 {
 }
 
 fn not_exist(message: &str) -> bool {
-    message.contains("does not exist") || message.contains("not exist") || message.contains("not found")
+    message.contains("does not exist")
+        || message.contains("not exist")
+        || message.contains("not found")
 }
 
 /// The runtime's error text: its last non-empty stderr line, without runc's `time=… level=error msg=` dressing.
 pub fn message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     match line.find("msg=") {
         Some(i) => line[i + 4..].trim().trim_matches('"').replace("\\\"", "\""),
         None => line.trim().to_owned(),
@@ -249,7 +321,9 @@ pub fn last_error(log: &Path) -> Option<String> {
 
 fn find_binary(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let is_exe = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if name.contains('/') {
         let p = PathBuf::from(name);
         return is_exe(&p).then_some(p);
@@ -267,10 +341,22 @@ mod tests {
 
     #[test]
     fn start_errors_map_to_docker_exit_codes() {
-        let failed = |m: &str| RuntimeError::Failed { op: "start", message: m.into() };
-        assert_eq!(failed("exec: \"nosuch\": executable file not found in $PATH").exit_code(), 127);
-        assert_eq!(failed("exec: \"/no/such\": stat /no/such: no such file or directory").exit_code(), 127);
-        assert_eq!(failed("exec: \"/etc/passwd\": permission denied").exit_code(), 126);
+        let failed = |m: &str| RuntimeError::Failed {
+            op: "start",
+            message: m.into(),
+        };
+        assert_eq!(
+            failed("exec: \"nosuch\": executable file not found in $PATH").exit_code(),
+            127
+        );
+        assert_eq!(
+            failed("exec: \"/no/such\": stat /no/such: no such file or directory").exit_code(),
+            127
+        );
+        assert_eq!(
+            failed("exec: \"/etc/passwd\": permission denied").exit_code(),
+            126
+        );
         assert_eq!(failed("cgroup trouble").exit_code(), 125);
         assert_eq!(RuntimeError::NotFound("x".into()).exit_code(), 125);
     }

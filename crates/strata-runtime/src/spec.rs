@@ -28,19 +28,43 @@ use strata_types::oci::ImageConfig;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 const MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 const READONLY_PATHS: &[&str] = &[
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 ];
 
 /// The most of `/etc/passwd` or `/etc/group` read.
@@ -162,7 +186,11 @@ pub fn build(
 
     write_etc_files(bundle, &hostname, opts.network)?;
     let mut mounts = default_mounts();
-    for (file, dest) in [("hostname", "/etc/hostname"), ("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
+    for (file, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
         mounts.push(bind(&bundle.join(file), dest, false));
     }
     let mut binds = opts.mounts.clone();
@@ -173,9 +201,18 @@ pub fn build(
     }
     // Parents before children, as Docker sorts mounts.
     binds.sort_by_key(|b| Path::new(&b.destination).components().count());
-    mounts.extend(binds.iter().map(|b| bind(&b.source, &b.destination, b.read_only)));
+    mounts.extend(
+        binds
+            .iter()
+            .map(|b| bind(&b.source, &b.destination, b.read_only)),
+    );
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if opts.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
@@ -218,15 +255,32 @@ fn bind(source: &Path, destination: &str, read_only: bool) -> Value {
 }
 
 fn default_mounts() -> Vec<Value> {
-    let m = |dest: &str, typ: &str, options: &[&str]| {
-        json!({"destination": dest, "type": typ, "source": typ, "options": options})
-    };
+    let m = |dest: &str, typ: &str, options: &[&str]| json!({"destination": dest, "type": typ, "source": typ, "options": options});
     vec![
         m("/proc", "proc", &["nosuid", "noexec", "nodev"]),
-        m("/dev", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        m("/dev/pts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        m(
+            "/dev",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        m(
+            "/dev/pts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
         m("/sys", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        m("/sys/fs/cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
         m("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
     ]
@@ -238,7 +292,18 @@ fn device_rules() -> Vec<Value> {
     let mut rules = vec![json!({"allow": false, "access": "rwm"})];
     rules.push(json!({"allow": true, "type": "c", "access": "m"}));
     rules.push(json!({"allow": true, "type": "b", "access": "m"}));
-    for (major, minor) in [(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2)), (136, None), (10, Some(200))] {
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+        (10, Some(200)),
+    ] {
         let mut r = json!({"allow": true, "type": "c", "major": major, "access": "rwm"});
         if let Some(minor) = minor {
             r["minor"] = json!(minor);
@@ -270,7 +335,11 @@ fn write_etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<()
         ),
     };
     let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (name, text) in [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)] {
+    for (name, text) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
         write_atomic(&bundle.join(name), text.as_bytes())?;
     }
     Ok(())
@@ -304,7 +373,8 @@ pub fn exec_process(
     user: Option<&str>,
     tty: bool,
 ) -> Result<Process, SpecError> {
-    let mut v = serde_json::to_value(base.process().clone().unwrap_or_default()).map_err(SpecError::Json)?;
+    let mut v = serde_json::to_value(base.process().clone().unwrap_or_default())
+        .map_err(SpecError::Json)?;
     let base_env: Vec<String> = serde_json::from_value(v["env"].clone()).unwrap_or_default();
     let mut env = merge_env(base_env, env);
     if tty {
@@ -321,7 +391,8 @@ pub fn exec_process(
     }
     if let Some(u) = user {
         let user = resolve_user(rootfs, u)?;
-        v["user"] = json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
+        v["user"] =
+            json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
     }
     serde_json::from_value(v).map_err(SpecError::Json)
 }
@@ -345,12 +416,17 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User, SpecError> {
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
     let passwd = read_in_root(rootfs, "etc/passwd")?;
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 7 && (f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part))
-    });
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| {
+            f.len() >= 7
+                && (f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part))
+        });
     let (uid, mut gid, name, home) = match (&entry, user_part.parse::<u32>()) {
         (Some(f), _) => (
-            f[2].parse().map_err(|_| SpecError::NoUser(user_part.to_owned()))?,
+            f[2].parse()
+                .map_err(|_| SpecError::NoUser(user_part.to_owned()))?,
             f[3].parse().unwrap_or(0),
             Some(f[0].to_owned()),
             f[5].to_owned(),
@@ -394,8 +470,12 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User, SpecError> {
 
 /// `rel` inside `rootfs`, symlinks resolved as if `rootfs` were `/`; a missing file is empty.
 fn read_in_root(rootfs: &Path, rel: &str) -> Result<String, SpecError> {
-    let root: OwnedFd = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err("open root filesystem", rootfs)(e.into()))?;
+    let root: OwnedFd = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open root filesystem", rootfs)(e.into()))?;
     let fd = match rustix::fs::openat2(
         &root,
         rel,

@@ -42,12 +42,13 @@ pub struct ContainerState {
     pub error: Option<String>,
 }
 
-
 /// The recorded state; a container never started has none yet (`Created`).
 pub fn read(dir: &Path) -> Result<ContainerState, RuntimeError> {
     let path = dir.join(STATE_FILE);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| io_err("parse", &path)(io::Error::other(e))),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| io_err("parse", &path)(io::Error::other(e)))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ContainerState::default()),
         Err(e) => Err(io_err("read", &path)(e)),
     }
@@ -57,7 +58,8 @@ pub fn read(dir: &Path) -> Result<ContainerState, RuntimeError> {
 pub fn write(dir: &Path, state: &ContainerState) -> Result<(), RuntimeError> {
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
-    let bytes = serde_json::to_vec(state).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
+    let bytes =
+        serde_json::to_vec(state).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -101,7 +103,9 @@ pub fn wait(dir: &Path, timeout: Option<Duration>) -> Result<Option<ContainerSta
     let path = dir.join(LOCK_FILE);
     let f = open_lock(dir).map_err(io_err("open", &path))?;
     match timeout {
-        None => flock(&f, FlockOperation::LockShared).map_err(|e| io_err("wait on", &path)(e.into()))?,
+        None => {
+            flock(&f, FlockOperation::LockShared).map_err(|e| io_err("wait on", &path)(e.into()))?
+        }
         Some(t) => {
             let deadline = Instant::now() + t;
             loop {
@@ -144,11 +148,22 @@ mod tests {
         let lock = lock_for_monitor(t.path()).unwrap();
         assert!(monitor_alive(t.path()));
         assert!(lock_for_monitor(t.path()).is_err());
-        assert_eq!(wait(t.path(), Some(Duration::from_millis(50))).unwrap(), None);
+        assert_eq!(
+            wait(t.path(), Some(Duration::from_millis(50))).unwrap(),
+            None
+        );
         let dir = t.path().to_owned();
         let waiter = std::thread::spawn(move || wait(&dir, None).unwrap());
         std::thread::sleep(Duration::from_millis(50));
-        write(t.path(), &ContainerState { status: Status::Exited, exit_code: Some(3), ..Default::default() }).unwrap();
+        write(
+            t.path(),
+            &ContainerState {
+                status: Status::Exited,
+                exit_code: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         drop(lock);
         assert_eq!(waiter.join().unwrap().unwrap().exit_code, Some(3));
         assert!(!monitor_alive(t.path()));

@@ -67,6 +67,23 @@ pub fn lease_expiry(default: Duration) -> Duration {
     }
 }
 
+/// Runs `f` under a new lease `<prefix>/<unique>` that expires after [`lease_expiry`] of
+/// `default`, so a collection beside it leaves alone what it writes; the lease is deleted
+/// afterwards, whatever `f` returned (what it wrote is then kept by what it recorded).
+pub fn with_lease<T, E: From<MetaError>>(
+    db: &strata_metadata::Db,
+    prefix: &str,
+    default: Duration,
+    f: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, E> {
+    let lease = format!("{prefix}/{}", crate::unique_suffix());
+    let expires = SystemTime::now() + lease_expiry(default);
+    db.write(|tx| tx.create_lease(&lease, Some(expires), &Labels::new()))?;
+    let result = f(&lease);
+    db.write(|tx| tx.delete_lease(&lease))?;
+    result
+}
+
 /// A Go `time.ParseDuration` subset: a sequence of `<number><unit>` with units `h`, `m`,
 /// `s`, `ms`; a bare `0` is zero.
 pub fn parse_duration(s: &str) -> Option<Duration> {

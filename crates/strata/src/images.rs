@@ -57,6 +57,19 @@ impl ImageError {
     }
 }
 
+/// Records `target` under `name`, or as a dangling image when there is none.
+pub fn name_or_dangle(
+    tx: &Tx<'_>,
+    name: Option<&Reference>,
+    target: &Descriptor,
+) -> Result<ImageRecord, MetaError> {
+    let n = match name {
+        Some(n) => n.to_string(),
+        None => dangling_name(&target.digest),
+    };
+    set_image_name(tx, &n, target)
+}
+
 /// The record name of `digest`'s dangling image.
 pub fn dangling_name(digest: &Digest) -> String {
     format!("{DANGLING_PREFIX}{digest}")

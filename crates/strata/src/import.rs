@@ -8,7 +8,7 @@
 //! non-tar input), and only then is the image named (or kept dangling without a name).
 
 use std::io::Read;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use strata_content::WriterOptions;
@@ -100,28 +100,13 @@ pub fn import(
     for change in &opts.changes {
         apply_change(&mut config, change)?;
     }
-    let (content, db) = (store.content(), store.db());
-    let lease = format!("import/{}", crate::unique_suffix());
-    db.write(|tx| {
-        tx.create_lease(
-            &lease,
-            Some(SystemTime::now() + IMPORT_LEASE),
-            &Labels::new(),
-        )
-    })?;
-    let result = import_leased(content, sn, src, source_name, config, &lease, opts);
-    let result = result.and_then(|target| {
-        db.write(|tx| {
-            let n = match name {
-                Some(n) => n.to_string(),
-                None => crate::images::dangling_name(&target.digest),
-            };
-            crate::images::set_image_name(tx, &n, &target)
-        })?;
+    crate::gc::with_lease(store.db(), "import", IMPORT_LEASE, |lease| {
+        let target = import_leased(store.content(), sn, src, source_name, config, lease, opts)?;
+        store
+            .db()
+            .write(|tx| crate::images::name_or_dangle(tx, name, &target))?;
         Ok(target)
-    });
-    db.write(|tx| tx.delete_lease(&lease))?;
-    result
+    })
 }
 
 fn import_leased(
@@ -215,7 +200,7 @@ fn import_leased(
 }
 
 /// Stores `bytes` as a blob.
-fn put(
+pub(crate) fn put(
     content: &ContentStore,
     bytes: &[u8],
     media_type: &str,
@@ -307,7 +292,10 @@ fn pairs(args: &str, change: &str) -> Result<Vec<(String, String)>, ImportError>
 }
 
 /// Applies one `--change` to the config's `config` object.
-fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(), ImportError> {
+pub(crate) fn apply_change(
+    config: &mut Map<String, Value>,
+    change: &str,
+) -> Result<(), ImportError> {
     let change = change.trim();
     let (instr, args) = change
         .split_once(char::is_whitespace)

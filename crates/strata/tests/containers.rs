@@ -14,14 +14,18 @@ use strata_testutil::{
 
 /// Root, runc and busybox-static, or why the test skips.
 fn ready() -> bool {
-    require_root("mounts overlays and runs containers") && require_tool("runc") && require_tool("busybox")
+    require_root("mounts overlays and runs containers")
+        && require_tool("runc")
+        && require_tool("busybox")
 }
 
 /// Loads `images` (name, image) into the store through an OCI layout.
 fn load(s: &Strata, images: &[(&str, &strata_testutil::Image)]) {
     let dir = s.scratch("layout");
-    let entries: Vec<(&str, LayoutEntry<'_>)> =
-        images.iter().map(|(n, i)| (*n, LayoutEntry::Image(i))).collect();
+    let entries: Vec<(&str, LayoutEntry<'_>)> = images
+        .iter()
+        .map(|(n, i)| (*n, LayoutEntry::Image(i)))
+        .collect();
     write_layout(&dir, &entries).unwrap();
     let tar = tar_dir(&dir).unwrap();
     s.ok_input(&["load"], &tar);
@@ -89,41 +93,79 @@ fn storage_driver_walkthrough() {
     let Some((base, fin)) = acme_images() else {
         return;
     };
-    load(&s, &[("acme/my-base-image:1.0", &base), ("acme/my-final-image:1.0", &fin)]);
+    load(
+        &s,
+        &[
+            ("acme/my-base-image:1.0", &base),
+            ("acme/my-final-image:1.0", &fin),
+        ],
+    );
     let history = s.ok(&["image", "history", "acme/my-final-image:1.0"]);
-    assert!(history.contains("COPY . /app") && history.contains("ADD busybox /"), "{history}");
+    assert!(
+        history.contains("COPY . /app") && history.contains("ADD busybox /"),
+        "{history}"
+    );
     let layers = |name: &str| -> Vec<String> {
-        serde_json::from_str(s.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", name]).trim()).unwrap()
+        serde_json::from_str(
+            s.ok(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}",
+                name,
+            ])
+            .trim(),
+        )
+        .unwrap()
     };
-    let (b, f) = (layers("acme/my-base-image:1.0"), layers("acme/my-final-image:1.0"));
+    let (b, f) = (
+        layers("acme/my-base-image:1.0"),
+        layers("acme/my-final-image:1.0"),
+    );
     assert_eq!(b.len(), 1);
     assert_eq!(f.len(), 2);
     assert_eq!(f[0], b[0], "the final image shares the base's layer");
 
     for n in 1..=5 {
         let name = format!("my_container_{n}");
-        let id = s.ok(&["run", "-dit", "--name", &name, "acme/my-final-image:1.0", "sh"]);
+        let id = s.ok(&[
+            "run",
+            "-dit",
+            "--name",
+            &name,
+            "acme/my-final-image:1.0",
+            "sh",
+        ]);
         assert_eq!(id.trim().len(), 64, "{id}");
     }
     let table = "table {{.ID}}\t{{.Image}}\t{{.Names}}\t{{.Size}}";
     let ps = s.ok(&["ps", "--size", "--format", table]);
     let rows: Vec<&str> = ps.lines().skip(1).collect();
     assert_eq!(rows.len(), 5, "{ps}");
-    assert!(ps.lines().next().unwrap().starts_with("CONTAINER ID"), "{ps}");
+    assert!(
+        ps.lines().next().unwrap().starts_with("CONTAINER ID"),
+        "{ps}"
+    );
     let virt: Vec<String> = rows
         .iter()
         .map(|r| {
             assert!(r.contains("acme/my-final-image:1.0"), "{r}");
-            let size = r.split('\t').last().unwrap_or(r).trim();
-            let size = r.rsplit("   ").next().map(str::trim).unwrap_or(size);
-            assert!(size.starts_with("0B (virtual "), "{ps}");
-            size.trim_start_matches("0B ").to_owned()
+            let (_, size) = r
+                .split_once("   0B (virtual ")
+                .unwrap_or_else(|| panic!("{ps}"));
+            format!("(virtual {}", size.trim())
         })
         .collect();
     assert!(virt.iter().all(|v| v == &virt[0]), "{ps}");
 
     for n in 1..=3 {
-        s.ok(&["exec", &format!("my_container_{n}"), "sh", "-c", "printf hello > /out.txt"]);
+        s.ok(&[
+            "exec",
+            &format!("my_container_{n}"),
+            "sh",
+            "-c",
+            "printf hello > /out.txt",
+        ]);
     }
     let ps = s.ok(&["ps", "--size", "--format", "{{.Names}}\t{{.Size}}"]);
     for line in ps.lines() {
@@ -157,13 +199,18 @@ fn run_exit_codes_output_and_rm() {
     assert_eq!(code, 127, "{err}");
     let (code, _, err) = run(&s, &["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(code, 126, "{err}");
-    let (code, _, err) = run(&s, &["run", "--rm", "--pull", "never", "no-such-image-here:1"]);
+    let (code, _, err) = run(
+        &s,
+        &["run", "--rm", "--pull", "never", "no-such-image-here:1"],
+    );
     assert_eq!(code, 125, "{err}");
     // --rm leaves nothing: no record, no snapshot but the image's, no mount, no state.
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     let snaps = s.ok(&["snapshot", "ls"]);
     assert!(!snaps.contains("Active"), "{snaps}");
-    let dirs = std::fs::read_dir(s.root().join("containers")).map(|d| d.count()).unwrap_or(0);
+    let dirs = std::fs::read_dir(s.root().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(dirs, 0);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(s.root().to_str().unwrap()), "{mounts}");
@@ -178,15 +225,32 @@ fn detached_lifecycle_logs_stop_wait() {
     if !busybox(&s) {
         return;
     }
-    let id = s.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; echo oops >&2; trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done"]);
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; echo oops >&2; trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done",
+    ]);
     let id = id.trim();
-    until("log output", Duration::from_secs(10), || s.ok(&["logs", "web"]).contains("started"));
+    until("log output", Duration::from_secs(10), || {
+        s.ok(&["logs", "web"]).contains("started")
+    });
     let out = s.run_input(&["logs", "web"], b"");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
     let ps = s.ok(&["ps", "--format", "{{.Names}} {{.State}} {{.Status}}"]);
     assert!(ps.starts_with("web running Up "), "{ps}");
-    let insp = s.ok(&["container", "inspect", "--format", "{{.State.Status}} {{.Name}} {{.Id}}", "web"]);
+    let insp = s.ok(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.Name}} {{.Id}}",
+        "web",
+    ]);
     assert_eq!(insp.trim(), format!("running /web {id}"));
     // rm refuses a running container.
     let err = s.fails(&["rm", "web"], b"");
@@ -219,7 +283,10 @@ fn container_pins_its_image() {
     }
     s.ok(&["create", "--name", "pinned", "busybox", "true"]);
     let err = s.fails(&["rmi", "busybox"], b"");
-    assert!(err.contains("must be forced") && err.contains("container"), "{err}");
+    assert!(
+        err.contains("must be forced") && err.contains("container"),
+        "{err}"
+    );
     s.ok(&["image", "prune", "-a", "-f"]);
     // Still runnable: image content and layers kept.
     let (code, _, err) = run(&s, &["start", "-a", "pinned"]);
@@ -245,16 +312,45 @@ fn create_flags_reach_the_process() {
     let (code, out, err) = run(
         &s,
         &[
-            "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp",
-            "-u", "app", "-h", "box", "-v", &bind, "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-w",
+            "/tmp",
+            "-u",
+            "app",
+            "-h",
+            "box",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
             "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /mnt/data/data); touch /mnt/data/x 2>/dev/null || echo ro",
         ],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "1 yes /tmp 1000:1000 box from host\nro\n");
-    let (code, out, _) = run(&s, &["run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x || echo read-only"]);
+    let (code, out, _) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--read-only",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /x || echo read-only",
+        ],
+    );
     assert_eq!((code, out.trim()), (0, "read-only"));
-    let (code, out, _) = run(&s, &["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"]);
+    let (code, out, _) = run(
+        &s,
+        &["run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"],
+    );
     assert_eq!((code, out.as_str()), (0, "a b\n"));
     let (code, _, err) = run(&s, &["run", "--rm", "-u", "nosuchuser", "busybox", "true"]);
     assert_eq!(code, 125);
@@ -272,24 +368,36 @@ fn kill_9_of_the_monitor_is_cleaned_by_the_next_command() {
     }
     let id = s.ok(&["run", "-d", "busybox", "sleep", "1000"]);
     let id = id.trim();
-    let st: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.root().join("containers").join(id).join("state.json")).unwrap()).unwrap();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.root().join("containers").join(id).join("state.json")).unwrap(),
+    )
+    .unwrap();
     let monitor = st["monitor_pid"].as_i64().expect("monitor pid");
     let pid = st["pid"].as_i64().expect("pid");
     unsafe_kill(monitor as i32);
-    until("the monitor to die", Duration::from_secs(5), || !std::path::Path::new(&format!("/proc/{monitor}")).exists());
+    until("the monitor to die", Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{monitor}")).exists()
+    });
     let ps = s.ok(&["ps", "-a", "--format", "{{.State}}"]);
     assert_eq!(ps.trim(), "exited");
-    until("the container process to be gone", Duration::from_secs(5), || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| st.contains(") Z"))
-    });
+    until(
+        "the container process to be gone",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |st| st.contains(") Z"))
+        },
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&id[..12]), "rootfs still mounted");
     s.ok(&["rm", id]);
 }
 
 fn unsafe_kill(pid: i32) {
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
 }
 
 #[test]
@@ -316,7 +424,11 @@ fn run_pulls_a_missing_image_and_the_hosts_variant() {
     // Not here at all: pulled (progress on stderr, stdout is the container's).
     let s = Strata::new();
     let (code, out, err) = run(&s, &["run", "--rm", &name]);
-    assert_eq!((code, out.as_str()), (0, "from the host's variant\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "from the host's variant\n"),
+        "{err}"
+    );
     assert!(err.contains("Unable to find image"), "{err}");
     assert!(err.contains("Status: Downloaded newer image"), "{err}");
 
@@ -324,11 +436,174 @@ fn run_pulls_a_missing_image_and_the_hosts_variant() {
     let s = Strata::new();
     s.ok(&["pull", "--platform", "linux/arm64", &name]);
     let (code, out, err) = run(&s, &["run", "--rm", &name]);
-    assert_eq!((code, out.as_str()), (0, "from the host's variant\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "from the host's variant\n"),
+        "{err}"
+    );
     assert!(err.contains("Unable to find image"), "{err}");
     // --pull never refuses instead.
     let s = Strata::new();
     let (code, _, err) = run(&s, &["run", "--rm", "--pull", "never", &name]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("No such image"), "{err}");
+}
+
+#[test]
+fn copy_up_diff_commit_export() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    let Some(base) = busybox_layer() else {
+        return;
+    };
+    let big = common::pseudo_random(3 << 20, 7);
+    let data = LayerBuilder::new()
+        .dir("data", 0o755)
+        .file("data/big", &big, 0o644)
+        .file("data/gone", b"delete me", 0o644)
+        .build(Compression::Gzip);
+    let img = ImageBuilder::new()
+        .layer(base.build(Compression::Gzip))
+        .layer(data)
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
+        .build();
+    load(&s, &[("bigfile:1", &img)]);
+    s.ok(&[
+        "create",
+        "--name",
+        "cu",
+        "bigfile:1",
+        "sh",
+        "-c",
+        "printf X | dd of=/data/big bs=1 seek=100 conv=notrunc 2>/dev/null; rm /data/gone",
+    ]);
+    let size = |name: &str| {
+        s.ok(&[
+            "ps",
+            "-a",
+            "--size",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Size}}",
+        ])
+    };
+    assert!(size("cu").starts_with("0B (virtual "), "{}", size("cu"));
+    let (code, _, err) = run(&s, &["start", "-a", "cu"]);
+    assert_eq!(code, 0, "{err}");
+    // Copy-up: one byte changed costs the whole file.
+    assert!(size("cu").starts_with("3.15MB (virtual "), "{}", size("cu"));
+    assert_eq!(
+        s.ok(&["diff", "cu"]),
+        "C /data\nC /data/big\nD /data/gone\n"
+    );
+    // The committed layer carries the whiteout.
+    let id = s.ok(&["commit", "-m", "edit", "cu", "bigfile:edited"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let layers: Vec<String> = serde_json::from_str(
+        s.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            "bigfile:edited",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(layers.len(), 3);
+    let history = s.ok(&["history", "--no-trunc", "bigfile:edited"]);
+    assert!(history.contains("edit"), "{history}");
+    let saved = s.scratch("save").join("edited.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), "bigfile:edited"]);
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = {
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(listing.contains("manifest.json"), "{listing}");
+        let x = std::process::Command::new("tar")
+            .arg("-xOf")
+            .arg(&saved)
+            .arg("manifest.json")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&x.stdout).unwrap()
+    };
+    let top = manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let layer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -xOf {} {top} | (gzip -dc 2>/dev/null || cat) | tar -t",
+            saved.display()
+        ))
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&layer.stdout);
+    assert!(
+        names.contains("data/.wh.gone") && names.contains("data/big"),
+        "{names}"
+    );
+    // The image's own layer is unchanged: a second container sees the original file.
+    let (code, out, _) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "bigfile:1",
+            "sh",
+            "-c",
+            "ls /data; dd if=/data/big bs=1 skip=100 count=1 2>/dev/null | od -An -tx1",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("big\ngone\n {:02x}\n", big[100]));
+    let (code, out, _) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "bigfile:edited",
+            "sh",
+            "-c",
+            "ls /data; dd if=/data/big bs=1 skip=100 count=1 2>/dev/null",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "big\nX"));
+    // export: the merged filesystem, the deletion applied.
+    let tar = s.cmd(&["export", "cu"]).output().unwrap();
+    assert!(tar.status.success());
+    let listing = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(&tar.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("bin/busybox")
+            && listing.contains("data/big")
+            && !listing.contains("gone"),
+        "{listing}"
+    );
+    s.ok(&["rm", "cu"]);
+    // The committed image outlives its container.
+    let (code, _, _) = run(&s, &["run", "--rm", "bigfile:edited", "true"]);
+    assert_eq!(code, 0);
 }

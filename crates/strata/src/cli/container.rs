@@ -12,6 +12,7 @@ use strata_remote::Reference;
 use strata_runtime::spec::{BindMount, Network, SpecOptions};
 use strata_snapshot::Snapshotter;
 
+use super::container_fs::{CommitArgs, DiffArgs, ExportArgs};
 use super::container_ops::{ExecArgs, KillArgs, LogsArgs, PruneArgs, RmArgs, StopArgs, WaitArgs};
 use super::ps::{InspectArgs, PsArgs};
 use super::{ExitStatus, Failed};
@@ -45,6 +46,12 @@ pub enum TopLevel {
     Exec(ExecArgs),
     /// List containers.
     Ps(PsArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(ExportArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -72,6 +79,9 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers.
     Prune(PruneArgs),
+    Diff(DiffArgs),
+    Commit(CommitArgs),
+    Export(ExportArgs),
 }
 
 pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
@@ -90,6 +100,9 @@ pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
         T::Ps(a) | T::Container(C::Ls(a)) => super::ps::ps(store, a),
         T::Container(C::Inspect(a)) => super::ps::inspect(store, a),
         T::Container(C::Prune(a)) => super::container_ops::prune(store, a),
+        T::Diff(a) | T::Container(C::Diff(a)) => super::container_fs::diff(store, a),
+        T::Commit(a) | T::Container(C::Commit(a)) => super::container_fs::commit_cmd(store, a),
+        T::Export(a) | T::Container(C::Export(a)) => super::container_fs::export(store, a),
         T::ContainerMonitor(a) => monitor(store, a),
     }
 }
@@ -132,7 +145,12 @@ pub struct CreateArgs {
     #[arg(short = 'i', long)]
     interactive: bool,
     /// Network: none (a private network namespace with loopback only, the default) or host.
-    #[arg(long, visible_alias = "net", default_value = "none", value_name = "MODE")]
+    #[arg(
+        long,
+        visible_alias = "net",
+        default_value = "none",
+        value_name = "MODE"
+    )]
     network: String,
     /// Automatically remove the container and its anonymous volumes when it exits.
     #[arg(long)]
@@ -141,7 +159,12 @@ pub struct CreateArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     label: Vec<String>,
     /// OCI runtime to use for this container (found on the PATH).
-    #[arg(long, env = "STRATA_RUNTIME", default_value = "runc", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "STRATA_RUNTIME",
+        default_value = "runc",
+        value_name = "NAME"
+    )]
     runtime: String,
     /// Pull image before running ("always", "missing", "never").
     #[arg(long, default_value = "missing", value_name = "POLICY")]
@@ -153,7 +176,12 @@ pub struct CreateArgs {
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     args: Vec<String>,
 }
 
@@ -214,7 +242,9 @@ fn start_cmd(store: &Store, args: &StartArgs) -> anyhow::Result<()> {
         if args.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        let record = store.db().read(|tx| Ok(lookup(tx, &args.containers[0])))??;
+        let record = store
+            .db()
+            .read(|tx| Ok(lookup(tx, &args.containers[0])))??;
         return match start(store, sn.as_ref(), &record, true).map_err(start_failure)? {
             Started::Exited(state) => exit_with(state.exit_code.unwrap_or(0)),
             Started::Detached(_) => Ok(()),
@@ -299,7 +329,8 @@ fn create_from_flags(store: &Store, args: &CreateArgs) -> anyhow::Result<Contain
         "missing" => match image_for_container(store, sn.as_ref(), image) {
             Ok(i) => i,
             Err(ContainerError::ImageNotFound(_) | ContainerError::PlatformMissing(_)) => {
-                let shown = Reference::parse(image).map_or_else(|_| image.clone(), |r| r.familiar());
+                let shown =
+                    Reference::parse(image).map_or_else(|_| image.clone(), |r| r.familiar());
                 eprintln!("Unable to find image '{shown}' locally");
                 pull(store)?;
                 image_for_container(store, sn.as_ref(), image)?
@@ -307,7 +338,9 @@ fn create_from_flags(store: &Store, args: &CreateArgs) -> anyhow::Result<Contain
             Err(e) => return Err(e.into()),
         },
         "never" => image_for_container(store, sn.as_ref(), image)?,
-        other => bail!("invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""),
+        other => bail!(
+            "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+        ),
     };
     Ok(create(store, sn.as_ref(), &resolved, &opts)?)
 }
@@ -340,7 +373,11 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
         spec: SpecOptions {
             cmd: cmd.to_vec(),
             entrypoint: args.entrypoint.as_ref().map(|e| {
-                if e.is_empty() { Vec::new() } else { vec![e.clone()] }
+                if e.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![e.clone()]
+                }
             }),
             env,
             workdir: args.workdir.clone(),
@@ -351,7 +388,6 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
             read_only: args.read_only,
             network,
             mounts: binds,
-            ..SpecOptions::default()
         },
         mounts,
         labels: super::parse_labels(&args.label).into_iter().collect(),
@@ -368,7 +404,8 @@ pub(super) fn expand_env(e: &str) -> Option<String> {
 
 /// Docker's env file: `KEY=VALUE` or `KEY` lines; blank lines and `#` comments skipped.
 fn read_env_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path).with_context(|| format!("open env file {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("open env file {}", path.display()))?;
     let mut out = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.with_context(|| format!("read env file {}", path.display()))?;
@@ -376,7 +413,11 @@ fn read_env_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        if trimmed.split('=').next().is_some_and(|k| k.contains(char::is_whitespace)) {
+        if trimmed
+            .split('=')
+            .next()
+            .is_some_and(|k| k.contains(char::is_whitespace))
+        {
             bail!("variable '{trimmed}' contains whitespaces");
         }
         out.extend(expand_env(trimmed));

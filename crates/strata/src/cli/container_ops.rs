@@ -15,7 +15,12 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container.
-    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS"
+    )]
     timeout: Option<i64>,
     /// Signal to send to the container (default: the image's STOPSIGNAL, else SIGTERM).
     #[arg(short = 's', long)]
@@ -89,7 +94,12 @@ pub struct ExecArgs {
     #[arg(value_name = "CONTAINER")]
     container: String,
     /// COMMAND [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
@@ -105,7 +115,10 @@ pub struct PruneArgs {
 fn each(
     store: &Store,
     args: &[String],
-    mut f: impl FnMut(&dyn strata_snapshot::Snapshotter, &strata_metadata::ContainerRecord) -> Result<(), ContainerError>,
+    mut f: impl FnMut(
+        &dyn strata_snapshot::Snapshotter,
+        &strata_metadata::ContainerRecord,
+    ) -> Result<(), ContainerError>,
 ) -> anyhow::Result<()> {
     let sn = store.snapshotter()?;
     let mut errors = Vec::new();
@@ -141,8 +154,11 @@ pub fn stop(store: &Store, args: &StopArgs) -> anyhow::Result<()> {
 }
 
 pub fn kill(store: &Store, args: &KillArgs) -> anyhow::Result<()> {
-    let signal = parse_signal(&args.signal).with_context(|| format!("invalid signal: {}", args.signal))?;
-    each(store, &args.containers, |sn, record| lifecycle::kill(store, sn, record, signal))
+    let signal =
+        parse_signal(&args.signal).with_context(|| format!("invalid signal: {}", args.signal))?;
+    each(store, &args.containers, |sn, record| {
+        lifecycle::kill(store, sn, record, signal)
+    })
 }
 
 pub fn wait(store: &Store, args: &WaitArgs) -> anyhow::Result<()> {
@@ -167,18 +183,26 @@ pub fn logs(store: &Store, args: &LogsArgs) -> anyhow::Result<()> {
     let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
     let tail = match args.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse::<usize>().with_context(|| format!("invalid --tail value: {n}"))?),
+        n => Some(
+            n.parse::<usize>()
+                .with_context(|| format!("invalid --tail value: {n}"))?,
+        ),
     };
     let opts = LogOptions {
         follow: args.follow,
         timestamps: args.timestamps,
         tail,
-        ..LogOptions::default()
     };
     let path = lifecycle::log_path(store.root(), &record.id);
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    copy_logs(&path, &dir(store.root(), &record.id), &opts, &mut out, &mut err)?;
+    copy_logs(
+        &path,
+        &dir(store.root(), &record.id),
+        &opts,
+        &mut out,
+        &mut err,
+    )?;
     Ok(())
 }
 
@@ -199,7 +223,11 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
     if state.status != Status::Running {
         bail!("container {} is not running", record.id);
     }
-    let env: Vec<String> = args.env.iter().filter_map(|e| super::container::expand_env(e)).collect();
+    let env: Vec<String> = args
+        .env
+        .iter()
+        .filter_map(|e| super::container::expand_env(e))
+        .collect();
     let code = lifecycle::exec(
         store,
         &record,
@@ -227,9 +255,9 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
 }
 
 pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
-    if !args.force && !super::image_ops::confirm(
-        "WARNING! This will remove all stopped containers.",
-    )? {
+    if !args.force
+        && !super::image_ops::confirm("WARNING! This will remove all stopped containers.")?
+    {
         return Ok(());
     }
     let sn = store.snapshotter()?;
@@ -252,6 +280,9 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     if !deleted.is_empty() {
         println!("Deleted Containers:\n{}\n", deleted.join("\n"));
     }
-    println!("Total reclaimed space: {}", strata_format::human_size(reclaimed));
+    println!(
+        "Total reclaimed space: {}",
+        strata_format::human_size(reclaimed)
+    );
     Ok(())
 }

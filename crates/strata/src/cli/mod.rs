@@ -7,6 +7,7 @@
 //! invoked; 127 the command was not found.
 
 mod container;
+mod container_fs;
 mod container_ops;
 mod content;
 mod image;
@@ -91,7 +92,7 @@ enum Command {
     #[command(flatten)]
     Images(image::TopLevel),
     #[command(flatten)]
-    Containers(container::TopLevel),
+    Containers(Box<container::TopLevel>),
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
@@ -186,7 +187,9 @@ impl Failed {
     /// Docker's 125: strata itself failed (not the container's command).
     fn docker(source: impl Into<anyhow::Error>) -> anyhow::Error {
         let source = source.into();
-        if source.downcast_ref::<Failed>().is_some() || source.downcast_ref::<ExitStatus>().is_some() {
+        if source.downcast_ref::<Failed>().is_some()
+            || source.downcast_ref::<ExitStatus>().is_some()
+        {
             return source;
         }
         Failed::new(125, source).into()

@@ -80,13 +80,19 @@ pub fn ps(store: &Store, args: &PsArgs) -> anyhow::Result<()> {
     let limit = if args.latest { Some(1) } else { args.last };
     let mut shown: Vec<ContainerSummary> = all
         .into_iter()
-        .filter(|c| args.all || limit.is_some() || c.state.status == Status::Running || filters.has_status())
+        .filter(|c| {
+            args.all || limit.is_some() || c.state.status == Status::Running || filters.has_status()
+        })
         .filter(|c| filters.matches(c))
         .collect();
     if let Some(n) = limit {
         shown.truncate(n);
     }
-    let with_size = args.size || args.format.as_deref().is_some_and(|f| f.contains("{{.Size}}"));
+    let with_size = args.size
+        || args
+            .format
+            .as_deref()
+            .is_some_and(|f| f.contains("{{.Size}}"));
     let mut sizes = Sizes::default();
     let items: Vec<Value> = shown
         .iter()
@@ -95,13 +101,28 @@ pub fn ps(store: &Store, args: &PsArgs) -> anyhow::Result<()> {
             ps_item(store, c, size, args.no_trunc)
         })
         .collect();
-    let table = if args.size { format!("{TABLE}\t{{{{.Size}}}}") } else { TABLE.to_owned() };
-    print_list(&items, args.format.as_deref(), args.quiet, "ID", &table, HEADERS)
+    let table = if args.size {
+        format!("{TABLE}\t{{{{.Size}}}}")
+    } else {
+        TABLE.to_owned()
+    };
+    print_list(
+        &items,
+        args.format.as_deref(),
+        args.quiet,
+        "ID",
+        &table,
+        HEADERS,
+    )
 }
 
 fn ps_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>, no_trunc: bool) -> Value {
     let config = c.config.clone().unwrap_or_default();
-    let id = if no_trunc { c.record.id.clone() } else { c.record.id[..12].to_owned() };
+    let id = if no_trunc {
+        c.record.id.clone()
+    } else {
+        c.record.id[..12].to_owned()
+    };
     let command = config.args.join(" ");
     let command = if no_trunc || command.chars().count() <= 20 {
         command
@@ -131,14 +152,20 @@ fn ps_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>, no_tru
 fn image_column(store: &Store, image: &str, image_id: &str) -> String {
     let same = store
         .db()
-        .read(|tx| Ok(crate::images::resolve(tx, image).ok().map(|r| r.target().digest.to_string())))
+        .read(|tx| {
+            Ok(crate::images::resolve(tx, image)
+                .ok()
+                .map(|r| r.target().digest.to_string()))
+        })
         .ok()
         .flatten()
         .is_some_and(|d| d == image_id);
     if same || image_id.is_empty() {
         return image.to_owned();
     }
-    image_id.parse().map_or_else(|_| image.to_owned(), |d| short_id(&d).to_owned())
+    image_id
+        .parse()
+        .map_or_else(|_| image.to_owned(), |d| short_id(&d).to_owned())
 }
 
 fn status_word(st: &ContainerState) -> &'static str {
@@ -156,7 +183,10 @@ fn status_text(st: &ContainerState) -> String {
         Status::Created => "Created".into(),
         Status::Running => {
             let since = started_at(st).unwrap_or(now);
-            format!("Up {}", human_duration(now.duration_since(since).unwrap_or_default()))
+            format!(
+                "Up {}",
+                human_duration(now.duration_since(since).unwrap_or_default())
+            )
         }
         Status::Exited => format!(
             "Exited ({}) {}",
@@ -189,18 +219,33 @@ impl Filters {
     fn parse(args: &[String]) -> anyhow::Result<Filters> {
         let mut f = Filters::default();
         for a in args {
-            let (k, v) = a.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {a}"))?;
+            let (k, v) = a
+                .split_once('=')
+                .with_context(|| format!("bad format of filter (expected name=value): {a}"))?;
             match k {
                 "id" => f.id.push(v.to_owned()),
                 "name" => f.name.push(v.to_owned()),
                 "label" => f.label.push(v.to_owned()),
                 "status" => {
-                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v) {
+                    if ![
+                        "created",
+                        "restarting",
+                        "running",
+                        "removing",
+                        "paused",
+                        "exited",
+                        "dead",
+                    ]
+                    .contains(&v)
+                    {
                         bail!("invalid filter 'status={v}'");
                     }
                     f.status.push(v.to_owned());
                 }
-                "exited" => f.exited.push(v.parse().with_context(|| format!("invalid filter 'exited={v}'"))?),
+                "exited" => f.exited.push(
+                    v.parse()
+                        .with_context(|| format!("invalid filter 'exited={v}'"))?,
+                ),
                 "ancestor" => f.ancestor.push(v.to_owned()),
                 _ => bail!("invalid filter '{k}'"),
             }
@@ -213,19 +258,28 @@ impl Filters {
     }
 
     fn matches(&self, c: &ContainerSummary) -> bool {
-        let any = |list: &[String], f: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|v| f(v));
+        let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|v| f(v))
+        };
         any(&self.id, &|v| c.record.id.starts_with(v))
-            && any(&self.name, &|v| c.record.name.contains(v) || glob_match(v, &c.record.name).unwrap_or(false))
+            && any(&self.name, &|v| {
+                c.record.name.contains(v) || glob_match(v, &c.record.name).unwrap_or(false)
+            })
             && self.label.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
                 None => c.record.labels.contains_key(v.as_str()),
             })
             && any(&self.status, &|v| v == status_word(&c.state))
             && (self.exited.is_empty()
-                || (c.state.status == Status::Exited && self.exited.contains(&c.state.exit_code.unwrap_or(0))))
+                || (c.state.status == Status::Exited
+                    && self.exited.contains(&c.state.exit_code.unwrap_or(0))))
             && any(&self.ancestor, &|v| {
                 c.record.image == v
-                    || c.config.as_ref().is_some_and(|cfg| cfg.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
+                    || c.config.as_ref().is_some_and(|cfg| {
+                        cfg.image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:"))
+                    })
             })
     }
 }

@@ -93,13 +93,10 @@ pub fn image_for_container(
         && sn.stat(&top.to_string()).is_err()
     {
         // Unpacked under a lease: the image's config labels keep the snapshots afterwards.
-        let lease = format!("create/{}", crate::unique_suffix());
-        let expiry = SystemTime::now() + crate::gc::lease_expiry(Duration::from_secs(3600));
-        store
-            .db()
-            .write(|tx| tx.create_lease(&lease, Some(expiry), &Labels::new()))?;
-        let result = unpack(content, sn, &manifest, &config, Some(&lease));
-        store.db().write(|tx| tx.delete_lease(&lease))?;
+        let result =
+            crate::gc::with_lease(store.db(), "create", Duration::from_secs(3600), |lease| {
+                Ok::<_, ContainerError>(unpack(content, sn, &manifest, &config, Some(lease)))
+            })?;
         result.map_err(|e| ContainerError::image(image, e))?;
     }
     Ok(ImageForContainer {
@@ -160,7 +157,10 @@ fn insert(
             Ok(r) => return Ok(r),
             Err(e) if generated && e.kind() == ErrorKind::FailedPrecondition => continue,
             Err(e) if e.kind() == ErrorKind::FailedPrecondition => {
-                return Err(ContainerError::NameInUse(record.name.clone(), e.to_string()));
+                return Err(ContainerError::NameInUse(
+                    record.name.clone(),
+                    e.to_string(),
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -182,7 +182,8 @@ fn prepare(
     fs::create_dir_all(bundle.join("rootfs"))
         .map_err(|e| ContainerError::io("create the container directory", e))?;
     let parent = image.top.as_ref().map(ToString::to_string);
-    sn.prepare(&record.id, parent.as_deref(), &Labels::new())?;
+    let init = init_layer(sn, &record.id, parent.as_deref())?;
+    sn.prepare(&record.id, Some(&init), &Labels::new())?;
     let mut spec_opts = opts.spec.clone();
     if spec_opts.hostname.is_none() {
         spec_opts.hostname = Some(record.id[..12].to_owned());
@@ -196,6 +197,55 @@ fn prepare(
         .write(&bundle)
         .map_err(|e| ContainerError::io("write container.json", e))?;
     Ok(())
+}
+
+/// The mount points the runtime mounts over (Docker's "init layer"): made in a committed
+/// snapshot of their own between the image and the writable layer, so that they never show
+/// up in `diff`, `commit` or the container's size.
+const MOUNT_POINT_DIRS: &[&str] = &["dev", "proc", "sys", "etc"];
+const MOUNT_POINT_FILES: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+/// The name of container `id`'s init layer.
+pub fn init_name(id: &str) -> String {
+    format!("{id}-init")
+}
+
+fn init_layer(
+    sn: &dyn Snapshotter,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<String, ContainerError> {
+    let key = format!("{id}-init-active");
+    let name = init_name(id);
+    let mounts = sn.prepare(&key, parent, &Labels::new())?;
+    let made = strata_mount::with_temp_mount(&mounts, |root| {
+        for d in MOUNT_POINT_DIRS {
+            let p = root.join(d);
+            match fs::symlink_metadata(&p) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir(&p)?,
+                Err(e) => return Err(e),
+            }
+        }
+        for f in MOUNT_POINT_FILES {
+            let p = root.join(f);
+            // Only in a real /etc directory: a symlinked /etc is the runtime's to resolve.
+            let etc_is_dir = fs::symlink_metadata(root.join("etc")).is_ok_and(|m| m.is_dir());
+            if etc_is_dir && fs::symlink_metadata(&p).is_err() {
+                fs::File::create(&p)?;
+            }
+        }
+        Ok(())
+    });
+    let made = match made {
+        Ok(r) => r.map_err(|e| ContainerError::io("make the container's mount points", e)),
+        Err(e) => Err(e.into()),
+    };
+    let committed = made.and_then(|()| Ok(sn.commit(&name, &key, &Labels::new())?));
+    if committed.is_err() {
+        let _ = sn.remove(&key);
+    }
+    committed.map(|()| name)
 }
 
 fn container_config(
@@ -226,8 +276,14 @@ fn container_config(
         entrypoint,
         cmd,
         env: process.and_then(|p| p.env().clone()).unwrap_or_default(),
-        working_dir: process.map(|p| p.cwd().display().to_string()).unwrap_or_default(),
-        user: spec_opts.user.clone().or(run.user.clone()).unwrap_or_default(),
+        working_dir: process
+            .map(|p| p.cwd().display().to_string())
+            .unwrap_or_default(),
+        user: spec_opts
+            .user
+            .clone()
+            .or(run.user.clone())
+            .unwrap_or_default(),
         hostname: spec_opts.hostname.clone().unwrap_or_default(),
         tty: spec_opts.tty,
         open_stdin: spec_opts.open_stdin,

@@ -36,9 +36,13 @@ pub fn runtime_for(root: &Path, name: &str) -> Result<Runtime, ContainerError> {
     Ok(Runtime::find(name, &root.join("runtime").join(name))?)
 }
 
-pub fn monitor_config(store: &Store, record: &ContainerRecord) -> Result<MonitorConfig, ContainerError> {
+pub fn monitor_config(
+    store: &Store,
+    record: &ContainerRecord,
+) -> Result<MonitorConfig, ContainerError> {
     let d = dir(store.root(), &record.id);
-    let config = ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
+    let config =
+        ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
     Ok(MonitorConfig {
         id: record.id.clone(),
         dir: d,
@@ -95,7 +99,8 @@ pub fn after_exit(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord)
     if let Err(e) = rootfs::unmount(store.root(), &record.id) {
         tracing::warn!("container {}: {e}", record.id);
     }
-    let auto_remove = ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
+    let auto_remove =
+        ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
     if auto_remove && let Err(e) = remove_stopped(store, sn, record) {
         tracing::warn!("remove container {}: {e}", record.id);
     }
@@ -232,10 +237,13 @@ fn remove_stopped(
     }
     rootfs::unmount(store.root(), &record.id)?;
     if let Some(key) = &record.snapshot_key {
-        match sn.remove(key) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        let init = super::create::init_name(&record.id);
+        for k in [key.as_str(), &format!("{}-init-active", record.id), &init] {
+            match sn.remove(k) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     match store.db().write(|tx| tx.delete_container(&record.id)) {
@@ -299,7 +307,11 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         "SYS" => libc::SIGSYS,
         _ => {
             let rt = name.strip_prefix("RTMIN")?;
-            let off = if rt.is_empty() { 0 } else { rt.strip_prefix('+')?.parse().ok()? };
+            let off = if rt.is_empty() {
+                0
+            } else {
+                rt.strip_prefix('+')?.parse().ok()?
+            };
             let n = libc::SIGRTMIN() + off;
             return (n <= libc::SIGRTMAX()).then_some(n);
         }
@@ -336,7 +348,11 @@ pub struct ExecRequest {
 
 /// `exec`: runs another process in the running container, attached to this process's stdio
 /// (or detached); its exit code.
-pub fn exec(store: &Store, record: &ContainerRecord, req: ExecRequest) -> Result<i32, ContainerError> {
+pub fn exec(
+    store: &Store,
+    record: &ContainerRecord,
+    req: ExecRequest,
+) -> Result<i32, ContainerError> {
     let d = dir(store.root(), &record.id);
     let base = oci_spec::runtime::Spec::load(d.join("config.json"))
         .map_err(|e| ContainerError::io("read config.json", std::io::Error::other(e)))?;
@@ -360,4 +376,17 @@ pub fn exec(store: &Store, record: &ContainerRecord, req: ExecRequest) -> Result
         },
     )?;
     Ok(outcome.exit_code)
+}
+
+/// Freezes a running container (for a consistent `commit`); false when it is not running.
+pub fn pause(store: &Store, record: &ContainerRecord) -> Result<bool, ContainerError> {
+    if !state::monitor_alive(&dir(store.root(), &record.id)) {
+        return Ok(false);
+    }
+    runtime_for(store.root(), &record.runtime)?.pause(&record.id)?;
+    Ok(true)
+}
+
+pub fn resume(store: &Store, record: &ContainerRecord) -> Result<(), ContainerError> {
+    Ok(runtime_for(store.root(), &record.runtime)?.resume(&record.id)?)
 }

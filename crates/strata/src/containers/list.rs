@@ -71,6 +71,10 @@ impl Sizes {
         });
         let mut image = 0;
         let mut parent = sn.stat(key).ok().and_then(|i| i.parent);
+        // The init layer (mount points) is the container's, not the image's.
+        if parent.as_deref() == Some(super::create::init_name(&record.id).as_str()) {
+            parent = parent.and_then(|p| sn.stat(&p).ok()).and_then(|i| i.parent);
+        }
         while let Some(p) = parent {
             image += *self
                 .layers
@@ -91,9 +95,11 @@ pub fn writable_size(sn: &dyn Snapshotter, key: &str) -> Result<u64, ContainerEr
             .find_map(|o| o.strip_prefix("upperdir=").map(std::path::PathBuf::from))
     });
     match upper {
-        Some(upper) => apparent_size(&upper).map_err(|e| ContainerError::io("measure the writable layer", e)),
+        Some(upper) => {
+            apparent_size(&upper).map_err(|e| ContainerError::io("measure the writable layer", e))
+        }
         // native, btrfs: the writable layer is a full tree; its own bytes are the changes.
-        None => super::changes_size::changed_size(sn, key),
+        None => super::changes::changed_size(sn, key),
     }
 }
 
@@ -128,6 +134,9 @@ mod tests {
         fs::write(t.path().join("a/b/f"), vec![0u8; 1000]).unwrap();
         fs::hard_link(t.path().join("a/b/f"), t.path().join("a/link")).unwrap();
         std::os::unix::fs::symlink("out.txt", t.path().join("sym")).unwrap();
-        assert_eq!(apparent_size(t.path()).unwrap(), 5 + 1000 + "out.txt".len() as u64);
+        assert_eq!(
+            apparent_size(t.path()).unwrap(),
+            5 + 1000 + "out.txt".len() as u64
+        );
     }
 }

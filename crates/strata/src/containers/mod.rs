@@ -11,9 +11,11 @@
 //! <root>/runtime/<name>/      the OCI runtime's own state (runc --root)
 //! ```
 
-pub mod changes_size;
+pub mod changes;
+pub mod commit;
 pub mod config;
 pub mod create;
+pub mod export;
 pub mod lifecycle;
 pub mod list;
 pub mod names;
@@ -58,6 +60,8 @@ pub enum ContainerError {
         "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
     )]
     RemoveRunning(String),
+    #[error("commit: {0}")]
+    Commit(String),
     #[error("{what}")]
     Io {
         what: &'static str,
@@ -127,7 +131,10 @@ pub fn lookup(tx: &Tx<'_>, arg: &str) -> Result<ContainerRecord, ContainerError>
     }
     let hex = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_hexdigit());
     if hex {
-        let mut found = tx.containers()?.into_iter().filter(|c| c.id.starts_with(arg));
+        let mut found = tx
+            .containers()?
+            .into_iter()
+            .filter(|c| c.id.starts_with(arg));
         if let Some(c) = found.next() {
             return match found.next() {
                 None => Ok(c),

@@ -12,20 +12,75 @@ const ADJECTIVES: &[&str] = &[
     "daring", "deft", "eager", "earnest", "elated", "epic", "fervent", "fleet", "focused",
     "gentle", "glad", "golden", "graceful", "hardy", "humble", "jolly", "keen", "kind", "lively",
     "lucid", "merry", "mighty", "modest", "nimble", "noble", "patient", "placid", "plucky",
-    "proud", "quiet", "quirky", "radiant", "rapid", "serene", "sharp", "silent", "sleek",
-    "smooth", "snappy", "solid", "spry", "stoic", "sturdy", "sunny", "swift", "tender", "tidy",
-    "upbeat", "vivid", "warm", "wise", "witty", "zealous", "zen",
+    "proud", "quiet", "quirky", "radiant", "rapid", "serene", "sharp", "silent", "sleek", "smooth",
+    "snappy", "solid", "spry", "stoic", "sturdy", "sunny", "swift", "tender", "tidy", "upbeat",
+    "vivid", "warm", "wise", "witty", "zealous", "zen",
 ];
 
 const SURNAMES: &[&str] = &[
-    "allen", "babbage", "backus", "bardeen", "bell", "berners_lee", "bohr", "boole", "brattain",
-    "cerf", "clarke", "codd", "conway", "curie", "dijkstra", "einstein", "engelbart", "euler",
-    "faraday", "fermi", "feynman", "franklin", "gauss", "goldberg", "hamilton", "hopper",
-    "hoare", "jackson", "johnson", "kahn", "kay", "knuth", "lamarr", "lamport", "liskov",
-    "lovelace", "maxwell", "mccarthy", "meitner", "milner", "minsky", "morse", "napier",
-    "newton", "noether", "pascal", "perlman", "pike", "ramanujan", "ritchie", "shannon",
-    "sinofsky", "stallman", "sutherland", "tesla", "thompson", "torvalds", "turing", "wilkes",
-    "wing", "wirth", "wozniak", "yonath",
+    "allen",
+    "babbage",
+    "backus",
+    "bardeen",
+    "bell",
+    "berners_lee",
+    "bohr",
+    "boole",
+    "brattain",
+    "cerf",
+    "clarke",
+    "codd",
+    "conway",
+    "curie",
+    "dijkstra",
+    "einstein",
+    "engelbart",
+    "euler",
+    "faraday",
+    "fermi",
+    "feynman",
+    "franklin",
+    "gauss",
+    "goldberg",
+    "hamilton",
+    "hopper",
+    "hoare",
+    "jackson",
+    "johnson",
+    "kahn",
+    "kay",
+    "knuth",
+    "lamarr",
+    "lamport",
+    "liskov",
+    "lovelace",
+    "maxwell",
+    "mccarthy",
+    "meitner",
+    "milner",
+    "minsky",
+    "morse",
+    "napier",
+    "newton",
+    "noether",
+    "pascal",
+    "perlman",
+    "pike",
+    "ramanujan",
+    "ritchie",
+    "shannon",
+    "sinofsky",
+    "stallman",
+    "sutherland",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wilkes",
+    "wing",
+    "wirth",
+    "wozniak",
+    "yonath",
 ];
 
 /// 64 random lower-case hex digits.
@@ -33,7 +88,8 @@ pub fn new_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     let mut filled = 0;
     while filled < bytes.len() {
-        filled += rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
     }
     Ok(hex(&bytes))
 }
@@ -72,7 +128,10 @@ mod tests {
         let a = new_id().unwrap();
         let b = new_id().unwrap();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
     }
 

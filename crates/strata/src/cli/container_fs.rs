@@ -1,0 +1,117 @@
+//! `diff`, `commit`, `export`: a container's filesystem changes.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use strata_remote::Reference;
+
+use super::timefmt::rfc3339;
+use crate::containers::commit::{CommitOptions, commit};
+use crate::containers::{changes, lookup};
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").
+    #[arg(short = 'a', long)]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short = 'c', long = "change", value_name = "CHANGE")]
+    change: Vec<String>,
+    /// Commit message.
+    #[arg(short = 'm', long)]
+    message: Option<String>,
+    /// Pause the container during commit.
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+}
+
+pub fn diff(store: &Store, args: &DiffArgs) -> anyhow::Result<()> {
+    let sn = store.snapshotter()?;
+    let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
+    let key = record
+        .snapshot_key
+        .as_deref()
+        .context("the container has no writable layer")?;
+    let mut out = std::io::stdout().lock();
+    for c in changes::changes(sn.as_ref(), key)? {
+        writeln!(out, "{} {}", c.kind, c.path)?;
+    }
+    Ok(out.flush()?)
+}
+
+pub fn commit_cmd(store: &Store, args: &CommitArgs) -> anyhow::Result<()> {
+    let sn = store.snapshotter()?;
+    let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
+    let name = args
+        .reference
+        .as_deref()
+        .map(|r| Reference::parse(r).with_context(|| format!("invalid reference format: {r}")))
+        .transpose()?;
+    let opts = CommitOptions {
+        author: args.author.clone(),
+        message: args.message.clone(),
+        changes: args.change.clone(),
+        pause: args.pause,
+        created: rfc3339(std::time::SystemTime::now()),
+    };
+    let target = commit(store, sn.as_ref(), &record, name.as_ref(), &opts)?;
+    println!("{}", target.digest);
+    Ok(())
+}
+
+pub fn export(store: &Store, args: &ExportArgs) -> anyhow::Result<()> {
+    let sn = store.snapshotter()?;
+    let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
+    match &args.output {
+        Some(path) => {
+            // Written beside the target and renamed: never half an archive under its name.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("create {}", path.display()))?;
+            crate::containers::export::export(
+                store,
+                sn.as_ref(),
+                &record,
+                std::io::BufWriter::new(tmp.as_file_mut()),
+            )?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::containers::export::export(store, sn.as_ref(), &record, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
