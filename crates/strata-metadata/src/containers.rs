@@ -129,6 +129,11 @@ impl Tx<'_> {
         rows.into_iter().map(|r| self.container_from(r)).collect()
     }
 
+    /// Sets (or, with an empty value, removes) labels of container `id`.
+    pub fn update_container_labels(&self, id: &str, labels: &Labels) -> Result<(), MetaError> {
+        self.update_labels(CONTAINER_LABELS, &id, labels)
+    }
+
     pub fn delete_container(&self, id: &str) -> Result<(), MetaError> {
         let n = self
             .conn

@@ -33,6 +33,10 @@ pub(crate) const CONTAINER_LABELS: LabelTable = LabelTable {
     table: "container_labels",
     owner: "container_id",
 };
+pub(crate) const VOLUME_LABELS: LabelTable = LabelTable {
+    table: "volume_labels",
+    owner: "volume_name",
+};
 pub(crate) const LEASE_LABELS: LabelTable = LabelTable {
     table: "lease_labels",
     owner: "lease_id",

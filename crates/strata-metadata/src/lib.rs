@@ -19,6 +19,8 @@
 //! leases           id PK → created_at, expires_at (NULL: until deleted)
 //! lease_labels     (lease id, key) → value
 //! lease_resources  (lease id, kind content|ingest|snapshot, resource id)
+//! volumes          name PK → driver, anonymous, options (JSON), created_at
+//! volume_labels    (volume name, key) → value
 //! ```
 //!
 //! Times are integer nanoseconds since the Unix epoch. The schema version is SQLite's
@@ -34,6 +36,7 @@ mod labels;
 mod leases;
 pub mod schema;
 mod snapshots;
+mod volumes;
 
 pub use containers::ContainerRecord;
 pub use content::{BlobRecord, Committed, ContentStore};
@@ -43,3 +46,4 @@ pub use images::ImageRecord;
 pub use labels::Labels;
 pub use leases::{Lease, LeaseResource};
 pub use snapshots::{SnapshotKind, SnapshotRecord};
+pub use volumes::VolumeRecord;

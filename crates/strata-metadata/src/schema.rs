@@ -84,6 +84,22 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lease_resources_by_resource ON lease_resources(kind, resource);
     "#,
+    // 2: named volumes.
+    r#"
+    CREATE TABLE volumes (
+        name        TEXT PRIMARY KEY,
+        driver      TEXT NOT NULL,
+        anonymous   INTEGER NOT NULL,
+        options     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE volume_labels (
+        volume_name TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        PRIMARY KEY (volume_name, key)
+    );
+    "#,
 ];
 
 /// The schema version this build of strata writes.

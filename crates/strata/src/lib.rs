@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod save;
 pub mod store;
 pub mod unpack;
+pub mod volumes;
 
 /// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
 /// for per-operation leases and temporary snapshot keys.

@@ -607,3 +607,96 @@ fn copy_up_diff_commit_export() {
     let (code, _, _) = run(&s, &["run", "--rm", "bigfile:edited", "true"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn volumes_outlive_containers() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    let Some(base) = busybox_layer() else {
+        return;
+    };
+    let img = ImageBuilder::new()
+        .layer(
+            base.dir("srv", 0o755)
+                .dir("srv/app", 0o755)
+                .file("srv/app/conf", b"from the image\n", 0o640)
+                .build(Compression::Gzip),
+        )
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
+        .build();
+    load(&s, &[("vol:1", &img)]);
+    // Named on first use; a new volume gets the image's content at its path.
+    let (code, out, err) = run(
+        &s,
+        &[
+            "run",
+            "--name",
+            "writer",
+            "-v",
+            "appdata:/srv/app",
+            "vol:1",
+            "sh",
+            "-c",
+            "cat /srv/app/conf; echo written > /srv/app/new",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "from the image\n"), "{err}");
+    let err = s.fails(&["volume", "rm", "appdata"], b"");
+    assert!(err.contains("volume is in use"), "{err}");
+    s.ok(&["rm", "writer"]);
+    let (code, out, _) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=appdata,target=/data,readonly",
+            "vol:1",
+            "sh",
+            "-c",
+            "cat /data/new; touch /data/x 2>/dev/null || echo ro",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "written\nro\n"));
+    let ls = s.ok(&["volume", "ls"]);
+    assert_eq!(ls, "DRIVER    VOLUME NAME\nlocal     appdata\n");
+    let insp = s.ok(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Mountpoint}}",
+        "appdata",
+    ]);
+    assert_eq!(
+        insp.trim(),
+        format!(
+            "appdata local local {}/volumes/appdata/_data",
+            s.root().display()
+        )
+    );
+    // Anonymous: -v /path; `rm -v` removes it, `--rm` too.
+    s.ok(&["create", "--name", "anon", "-v", "/cache", "vol:1", "true"]);
+    let names = s.ok(&["volume", "ls", "-q"]);
+    assert_eq!(names.lines().count(), 2, "{names}");
+    s.ok(&["rm", "-v", "anon"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "appdata\n");
+    run(&s, &["run", "--rm", "-v", "/cache", "vol:1", "true"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "appdata\n");
+    // prune: anonymous only by default, every unused one with -a.
+    s.ok(&["create", "--name", "keep", "-v", "/x", "vol:1", "true"]);
+    s.ok(&["rm", "keep"]);
+    let out = s.ok(&["volume", "prune", "-f"]);
+    assert!(
+        out.starts_with("Deleted Volumes:\n") && out.contains("Total reclaimed space:"),
+        "{out}"
+    );
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "appdata\n");
+    let out = s.ok(&["volume", "prune", "-a", "-f"]);
+    assert!(
+        out.contains("appdata") && out.contains("Total reclaimed space: 23B"),
+        "{out}"
+    );
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
+}

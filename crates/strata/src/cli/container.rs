@@ -9,14 +9,13 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand};
 use strata_metadata::ContainerRecord;
 use strata_remote::Reference;
-use strata_runtime::spec::{BindMount, Network, SpecOptions};
+use strata_runtime::spec::{Network, SpecOptions};
 use strata_snapshot::Snapshotter;
 
 use super::container_fs::{CommitArgs, DiffArgs, ExportArgs};
 use super::container_ops::{ExecArgs, KillArgs, LogsArgs, PruneArgs, RmArgs, StopArgs, WaitArgs};
 use super::ps::{InspectArgs, PsArgs};
 use super::{ExitStatus, Failed};
-use crate::containers::config::MountPoint;
 use crate::containers::create::{CreateOptions, create, image_for_container};
 use crate::containers::lifecycle::{self, Started};
 use crate::containers::{ContainerError, lookup};
@@ -129,9 +128,12 @@ pub struct CreateArgs {
     /// Overwrite the default ENTRYPOINT of the image ("" clears it).
     #[arg(long, value_name = "COMMAND")]
     entrypoint: Option<String>,
-    /// Bind mount a volume (HOST:CONTAINER[:ro]).
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
+    /// Bind mount a host directory or mount a volume: HOST-DIR:CTR-DIR[:ro], NAME:CTR-DIR[:ro,nocopy], or CTR-DIR alone (anonymous volume).
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:OPTS]")]
     volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume,source=…,target=…[,readonly][,volume-nocopy].
+    #[arg(long = "mount", value_name = "MOUNT")]
+    mount: Vec<String>,
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
@@ -229,7 +231,7 @@ fn run_container(store: &Store, args: &RunArgs) -> anyhow::Result<()> {
         Ok(Started::Exited(state)) => exit_with(state.exit_code.unwrap_or(0)),
         Err(e) => {
             if args.create.rm {
-                let _ = lifecycle::remove(store, sn.as_ref(), &record, true);
+                let _ = lifecycle::remove(store, sn.as_ref(), &record, true, true);
             }
             Err(start_failure(e))
         }
@@ -359,11 +361,11 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
     }
     env.extend(args.env.iter().filter_map(|e| expand_env(e)));
     let mut mounts = Vec::new();
-    let mut binds = Vec::new();
     for v in &args.volume {
-        let (bind, point) = parse_bind(v)?;
-        binds.push(bind);
-        mounts.push(point);
+        mounts.push(crate::volumes::parse_volume_flag(v)?);
+    }
+    for m in &args.mount {
+        mounts.push(crate::volumes::parse_mount_flag(m)?);
     }
     Ok(CreateOptions {
         name: args.name.clone(),
@@ -387,7 +389,7 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
             open_stdin: args.interactive,
             read_only: args.read_only,
             network,
-            mounts: binds,
+            mounts: Vec::new(),
         },
         mounts,
         labels: super::parse_labels(&args.label).into_iter().collect(),
@@ -423,37 +425,6 @@ fn read_env_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         out.extend(expand_env(trimmed));
     }
     Ok(out)
-}
-
-/// `-v HOST:CONTAINER[:ro|rw]` with an absolute HOST: a bind mount (created as a directory
-/// when missing, as Docker's `-v` does).
-fn parse_bind(v: &str) -> anyhow::Result<(BindMount, MountPoint)> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => bail!("invalid volume specification: '{v}'"),
-    };
-    if !src.starts_with('/') || !dst.starts_with('/') {
-        bail!("invalid volume specification: '{v}': both paths must be absolute");
-    }
-    let read_only = opts.split(',').any(|o| o == "ro");
-    std::fs::create_dir_all(src).with_context(|| format!("create bind source {src}"))?;
-    Ok((
-        BindMount {
-            source: src.into(),
-            destination: dst.to_owned(),
-            read_only,
-        },
-        MountPoint {
-            kind: "bind".into(),
-            name: String::new(),
-            source: src.to_owned(),
-            destination: dst.to_owned(),
-            rw: !read_only,
-            anonymous: false,
-        },
-    ))
 }
 
 /// The hidden monitor command: runs the container to its end (see strata_runtime::monitor).

@@ -208,11 +208,7 @@ pub fn logs(store: &Store, args: &LogsArgs) -> anyhow::Result<()> {
 
 pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<()> {
     each(store, &args.containers, |sn, record| {
-        lifecycle::remove(store, sn, record, args.force)?;
-        if args.volumes {
-            crate::containers::remove_anonymous_volumes(store, record);
-        }
-        Ok(())
+        lifecycle::remove(store, sn, record, args.force, args.volumes)
     })
 }
 
@@ -273,7 +269,7 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
             .as_deref()
             .and_then(|k| list::writable_size(sn.as_ref(), k).ok())
             .unwrap_or(0);
-        lifecycle::remove(store, sn.as_ref(), &c.record, false)?;
+        lifecycle::remove(store, sn.as_ref(), &c.record, false, false)?;
         reclaimed += size;
         deleted.push(c.record.id);
     }

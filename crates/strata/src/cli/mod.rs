@@ -26,6 +26,7 @@ mod save;
 mod snapshot;
 mod system;
 mod timefmt;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +106,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Log out from a registry.
     Logout(login::LogoutArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Low-level access to the snapshotter (unpacked layers, writable layers), like `ctr snapshot`.
     #[command(subcommand, visible_alias = "snapshots")]
     Snapshot(snapshot::SnapshotCommand),
@@ -157,6 +161,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Containers(cmd) => container::run(&open().map_err(Failed::docker)?, cmd),
         Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
+        Command::Volume(cmd) => volume::run(&open()?, cmd),
         Command::Push(args) => push::run(&open()?, args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),

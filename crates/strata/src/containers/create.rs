@@ -21,6 +21,7 @@ use super::{ContainerError, dir, names, rootfs};
 use crate::images;
 use crate::store::Store;
 use crate::unpack::{read_json, unpack};
+use crate::volumes::{self, MountSpec, ResolvedMount};
 
 /// Label on a container record: the digest of the image target it was created from.
 pub const LABEL_IMAGE_ID: &str = "strata.image.id";
@@ -35,9 +36,10 @@ pub struct CreateOptions {
     pub runtime: String,
     /// `--rm`.
     pub auto_remove: bool,
+    /// The process and namespaces; its `mounts` are filled from `mounts` here.
     pub spec: SpecOptions,
-    /// Mounts as `inspect` shows them (the spec's binds are resolved from these).
-    pub mounts: Vec<MountPoint>,
+    /// `-v` and `--mount`, in order.
+    pub mounts: Vec<MountSpec>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -188,10 +190,61 @@ fn prepare(
     if spec_opts.hostname.is_none() {
         spec_opts.hostname = Some(record.id[..12].to_owned());
     }
+    // The image's VOLUMEs that no mount covers get anonymous volumes, as Docker's.
+    let mut wanted = opts.mounts.clone();
+    let declared = image
+        .config
+        .config
+        .as_ref()
+        .map(|c| c.volumes.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for path in declared {
+        if !wanted
+            .iter()
+            .any(|m| m.target().trim_end_matches('/') == path.trim_end_matches('/'))
+        {
+            wanted.push(MountSpec::Volume {
+                name: None,
+                target: path,
+                read_only: false,
+                no_copy: false,
+            });
+        }
+    }
+    let resolved = volumes::resolve(store, &wanted)?;
+    let names: Vec<&str> = resolved
+        .iter()
+        .filter(|m| m.point.kind == "volume")
+        .map(|m| m.point.name.as_str())
+        .collect();
+    if !names.is_empty() {
+        let label = serde_json::to_string(&names).unwrap_or_default();
+        store.db().write(|tx| {
+            tx.update_container_labels(
+                &record.id,
+                &Labels::from([(volumes::LABEL_VOLUMES.to_owned(), label.clone())]),
+            )
+        })?;
+    }
+    spec_opts
+        .mounts
+        .extend(resolved.iter().map(|m| spec::BindMount {
+            source: m.point.source.clone().into(),
+            destination: m.point.destination.clone(),
+            read_only: !m.point.rw,
+        }));
     let spec = rootfs::with_rootfs(store, sn, record, |root| {
-        spec::build(&record.id, &image.config, root, &bundle, &spec_opts)
+        copy_up(root, &resolved)?;
+        Ok::<_, ContainerError>(spec::build(
+            &record.id,
+            &image.config,
+            root,
+            &bundle,
+            &spec_opts,
+        )?)
     })??;
-    let config = container_config(image, opts, &spec_opts, &spec);
+    let points: Vec<MountPoint> = resolved.into_iter().map(|m| m.point).collect();
+    let config = container_config(image, opts, &spec_opts, &spec, points);
     spec::write(&bundle, &spec)?;
     config
         .write(&bundle)
@@ -248,11 +301,24 @@ fn init_layer(
     committed.map(|()| name)
 }
 
+/// New, empty volumes get the image's content at their mount path (unless `nocopy`).
+fn copy_up(root: &std::path::Path, mounts: &[ResolvedMount]) -> Result<(), ContainerError> {
+    for m in mounts.iter().filter(|m| m.fresh && !m.no_copy) {
+        volumes::copy_image_content(
+            root,
+            &m.point.destination,
+            std::path::Path::new(&m.point.source),
+        )?;
+    }
+    Ok(())
+}
+
 fn container_config(
     image: &ImageForContainer,
     opts: &CreateOptions,
     spec_opts: &SpecOptions,
     spec: &oci_spec::runtime::Spec,
+    mounts: Vec<MountPoint>,
 ) -> ContainerConfig {
     let run = image.config.config.clone().unwrap_or_default();
     let process = spec.process().as_ref();
@@ -294,7 +360,7 @@ fn container_config(
         },
         auto_remove: opts.auto_remove,
         stop_signal: run.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
-        mounts: opts.mounts.clone(),
+        mounts,
         labels: opts.labels.clone(),
     }
 }

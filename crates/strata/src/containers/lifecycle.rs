@@ -101,7 +101,7 @@ pub fn after_exit(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord)
     }
     let auto_remove =
         ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
-    if auto_remove && let Err(e) = remove_stopped(store, sn, record) {
+    if auto_remove && let Err(e) = remove_stopped(store, sn, record, true) {
         tracing::warn!("remove container {}: {e}", record.id);
     }
 }
@@ -132,7 +132,7 @@ pub fn reconcile(
     st.error = Some("the container's monitor process died (crash or reboot)".into());
     state::write(&d, &st)?;
     if ContainerConfig::read(&d).is_ok_and(|c| c.auto_remove) {
-        remove_stopped(store, sn, record)?;
+        remove_stopped(store, sn, record, true)?;
     }
     Ok(st)
 }
@@ -206,12 +206,14 @@ pub fn wait(
     Ok(st.exit_code.unwrap_or(0))
 }
 
-/// `rm [-f]`: a running container is refused unless `force` (then killed first).
+/// `rm [-f] [-v]`: a running container is refused unless `force` (then killed first);
+/// `volumes` also removes its anonymous volumes.
 pub fn remove(
     store: &Store,
     sn: &dyn Snapshotter,
     record: &ContainerRecord,
     force: bool,
+    volumes: bool,
 ) -> Result<(), ContainerError> {
     if reconcile(store, sn, record)?.status == Status::Running {
         if !force {
@@ -222,16 +224,27 @@ pub fn remove(
         signal_running(&rt, &d, &record.id, libc::SIGKILL)?;
         state::wait(&d, None)?;
     }
-    remove_stopped(store, sn, record)
+    remove_stopped(store, sn, record, volumes)
 }
 
 /// Removes a container that is not running: runtime state, mount, writable layer, record,
-/// directory — in that order, so an interrupted `rm` leaves a record that `rm` finishes.
+/// directory — in that order, so an interrupted `rm` leaves a record that `rm` finishes —
+/// and then, with `volumes`, the anonymous volumes no other container uses.
 fn remove_stopped(
     store: &Store,
     sn: &dyn Snapshotter,
     record: &ContainerRecord,
+    volumes: bool,
 ) -> Result<(), ContainerError> {
+    let anonymous: Vec<String> = ContainerConfig::read(&dir(store.root(), &record.id))
+        .map(|c| {
+            c.mounts
+                .into_iter()
+                .filter(|m| m.anonymous)
+                .map(|m| m.name)
+                .collect()
+        })
+        .unwrap_or_default();
     if let Ok(rt) = runtime_for(store.root(), &record.runtime) {
         rt.delete(&record.id, true)?;
     }
@@ -253,15 +266,24 @@ fn remove_stopped(
     }
     let d = dir(store.root(), &record.id);
     match fs::remove_dir_all(&d) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ContainerError::io("remove the container directory", e)),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ContainerError::io("remove the container directory", e)),
     }
+    if volumes {
+        for name in anonymous {
+            match crate::volumes::remove(store, &name, true) {
+                Ok(()) | Err(crate::volumes::VolumeError::InUse { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Undoes a failed `create`: best effort, the first error was already reported.
 pub(crate) fn remove_parts(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord) {
-    if let Err(e) = remove_stopped(store, sn, record) {
+    if let Err(e) = remove_stopped(store, sn, record, true) {
         tracing::warn!("undo create of {}: {e}", record.id);
     }
 }

@@ -71,6 +71,8 @@ pub enum ContainerError {
     #[error(transparent)]
     Spec(#[from] strata_runtime::spec::SpecError),
     #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    #[error(transparent)]
     Runtime(#[from] strata_runtime::runc::RuntimeError),
     #[error(transparent)]
     Snapshot(#[from] strata_snapshot::SnapshotError),
@@ -107,6 +109,7 @@ impl ContainerError {
             | ContainerError::NotRunning(_)
             | ContainerError::RemoveRunning(_) => ErrorKind::FailedPrecondition,
             ContainerError::Image { source, .. } => source.kind(),
+            ContainerError::Volume(e) => e.kind(),
             ContainerError::Snapshot(e) => e.kind(),
             ContainerError::Mount(e) => e.kind(),
             ContainerError::Meta(e) => e.kind(),
@@ -144,7 +147,3 @@ pub fn lookup(tx: &Tx<'_>, arg: &str) -> Result<ContainerRecord, ContainerError>
     }
     Err(ContainerError::NotFound(arg.to_owned()))
 }
-
-/// `rm -v`: removes the anonymous volumes the container had (volumes land with their own
-/// module; until then a container has none).
-pub fn remove_anonymous_volumes(_store: &crate::store::Store, _record: &ContainerRecord) {}
