@@ -700,3 +700,40 @@ fn volumes_outlive_containers() {
     );
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn prunes_remove_stopped_containers_only() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    let running = s.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "100"]);
+    let stopped = s.ok(&["create", "--name", "down", "busybox", "true"]);
+    let out = s.ok(&["container", "prune", "-f"]);
+    assert_eq!(
+        out,
+        format!(
+            "Deleted Containers:\n{}\nTotal reclaimed space: 0B\n",
+            stopped
+        )
+    );
+    s.ok(&["create", "--name", "down2", "busybox", "true"]);
+    let out = s.ok(&["system", "prune", "-a", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    // The running container's image stays, and so does the container.
+    assert_eq!(s.ok(&["ps", "-aq", "--no-trunc"]), running);
+    assert!(s.ok(&["images", "-q"]).lines().count() == 1);
+    assert_eq!(
+        s.ok(&[
+            "info",
+            "--format",
+            "{{.ContainersRunning}} {{.ContainersStopped}}"
+        ])
+        .trim(),
+        "1 0"
+    );
+    s.ok(&["rm", "-f", "up"]);
+}

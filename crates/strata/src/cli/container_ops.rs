@@ -256,6 +256,20 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     {
         return Ok(());
     }
+    let (deleted, reclaimed) = prune_stopped(store)?;
+    if !deleted.is_empty() {
+        println!("Deleted Containers:\n{}\n", deleted.join("\n"));
+    }
+    println!(
+        "Total reclaimed space: {}",
+        strata_format::human_size(reclaimed)
+    );
+    Ok(())
+}
+
+/// Removes every container that is not running; their ids and the bytes their writable
+/// layers held.
+pub fn prune_stopped(store: &Store) -> anyhow::Result<(Vec<String>, u64)> {
     let sn = store.snapshotter()?;
     let mut reclaimed = 0;
     let mut deleted = Vec::new();
@@ -273,12 +287,5 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
         reclaimed += size;
         deleted.push(c.record.id);
     }
-    if !deleted.is_empty() {
-        println!("Deleted Containers:\n{}\n", deleted.join("\n"));
-    }
-    println!(
-        "Total reclaimed space: {}",
-        strata_format::human_size(reclaimed)
-    );
-    Ok(())
+    Ok((deleted, reclaimed))
 }

@@ -130,24 +130,28 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     if !args.force && !confirm(&question)? {
         bail!("image prune has been cancelled");
     }
-    prune_and_collect(store, args.all)
+    prune_and_collect(store, args.all, 0)
 }
 
 /// `system prune`: images as `image prune` (there are no networks or build cache; stopped
 /// containers will join when `run` lands), then garbage collection of the whole store.
 pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     let question = format!(
-        "WARNING! This will remove:\n  - {}\n  - content, snapshots and ingests nothing uses, and expired leases\n",
+        "WARNING! This will remove:\n  - all stopped containers\n  - {}\n  - content, snapshots and ingests nothing uses, and expired leases\n",
         what_images(args.all)
     );
     if !args.force && !confirm(&question)? {
         bail!("system prune has been cancelled");
     }
-    prune_and_collect(store, args.all)
+    let (containers, reclaimed) = super::container_ops::prune_stopped(store)?;
+    if !containers.is_empty() {
+        println!("Deleted Containers:\n{}\n", containers.join("\n"));
+    }
+    prune_and_collect(store, args.all, reclaimed)
 }
 
 /// Removes the dangling (`all`: unused) image records, collects garbage and prints both.
-fn prune_and_collect(store: &Store, all: bool) -> anyhow::Result<()> {
+fn prune_and_collect(store: &Store, all: bool, reclaimed: u64) -> anyhow::Result<()> {
     let removals = images::write(store.db(), |tx| {
         let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for rec in tx.images()? {
@@ -186,7 +190,7 @@ fn prune_and_collect(store: &Store, all: bool) -> anyhow::Result<()> {
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human_size(collected.reclaimed())
+        human_size(collected.reclaimed() + reclaimed)
     )?;
     Ok(out.flush()?)
 }

@@ -119,25 +119,34 @@ fn mem_total() -> u64 {
 }
 
 pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
-    let (images, containers) = store
-        .db()
-        .read(|tx| Ok((tx.count_images()?, tx.count_containers()?)))?;
+    let (images, ids) = store.db().read(|tx| {
+        Ok((
+            tx.count_images()?,
+            tx.containers()?
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>(),
+        ))
+    })?;
+    let containers = ids.len();
+    let running = ids
+        .iter()
+        .filter(|id| {
+            strata_runtime::state::monitor_alive(&crate::containers::dir(store.root(), id))
+        })
+        .count();
     let runtimes: serde_json::Map<String, Value> = RUNTIMES
         .iter()
         .filter_map(|r| which(r).map(|p| ((*r).to_owned(), json!({ "path": p }))))
         .collect();
-    let default_runtime = RUNTIMES
-        .iter()
-        .find(|r| runtimes.contains_key(**r))
-        .copied()
-        .unwrap_or("");
+    // What `run` uses unless `--runtime` says otherwise.
+    let default_runtime = std::env::var("STRATA_RUNTIME").unwrap_or_else(|_| "runc".to_owned());
     let uname = rustix::system::uname();
     let v = json!({
         "Containers": containers,
-        // Containers cannot run yet: every recorded container is stopped.
-        "ContainersRunning": 0,
+        "ContainersRunning": running,
         "ContainersPaused": 0,
-        "ContainersStopped": containers,
+        "ContainersStopped": containers - running,
         "Images": images,
         "Driver": store.snapshotter_name(),
         "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
@@ -185,7 +194,11 @@ pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
             names.join(" ")
         }
     );
-    println!(" Default Runtime: {default_runtime}");
+    let version =
+        strata_runtime::runc::Runtime::find(&default_runtime, &store.root().join("runtime"))
+            .and_then(|r| r.version())
+            .map_or_else(|e| format!(" ({e})"), |v| format!(" ({v})"));
+    println!(" Default Runtime: {default_runtime}{version}");
     println!(" Kernel Version: {}", s("KernelVersion"));
     println!(" Operating System: {}", s("OperatingSystem"));
     println!(" OSType: {}", s("OSType"));

@@ -99,7 +99,10 @@ pub fn image_for_container(
             crate::gc::with_lease(store.db(), "create", Duration::from_secs(3600), |lease| {
                 Ok::<_, ContainerError>(unpack(content, sn, &manifest, &config, Some(lease)))
             })?;
-        result.map_err(|e| ContainerError::image(image, e))?;
+        let unpacked = result.map_err(|e| ContainerError::image(image, e))?;
+        // The config keeps this snapshotter's chain too, as pull and load label it.
+        let labels = crate::gc::config_labels(sn.name(), unpacked.chain_ids.last());
+        content.update_labels(&manifest.config.digest, &labels)?;
     }
     Ok(ImageForContainer {
         target,
