@@ -253,6 +253,36 @@ if runs("push", "strata"):
             p(f"- `{meta[k]}`")
     p("")
 
+if runs("create", "strata"):
+    p(f"## Containers: create and run latency ({meta.get('containers.image', '?')})")
+    p("")
+    p("Warm (the image is unpacked, the page cache is not dropped): what a user waits for between")
+    p("typing the command and the container existing, or having run `/bin/true` and been removed.")
+    p("strata has no daemon (each command opens the store, and `run` starts the container under")
+    p("its own process); `ctr` talks to a running containerd, whose runc shim starts the container.")
+    p("")
+    p("| operation | system | median ms | min ms | max ms | strata/peer | peak RSS |")
+    p("|---|---|---|---|---|---|---|")
+    for op in ("create", "run"):
+        base = runs(op, "strata")
+        for system in ("strata", "ctr"):
+            rs = runs(op, system)
+            if rs:
+                med, lo, hi, rss = stats(rs)
+                ratio = ""
+                if system != "strata" and base:
+                    ratio = f"{stats(base)[0] / med:.2f}x"
+                p(f"| {op} | {system} | {med * 1000:.0f} | {lo * 1000:.0f} | {hi * 1000:.0f} | {ratio} | {rss / 1024:.1f} MiB |")
+    p("")
+    p("Commands:")
+    p("")
+    for k in ("containers.cmd.create.strata", "containers.cmd.create.ctr", "containers.cmd.run.strata", "containers.cmd.run.ctr"):
+        if k in meta:
+            p(f"- `{meta[k]}`")
+    if "version.runc" in meta:
+        p(f"- {meta['version.runc']}")
+    p("")
+
 p("## Reproduce")
 p("")
 p("```")

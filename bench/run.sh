@@ -5,7 +5,8 @@
 #
 # Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs skopeo into
 # containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x),
-# push (strata vs ctr, to an empty registry).
+# push (strata vs ctr, to an empty registry), containers (create and `run --rm IMAGE /bin/true`
+# latency, strata vs ctr; warm: the page cache is not dropped for these).
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -26,7 +27,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -51,10 +52,12 @@ STRATA=$REPO/target/release/strata
 # meta KEY VALUE: facts for the report (commands, versions, sizes).
 meta() { python3 -c 'import json,sys; print(json.dumps({"key": sys.argv[1], "value": sys.argv[2]}))' "$1" "$2" >> "$META"; }
 # timed SCENARIO SYSTEM RUN [--stdin FILE] -- CMD...: one measured run, appended to the results.
+# With WARM=1 in the environment the page cache is left alone (latency of warm commands).
 timed() {
   local scenario=$1 system=$2 run=$3; shift 3
-  local line
-  if ! line=$("${MEASURE[@]}" "$@"); then
+  local line measure=("${MEASURE[@]}")
+  [ "${WARM:-0}" = 1 ] && measure=(python3 "$HERE/measure.py" --wait-idle)
+  if ! line=$("${measure[@]}" "$@"); then
     echo "bench: $scenario/$system run $run failed: $line" >&2
     exit 1
   fi
@@ -369,6 +372,48 @@ scenario_push() {
   stop_daemons
   unmount_under "$WORK/ctrd"
   rm -rf "$WORK/push-root" "$WORK/ctrd" "$WORK/registry" "$WORK/dest"
+}
+
+scenario_containers() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  local img=debian-base n=$((RUNS * 4))
+  ((QUICK)) && n=1
+  echo "== containers: create and run --rm $img /bin/true (strata, ctr), $n runs each"
+  start_registry registry; local src=$REG
+  skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$src/corpus/$img:latest"
+  local ref=$src/corpus/$img:latest root=$WORK/ctr-root
+  rm -rf "$root"
+  "$STRATA" --root "$root" pull -q "$ref" > /dev/null
+  local have_ctr=0
+  command -v containerd > /dev/null && command -v runc > /dev/null && fresh_containerd && have_ctr=1
+  ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$ref" > /dev/null
+  meta containers.image "$img"
+  meta containers.cmd.create.strata "strata create --name cN IMAGE /bin/true (writable layer, init layer, bundle with config.json)"
+  meta containers.cmd.create.ctr "ctr containers create IMAGE cN /bin/true (snapshot + container record; the spec is made at create)"
+  meta containers.cmd.run.strata "strata run --rm IMAGE /bin/true"
+  meta containers.cmd.run.ctr "ctr run --rm IMAGE cN /bin/true (containerd's runc shim)"
+  ((have_ctr)) && meta version.runc "$(runc --version | head -1)"
+  for run in $(seq 1 "$n"); do
+    local order=(strata ctr)
+    ((run % 2)) || order=(ctr strata)
+    for sys in "${order[@]}"; do
+      ((have_ctr)) || [ "$sys" = strata ] || continue
+      case $sys in
+        strata)
+          WARM=1 timed create strata "$run" -- "$STRATA" --root "$root" create --name "c$run" "$ref" /bin/true
+          "$STRATA" --root "$root" rm "c$run" > /dev/null
+          WARM=1 timed run strata "$run" -- "$STRATA" --root "$root" run --rm "$ref" /bin/true ;;
+        ctr)
+          WARM=1 timed create ctr "$run" -- "${CTR[@]}" containers create "$ref" "c$run" /bin/true
+          "${CTR[@]}" containers rm "c$run" > /dev/null
+          WARM=1 timed run ctr "$run" -- "${CTR[@]}" run --rm "$ref" "r$run" /bin/true ;;
+      esac
+    done
+  done
+  stop_daemons
+  unmount_under "$WORK/ctrd"
+  unmount_under "$root"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
 }
 
 for s in "${SCENARIOS[@]}"; do

@@ -13,7 +13,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 export STRATA_ROOT=${STRATA_ROOT:-/var/lib/strata}
 
 need=()
-for p in docker-registry skopeo umoci busybox-static curl python3; do
+for p in docker-registry skopeo umoci busybox-static runc curl python3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -50,7 +50,7 @@ echo "registry at http://$REG"
 echo "== building a busybox image and pushing it to $REG/demo/busybox:latest"
 mkdir -p "$WORK/rootfs/bin"
 cp /bin/busybox "$WORK/rootfs/bin/busybox"
-for cmd in sh ls cat echo true; do ln -s busybox "$WORK/rootfs/bin/$cmd"; done
+for cmd in sh ls cat echo true printf sleep uname; do ln -s busybox "$WORK/rootfs/bin/$cmd"; done
 umoci init --layout "$WORK/oci"
 umoci new --image "$WORK/oci:latest"
 umoci insert --image "$WORK/oci:latest" "$WORK/rootfs/bin" /bin > /dev/null
@@ -59,6 +59,16 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/oci:latest" 
 
 echo "== strata pull $REG/demo/busybox:latest"
 $STRATA pull "$REG/demo/busybox:latest"
+echo
+echo "== strata run --rm $REG/demo/busybox:latest uname -a"
+$STRATA run --rm "$REG/demo/busybox:latest" uname -a
+echo
+echo "== strata run -d (a background container), exec into it, ps --size"
+$STRATA rm -f quickstart > /dev/null 2>&1 || true
+$STRATA run -d --name quickstart "$REG/demo/busybox:latest" sleep 600
+$STRATA exec quickstart sh -c 'printf hello > /hello.txt'
+$STRATA ps --size
+$STRATA rm -f quickstart
 echo
 echo "== strata images"
 $STRATA images

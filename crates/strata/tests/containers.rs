@@ -737,3 +737,138 @@ fn prunes_remove_stopped_containers_only() {
     );
     s.ok(&["rm", "-f", "up"]);
 }
+
+#[test]
+fn cp_both_ways_stays_inside_the_container() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    s.ok(&["run", "-d", "--name", "box", "busybox", "sh", "-c", "mkdir -p /data/sub; echo inside > /data/sub/f; echo container-secret > /etc/shadow; ln -s / /escape; ln -s ../../../.. /up; sleep 100"]);
+    until("the container's files", Duration::from_secs(10), || {
+        run(&s, &["exec", "box", "sh", "-c", "[ -L /up ]"]).0 == 0
+    });
+    let host = s.scratch("host");
+    // Out of the container: a directory into an existing directory, a file under a new name.
+    s.ok(&["cp", "box:/data", host.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("data/sub/f")).unwrap(),
+        "inside\n"
+    );
+    // Through the container's own symlinks: its files, never the host's.
+    for link in ["/escape", "/up"] {
+        let dest = host.join("shadow");
+        s.ok(&[
+            "cp",
+            &format!("box:{link}/etc/shadow"),
+            dest.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            std::fs::read_to_string(&dest).unwrap(),
+            "container-secret\n",
+            "{link}"
+        );
+    }
+    // Into the container through a symlink to `/`: lands in the container's /tmp.
+    std::fs::write(host.join("note"), "from the host").unwrap();
+    s.ok(&[
+        "cp",
+        host.join("note").to_str().unwrap(),
+        "box:/escape/tmp/",
+    ]);
+    let (code, out, _) = run(&s, &["exec", "box", "cat", "/tmp/note"]);
+    assert_eq!((code, out.as_str()), (0, "from the host"));
+    assert!(
+        !std::path::Path::new("/tmp/note").exists()
+            || std::fs::read_to_string("/tmp/note").unwrap() != "from the host"
+    );
+    // A tar on stdout; a missing source is a clear error.
+    let tar = s.cmd(&["cp", "box:/data/sub", "-"]).output().unwrap();
+    assert!(tar.status.success());
+    let names: Vec<String> = tar::Archive::new(&tar.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["sub", "sub/f"]);
+    let err = s.fails(&["cp", "box:/nope", host.to_str().unwrap()], b"");
+    assert!(
+        err.contains("Could not find the file /nope in container"),
+        "{err}"
+    );
+    // A stopped container works too (its layer is mounted for the copy).
+    s.ok(&["stop", "-t", "0", "box"]);
+    s.ok(&[
+        "cp",
+        host.join("note").to_str().unwrap(),
+        "box:/data/renamed",
+    ]);
+    s.ok(&[
+        "cp",
+        "box:/data/renamed",
+        host.join("back").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back")).unwrap(),
+        "from the host"
+    );
+    s.ok(&["rm", "box"]);
+}
+
+#[test]
+fn kill_9_of_run_d_leaves_a_store_the_next_commands_clean() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    if !busybox(&s) {
+        return;
+    }
+    // Killed at different points of create and start.
+    for (i, delay) in [0u64, 5, 15, 30, 60, 120].into_iter().enumerate() {
+        let mut child = s
+            .cmd(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("k{i}"),
+                "busybox",
+                "sleep",
+                "1000",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Whatever was left is listed, and removable with one command.
+    let ids = s.ok(&["ps", "-aq"]);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.lines());
+    if ids.lines().count() > 0 {
+        s.ok(&args);
+    }
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    // No container snapshot, mount or runtime state is left: the next prune finds only the image.
+    s.ok(&["system", "prune", "-f"]);
+    let snaps = s.ok(&["snapshot", "ls", "--format", "{{.Key}} {{.Kind}}"]);
+    assert!(
+        snaps
+            .lines()
+            .all(|l| l.starts_with("sha256:") && l.ends_with("Committed")),
+        "{snaps}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(s.root().to_str().unwrap()), "{mounts}");
+    let state = std::fs::read_dir(s.root().join("runtime/runc"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(state, 0, "runc state left");
+    // And the store still runs containers.
+    let (code, out, _) = run(&s, &["run", "--rm", "busybox", "echo", "ok"]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+}

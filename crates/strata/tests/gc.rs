@@ -302,7 +302,9 @@ fn an_interrupted_pull_is_kept_under_its_lease_then_reclaimed() {
     assert!(!snapshot_keys(&s).is_empty());
     let out = s.ok_input(&["system", "prune"], b"y\n");
     assert!(
-        out.starts_with("WARNING! This will remove:\n  - all dangling images\n"),
+        out.starts_with(
+            "WARNING! This will remove:\n  - all stopped containers\n  - all dangling images\n"
+        ),
         "{out}"
     );
     assert!(!out.ends_with("Total reclaimed space: 0B\n"), "{out}");

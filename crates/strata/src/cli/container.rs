@@ -12,7 +12,7 @@ use strata_remote::Reference;
 use strata_runtime::spec::{Network, SpecOptions};
 use strata_snapshot::Snapshotter;
 
-use super::container_fs::{CommitArgs, DiffArgs, ExportArgs};
+use super::container_fs::{CommitArgs, CpArgs, DiffArgs, ExportArgs};
 use super::container_ops::{ExecArgs, KillArgs, LogsArgs, PruneArgs, RmArgs, StopArgs, WaitArgs};
 use super::ps::{InspectArgs, PsArgs};
 use super::{ExitStatus, Failed};
@@ -51,6 +51,8 @@ pub enum TopLevel {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive.
     Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -81,6 +83,7 @@ pub enum ContainerCommand {
     Diff(DiffArgs),
     Commit(CommitArgs),
     Export(ExportArgs),
+    Cp(CpArgs),
 }
 
 pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
@@ -102,6 +105,7 @@ pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
         T::Diff(a) | T::Container(C::Diff(a)) => super::container_fs::diff(store, a),
         T::Commit(a) | T::Container(C::Commit(a)) => super::container_fs::commit_cmd(store, a),
         T::Export(a) | T::Container(C::Export(a)) => super::container_fs::export(store, a),
+        T::Cp(a) | T::Container(C::Cp(a)) => super::container_fs::cp(store, a),
         T::ContainerMonitor(a) => monitor(store, a),
     }
 }

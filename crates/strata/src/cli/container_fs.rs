@@ -115,3 +115,70 @@ pub fn export(store: &Store, args: &ExportArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short = 'a', long)]
+    archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    follow_link: bool,
+    /// CONTAINER:SRC_PATH, or a host path, or - (a tar on stdin)
+    #[arg(value_name = "SRC")]
+    src: String,
+    /// CONTAINER:DEST_PATH, or a host path, or - (a tar on stdout)
+    #[arg(value_name = "DEST")]
+    dest: String,
+}
+
+/// `CONTAINER:PATH` → (container, path); a host path (containing no `:` before a `/`) → None.
+fn container_path(arg: &str) -> Option<(&str, &str)> {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return None;
+    }
+    arg.split_once(':')
+}
+
+pub fn cp(store: &Store, args: &CpArgs) -> anyhow::Result<()> {
+    let sn = store.snapshotter()?;
+    let find = |c: &str| store.db().read(|tx| Ok(lookup(tx, c)));
+    match (container_path(&args.src), container_path(&args.dest)) {
+        (Some(_), Some(_)) => bail!("copying between containers is not supported"),
+        (None, None) => bail!("must specify at least one container source"),
+        (Some((c, path)), None) => {
+            let record = find(c)??;
+            let dest = (args.dest != "-").then_some(args.dest.as_str());
+            if dest.is_none() && std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut out = std::io::stdout().lock();
+            crate::containers::copy::copy_out(
+                store,
+                sn.as_ref(),
+                &record,
+                path,
+                dest,
+                args.follow_link,
+                args.archive,
+                &mut out,
+            )?;
+            out.flush()?;
+        }
+        (None, Some((c, path))) => {
+            let record = find(c)??;
+            let src = (args.src != "-").then_some(args.src.as_str());
+            crate::containers::copy::copy_in(
+                store,
+                sn.as_ref(),
+                &record,
+                src,
+                path,
+                args.follow_link,
+                args.archive,
+                &mut std::io::stdin(),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -85,7 +85,13 @@ pub fn start(
     if !attach {
         return match monitor::start_detached(monitor_exe, monitor_args, &cfg) {
             Ok(pid) => Ok(Started::Detached(pid)),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                // The monitor unmounts on its way out; not if it never ran.
+                if !state::monitor_alive(&cfg.dir) {
+                    let _ = rootfs::unmount(store.root(), &record.id);
+                }
+                Err(e.into())
+            }
         };
     }
     let result = monitor::run_attached(&cfg);

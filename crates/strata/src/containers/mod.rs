@@ -14,6 +14,7 @@
 pub mod changes;
 pub mod commit;
 pub mod config;
+pub mod copy;
 pub mod create;
 pub mod export;
 pub mod lifecycle;
@@ -62,6 +63,8 @@ pub enum ContainerError {
     RemoveRunning(String),
     #[error("commit: {0}")]
     Commit(String),
+    #[error("{0}")]
+    Copy(String),
     #[error("{what}")]
     Io {
         what: &'static str,
@@ -110,6 +113,7 @@ impl ContainerError {
             | ContainerError::RemoveRunning(_) => ErrorKind::FailedPrecondition,
             ContainerError::Image { source, .. } => source.kind(),
             ContainerError::Volume(e) => e.kind(),
+            ContainerError::Copy(_) => ErrorKind::InvalidArgument,
             ContainerError::Snapshot(e) => e.kind(),
             ContainerError::Mount(e) => e.kind(),
             ContainerError::Meta(e) => e.kind(),
