@@ -113,7 +113,10 @@ pub fn copy_logs(
     };
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !opts.follow => return Ok(()),
+        // Never started (or started before its log existed): nothing to show yet.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !crate::state::monitor_alive(dir) => {
+            return Ok(());
+        }
         Err(e) => return Err(io_err(e)),
     };
     let mut reader = BufReader::new(file);

@@ -872,3 +872,101 @@ fn kill_9_of_run_d_leaves_a_store_the_next_commands_clean() {
     let (code, out, _) = run(&s, &["run", "--rm", "busybox", "echo", "ok"]);
     assert_eq!((code, out.as_str()), (0, "ok\n"));
 }
+
+#[test]
+fn stdin_logs_follow_exec_detached_and_network_modes() {
+    if !ready() {
+        return;
+    }
+    let s = Strata::new();
+    let Some(base) = busybox_layer() else {
+        return;
+    };
+    let img = ImageBuilder::new()
+        .layer(base.build(Compression::Gzip))
+        .config(|c| {
+            c["config"]["Cmd"] = serde_json::json!(["sh"]);
+            c["config"]["Env"] = serde_json::json!(["FROM_IMAGE=1", "PATH=/bin"]);
+            c["config"]["StopSignal"] = serde_json::json!("SIGUSR1");
+        })
+        .build();
+    load(&s, &[("bb:1", &img)]);
+    // -i: this process's stdin is the container's.
+    let out = s.run_input(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "bb:1",
+            "sh",
+            "-c",
+            "cat; echo \"$FROM_IMAGE $PATH $HOME\"",
+        ],
+        b"piped in\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "piped in\n1 /bin /root\n"
+    );
+    // Without -i the container's stdin is empty.
+    let out = s.run_input(&["run", "--rm", "bb:1", "cat"], b"ignored\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    // stop sends the image's STOPSIGNAL.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "bb:1",
+        "sh",
+        "-c",
+        "trap 'echo got usr1; exit 5' USR1; echo ready; while true; do sleep 0.1; done",
+    ]);
+    until("ready", Duration::from_secs(10), || {
+        s.ok(&["logs", "sig"]).contains("ready")
+    });
+    // logs -f follows until the container exits.
+    let follower = s
+        .cmd(&["logs", "-f", "sig"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // exec -d runs in the background and returns at once.
+    s.ok(&["exec", "-d", "sig", "sh", "-c", "echo from-exec > /tmp/e"]);
+    until("the detached exec", Duration::from_secs(10), || {
+        run(&s, &["exec", "sig", "cat", "/tmp/e"]).1 == "from-exec\n"
+    });
+    s.ok(&["stop", "sig"]);
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&followed.stdout),
+        "ready\ngot usr1\n"
+    );
+    assert_eq!(s.ok(&["wait", "sig"]).trim(), "5");
+    let tail = s.ok(&["logs", "--tail", "1", "sig"]);
+    assert_eq!(tail, "got usr1\n");
+    s.ok(&["rm", "sig"]);
+    // --network none: loopback only; host: the host's interfaces.
+    let (_, none, _) = run(
+        &s,
+        &["run", "--rm", "bb:1", "sh", "-c", "ls /sys/class/net"],
+    );
+    assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    let (_, host, _) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "bb:1",
+            "sh",
+            "-c",
+            "ls /sys/class/net",
+        ],
+    );
+    assert!(host.split_whitespace().count() > 1, "{host}");
+    let (code, _, err) = run(&s, &["run", "--rm", "--network", "bridge", "bb:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("not supported"), "{err}");
+}
