@@ -243,8 +243,8 @@ fn run_container(store: &Store, args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn start_cmd(store: &Store, args: &StartArgs) -> anyhow::Result<()> {
-    let sn = store.snapshotter()?;
     if args.attach || args.interactive {
+        let sn = store.snapshotter()?;
         if args.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
@@ -256,23 +256,12 @@ fn start_cmd(store: &Store, args: &StartArgs) -> anyhow::Result<()> {
             Started::Detached(_) => Ok(()),
         };
     }
-    let mut errors = Vec::new();
-    for arg in &args.containers {
-        let result = store
-            .db()
-            .read(|tx| Ok(lookup(tx, arg)))
-            .map_err(anyhow::Error::from)
-            .and_then(|r| Ok(r?))
-            .and_then(|record| match start(store, sn.as_ref(), &record, false) {
-                Ok(_) | Err(ContainerError::AlreadyRunning(_)) => Ok(()),
-                Err(e) => Err(start_failure(e)),
-            });
-        match result {
-            Ok(()) => println!("{arg}"),
-            Err(e) => errors.push(e),
+    super::container_ops::each(store, &args.containers, |sn, record| {
+        match start(store, sn, record, false) {
+            Ok(_) | Err(ContainerError::AlreadyRunning(_)) => Ok(()),
+            Err(e) => Err(start_failure(e)),
         }
-    }
-    super::output::fail_with_all(errors)
+    })
 }
 
 /// Starts `record`, detached through a monitor process running this binary.

@@ -112,14 +112,17 @@ pub struct PruneArgs {
 
 /// Runs `f` on each named container, printing the argument on success and each failure on
 /// stderr, as Docker's multi-container commands do.
-fn each(
+pub(super) fn each<E>(
     store: &Store,
     args: &[String],
     mut f: impl FnMut(
         &dyn strata_snapshot::Snapshotter,
         &strata_metadata::ContainerRecord,
-    ) -> Result<(), ContainerError>,
-) -> anyhow::Result<()> {
+    ) -> Result<(), E>,
+) -> anyhow::Result<()>
+where
+    E: From<ContainerError> + Into<anyhow::Error>,
+{
     let sn = store.snapshotter()?;
     let mut errors = Vec::new();
     for arg in args {
@@ -128,6 +131,7 @@ fn each(
             .read(|tx| Ok(lookup(tx, arg)))
             .map_err(ContainerError::from)
             .and_then(|r| r)
+            .map_err(E::from)
             .and_then(|record| f(sn.as_ref(), &record));
         match result {
             Ok(()) => println!("{arg}"),

@@ -182,7 +182,7 @@ fn status_text(st: &ContainerState) -> String {
     match st.status {
         Status::Created => "Created".into(),
         Status::Running => {
-            let since = started_at(st).unwrap_or(now);
+            let since = st.started_at.unwrap_or(now);
             format!(
                 "Up {}",
                 human_duration(now.duration_since(since).unwrap_or_default())
@@ -191,17 +191,9 @@ fn status_text(st: &ContainerState) -> String {
         Status::Exited => format!(
             "Exited ({}) {}",
             st.exit_code.unwrap_or(0),
-            finished_at(st).map_or_else(String::new, ago)
+            st.finished_at.map_or_else(String::new, ago)
         ),
     }
-}
-
-fn started_at(st: &ContainerState) -> Option<SystemTime> {
-    st.started_at
-}
-
-fn finished_at(st: &ContainerState) -> Option<SystemTime> {
-    st.finished_at
 }
 
 /// `--filter` as Docker's `ps`: several values of one key are ORed, different keys ANDed.
