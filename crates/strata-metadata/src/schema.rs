@@ -100,6 +100,15 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (volume_name, key)
     );
     "#,
+    // 3: the measured disk usage of committed snapshots (immutable, so measured once), so
+    // `system df` and `images` need not walk every layer's tree.
+    r#"
+    CREATE TABLE snapshot_usage (
+        snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id) ON DELETE CASCADE,
+        size        INTEGER NOT NULL,
+        inodes      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build of strata writes.

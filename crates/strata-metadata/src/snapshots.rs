@@ -368,6 +368,51 @@ impl Tx<'_> {
                 id: key.to_owned(),
             })
     }
+
+    /// The measured usage `(bytes, inodes)` of the committed snapshot record `id`, if stored.
+    pub fn snapshot_usage(&self, id: i64) -> Result<Option<(u64, u64)>, MetaError> {
+        self.conn
+            .prepare_cached("SELECT size, inodes FROM snapshot_usage WHERE snapshot_id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()
+            })
+            .map(|o| o.map(|(s, i)| (s as u64, i as u64)))
+            .map_err(MetaError::db("read snapshot usage"))
+    }
+
+    /// Stores the measured usage of the committed snapshot record `id` (it never changes: a
+    /// committed snapshot is read-only). Refused for a record that is not committed.
+    pub fn set_snapshot_usage(&self, id: i64, size: u64, inodes: u64) -> Result<(), MetaError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshot_usage (snapshot_id, size, inodes)
+                 SELECT id, ?2, ?3 FROM snapshots WHERE id = ?1 AND kind = 'committed'",
+                params![id, size as i64, inodes as i64],
+            )
+            .map_err(MetaError::db("write snapshot usage"))?;
+        Ok(())
+    }
+
+    /// Every stored usage of `snapshotter`'s committed snapshots: key → `(bytes, inodes)`.
+    pub fn snapshot_usages(&self, snapshotter: &str) -> Result<Vec<(String, u64, u64)>, MetaError> {
+        self.conn
+            .prepare_cached(
+                "SELECT s.key, u.size, u.inodes FROM snapshot_usage u
+                 JOIN snapshots s ON s.id = u.snapshot_id WHERE s.snapshotter = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map([snapshotter], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(MetaError::db("list snapshot usage"))
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,26 @@ impl<B: Backend> Engine<B> {
         self.dir(id).join("fs")
     }
 
+    /// Measures the committed snapshot record `id` and stores the figure (a committed tree
+    /// never changes), so each layer is walked once in its life. Errors are logged: the
+    /// figure is then measured again next time.
+    fn measure(&self, id: i64, key: &str) -> Usage {
+        let usage = match disk_usage(&self.fs_dir(id)) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(snapshot = key, error = %e.source, path = %e.path.display(), "could not measure a snapshot");
+                return Usage::default();
+            }
+        };
+        if let Err(e) = self
+            .db
+            .write(|tx| tx.set_snapshot_usage(id, usage.size, usage.inodes))
+        {
+            tracing::debug!(snapshot = key, error = %e, "could not store a snapshot's usage");
+        }
+        usage
+    }
+
     fn trash_path(&self, what: &str) -> PathBuf {
         self.root.join(fsutil::unique_name(&format!("rm-{what}")))
     }
@@ -300,6 +320,9 @@ impl<B: Backend> Snapshotter for Engine<B> {
         let rec = self.write("commit", key, |tx| {
             Ok(tx.commit_snapshot_with_labels(self.sn(), key, name, labels)?)
         })?;
+        // Measured once, now that the tree can no longer change and is hot in the page cache;
+        // a failure only leaves it to be measured when asked for.
+        self.measure(rec.id, name);
         // The record is committed: a failure to freeze is not a failed commit. Cleanup
         // freezes every committed snapshot again.
         if let Err(e) = self.backend.committed(&self.dir(rec.id)) {
@@ -349,8 +372,25 @@ impl<B: Backend> Snapshotter for Engine<B> {
     }
 
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
-        let rec = self.record("usage", key)?;
-        disk_usage(&self.fs_dir(rec.id)).map_err(|e| e.for_snapshot("usage", key))
+        let (rec, stored) = self.read("usage", key, |tx| {
+            let Some(rec) = tx.snapshot(self.sn(), key)? else {
+                return Ok((None, None));
+            };
+            let stored = match rec.kind {
+                SnapshotKind::Committed => tx.snapshot_usage(rec.id)?,
+                _ => None,
+            };
+            Ok((Some(rec), stored))
+        })?;
+        let rec = rec.ok_or_else(|| SnapshotError::NotFound {
+            op: "usage",
+            key: key.to_owned(),
+        })?;
+        match stored {
+            Some((size, inodes)) => Ok(Usage { size, inodes }),
+            None if rec.kind == SnapshotKind::Committed => Ok(self.measure(rec.id, key)),
+            None => disk_usage(&self.fs_dir(rec.id)).map_err(|e| e.for_snapshot("usage", key)),
+        }
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {

@@ -167,6 +167,9 @@ pub trait Snapshotter: Send + Sync {
     /// allocated (`st_blocks * 512`), a file with several hard links counted once. For
     /// overlayfs, the layer's own directory; for native and btrfs, the snapshot's full tree
     /// (what it shares with its parent through reflinks or btrfs extents is counted too).
+    /// A committed snapshot is measured once, when committed, and the figure stored with its
+    /// record (a committed tree never changes), so asking is cheap; active snapshots and
+    /// views are measured on each call.
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;
 
     /// The mounts of an active snapshot or view, as `prepare`/`view` returned them.

@@ -934,6 +934,27 @@ pub fn usage(env: &Env) {
     sn.commit("c", "a", &gc()).unwrap();
     assert_eq!(sn.usage("c").unwrap(), u);
     assert_eq!(kind_of(sn.usage("missing")), ErrorKind::NotFound);
+    // A committed snapshot is measured once, at commit, and the figure stored; one measured
+    // before stores existed (no row) is measured when asked for and stored then.
+    let db = strata_metadata::Db::open(&env.root.join("metadata.db")).unwrap();
+    let stored = || {
+        db.read(|tx| {
+            let id = tx.snapshot(sn.name(), "c")?.unwrap().id;
+            tx.snapshot_usage(id)
+        })
+        .unwrap()
+    };
+    assert_eq!(stored(), Some((u.size, u.inodes)));
+    db.write(|tx| {
+        let id = tx.snapshot(sn.name(), "c")?.unwrap().id;
+        tx.set_snapshot_usage(id, 7, 1)
+    })
+    .unwrap();
+    assert_eq!(sn.usage("c").unwrap().size, 7, "the stored figure is used");
+    assert_eq!(
+        db.read(|tx| tx.snapshot_usages(sn.name())).unwrap(),
+        vec![("c".to_owned(), 7, 1)]
+    );
 }
 
 /// An unpacker writing to `apply_target` without a mount sees its files in the snapshot.
