@@ -68,6 +68,9 @@ $STRATA rm -f quickstart > /dev/null 2>&1 || true
 $STRATA run -d --name quickstart "$REG/demo/busybox:latest" sleep 600
 $STRATA exec quickstart sh -c 'printf hello > /hello.txt'
 $STRATA ps --size
+echo
+echo "== strata system df (with the container still there)"
+$STRATA system df
 $STRATA rm -f quickstart
 echo
 echo "== strata images"

@@ -17,7 +17,9 @@ pub use filter::{glob_match, reference_matches};
 
 pub use summary::{ImageSummary, ManifestKind, ManifestSummary, Sizer, platform_manifest};
 
-use strata_metadata::{Db, ImageRecord, MetaError, Tx};
+use std::collections::HashMap;
+
+use strata_metadata::{ContainerRecord, Db, ImageRecord, MetaError, Tx};
 use strata_remote::Reference;
 use strata_types::{Descriptor, Digest, ErrorKind};
 
@@ -217,24 +219,45 @@ pub enum Removal {
     Deleted(Digest),
 }
 
-/// The containers that use the target `digest`: those whose image argument resolves to it.
+/// The image target container `c` uses: the one recorded at create, else what its image
+/// argument resolves to now (containers made before the record existed).
+fn container_target(tx: &Tx<'_>, c: &ContainerRecord) -> Result<Option<Digest>, MetaError> {
+    if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID) {
+        return Ok(id.parse().ok());
+    }
+    match resolve(tx, &c.image) {
+        Ok(r) => Ok(Some(r.target().digest.clone())),
+        Err(ImageError::NotFound(_) | ImageError::Ambiguous(_)) => Ok(None),
+        Err(ImageError::Meta(e)) => Err(e),
+        Err(e) => {
+            tracing::debug!("container {}: {e}", c.id);
+            Ok(None)
+        }
+    }
+}
+
+/// The containers that use the target `digest`.
 pub fn containers_using(tx: &Tx<'_>, digest: &Digest) -> Result<Vec<String>, MetaError> {
     let mut ids = Vec::new();
     for c in tx.containers()? {
-        if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID) {
-            if id == &digest.to_string() {
-                ids.push(c.id);
-            }
-            continue;
-        }
-        match resolve(tx, &c.image) {
-            Ok(r) if r.target().digest == *digest => ids.push(c.id),
-            Ok(_) | Err(ImageError::NotFound(_) | ImageError::Ambiguous(_)) => {}
-            Err(ImageError::Meta(e)) => return Err(e),
-            Err(e) => tracing::debug!("container {}: {e}", c.id),
+        if container_target(tx, &c)?.as_ref() == Some(digest) {
+            ids.push(c.id);
         }
     }
     Ok(ids)
+}
+
+/// Every image record, and how many containers use each target.
+pub fn records_and_users(
+    tx: &Tx<'_>,
+) -> Result<(Vec<ImageRecord>, HashMap<Digest, usize>), MetaError> {
+    let mut users = HashMap::new();
+    for c in tx.containers()? {
+        if let Some(target) = container_target(tx, &c)? {
+            *users.entry(target).or_insert(0) += 1;
+        }
+    }
+    Ok((tx.images()?, users))
 }
 
 /// `rmi`: removes what `arg` names, as Docker with the containerd image store does.

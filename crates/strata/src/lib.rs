@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod containers;
+pub mod df;
 pub mod gc;
 pub mod images;
 pub mod import;
@@ -22,6 +23,8 @@ pub mod push;
 pub mod runtime;
 pub mod save;
 pub mod store;
+#[cfg(test)]
+mod test_store;
 pub mod unpack;
 pub mod volumes;
 

@@ -102,7 +102,7 @@ pub struct ListArgs {
 
 const TABLE: &str = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
 const TABLE_DIGESTS: &str = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
-const HEADERS: &[(&str, &str)] = &[
+pub(super) const HEADERS: &[(&str, &str)] = &[
     ("ID", "IMAGE ID"),
     ("Repository", "REPOSITORY"),
     ("Tag", "TAG"),
@@ -198,17 +198,7 @@ pub(super) fn open_snapshotter(store: &Store) -> Option<Box<dyn Snapshotter>> {
 }
 
 fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Vec<Listed>> {
-    let (records, users) = store.db().read(|tx| {
-        let records = tx.images()?;
-        let mut users = BTreeMap::new();
-        for rec in &records {
-            if !users.contains_key(&rec.target.digest) {
-                let n = images::containers_using(tx, &rec.target.digest)?.len();
-                users.insert(rec.target.digest.clone(), n);
-            }
-        }
-        Ok((records, users))
-    })?;
+    let (records, users) = store.db().read(images::records_and_users)?;
     let mut groups: BTreeMap<Digest, (strata_types::Descriptor, Vec<Reference>)> = BTreeMap::new();
     for rec in records.iter().filter(|r| filters.keeps(r)) {
         let group = groups
@@ -230,14 +220,7 @@ fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Ve
             continue;
         }
         // One unreadable image does not hide the others (it lists with what is known).
-        let summary = sizer.summarize(&target, &matcher).unwrap_or_else(|e| {
-            tracing::warn!("image {digest}: {:#}", anyhow::Error::from(e));
-            ImageSummary {
-                target: target.clone(),
-                manifests: Vec::new(),
-                best: None,
-            }
-        });
+        let summary = sizer.summarize_lenient(&target, &matcher);
         if !filters.keeps_labels(&summary) {
             continue;
         }
@@ -261,6 +244,28 @@ pub(super) fn created_of(summary: &ImageSummary) -> Option<SystemTime> {
         .and_then(|m| m.config.as_ref())
         .and_then(|c| c.created.as_deref())
         .and_then(parse_rfc3339)
+}
+
+/// One row of the image list, for the name `(repository, tag, digest)`; Docker's JSON fields.
+pub(super) fn list_item(
+    image: &Listed,
+    (repo, tag, digest): (String, String, String),
+    no_trunc: bool,
+) -> serde_json::Value {
+    let size = human_size(image.summary.size());
+    json!({
+        "Containers": image.containers.to_string(),
+        "CreatedAt": go_time(image.created.unwrap_or(UNIX_EPOCH)),
+        "CreatedSince": image.created.map(ago).unwrap_or_default(),
+        "Digest": digest,
+        "ID": image_id(&image.summary.target.digest, no_trunc),
+        "Repository": repo,
+        "SharedSize": "N/A",
+        "Size": size,
+        "Tag": tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
+    })
 }
 
 /// Docker's `TruncateID`: the hex without the algorithm, 12 digits.
@@ -308,21 +313,8 @@ fn list(store: &Store, args: &ListArgs) -> anyhow::Result<()> {
         if rows.is_empty() {
             rows.push(("<none>".into(), "<none>".into(), "<none>".into()));
         }
-        let size = human_size(image.summary.size());
-        for (repo, tag, digest) in rows {
-            items.push(json!({
-                "Containers": image.containers.to_string(),
-                "CreatedAt": go_time(image.created.unwrap_or(UNIX_EPOCH)),
-                "CreatedSince": image.created.map(ago).unwrap_or_default(),
-                "Digest": digest,
-                "ID": image_id(&image.summary.target.digest, args.no_trunc),
-                "Repository": repo,
-                "SharedSize": "N/A",
-                "Size": size,
-                "Tag": tag,
-                "UniqueSize": "N/A",
-                "VirtualSize": size,
-            }));
+        for row in rows {
+            items.push(list_item(image, row, args.no_trunc));
         }
     }
     let format = match args.format.as_deref() {

@@ -10,6 +10,7 @@ mod container;
 mod container_fs;
 mod container_ops;
 mod content;
+mod df;
 mod image;
 mod image_info;
 mod image_ops;
@@ -118,6 +119,8 @@ enum Command {
 enum SystemCommand {
     /// Display system-wide information.
     Info(system::InfoArgs),
+    /// Show disk usage: images, containers, volumes (shared layers counted once).
+    Df(df::DfArgs),
     /// Remove unused data: dangling images (-a: every unused image), then everything no
     /// image, container or live lease needs.
     Prune(image_ops::PruneArgs),
@@ -151,6 +154,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             system::info(&open()?, cli.debug, args)
         }
+        Command::System(SystemCommand::Df(args)) => df::df(&open()?, args),
         Command::System(SystemCommand::Prune(args)) => image_ops::system_prune(&open()?, args),
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),

@@ -17,7 +17,7 @@ use crate::store::Store;
 
 const TABLE: &str =
     "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
-const HEADERS: &[(&str, &str)] = &[
+pub(super) const HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
@@ -116,7 +116,12 @@ pub fn ps(store: &Store, args: &PsArgs) -> anyhow::Result<()> {
     )
 }
 
-fn ps_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>, no_trunc: bool) -> Value {
+pub(super) fn ps_item(
+    store: &Store,
+    c: &ContainerSummary,
+    size: Option<(u64, u64)>,
+    no_trunc: bool,
+) -> Value {
     let config = c.config.clone().unwrap_or_default();
     let id = if no_trunc {
         c.record.id.clone()

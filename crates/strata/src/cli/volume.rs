@@ -110,7 +110,7 @@ fn create(store: &Store, args: &CreateArgs) -> anyhow::Result<()> {
 }
 
 /// Every volume with the number of containers using it.
-fn all_volumes(store: &Store) -> anyhow::Result<Vec<(VolumeRecord, usize)>> {
+pub(super) fn all_volumes(store: &Store) -> anyhow::Result<Vec<(VolumeRecord, usize)>> {
     Ok(store.db().read(|tx| {
         tx.volumes()?
             .into_iter()

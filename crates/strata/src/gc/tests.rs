@@ -14,62 +14,10 @@ fn durations_parse_as_go_does() {
     assert_eq!(parse_duration("5d"), None);
 }
 
+use crate::test_store::{CONFIG, INDEX, LAYER, MANIFEST, desc_json, json, put, snapshot, store};
 use std::io::Write;
 
 use strata_content::WriterOptions;
-use strata_types::Descriptor;
-
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), "native").unwrap();
-    (dir, store)
-}
-
-/// Stores `data` with no labels, as stores written before the GC labels hold their blobs.
-fn put(store: &Store, media_type: &str, data: &[u8]) -> Descriptor {
-    let digest = Digest::sha256_of(data);
-    let opts = WriterOptions {
-        expected: Some(digest.clone()),
-        total: Some(data.len() as u64),
-        wait: true,
-    };
-    let mut w = store
-        .content()
-        .writer(&format!("test-{digest}"), opts, None)
-        .unwrap();
-    w.write_all(data).unwrap();
-    store
-        .content()
-        .commit(w, None, Some(&digest), &Labels::new(), None)
-        .unwrap();
-    Descriptor::new(media_type, digest, data.len() as u64)
-}
-
-fn json(v: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&v).unwrap()
-}
-
-fn desc_json(d: &Descriptor) -> serde_json::Value {
-    serde_json::json!({"mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size})
-}
-
-/// A committed snapshot `name` on `parent`.
-fn snapshot(
-    sn: &dyn strata_snapshot::Snapshotter,
-    name: &str,
-    parent: Option<&str>,
-    labels: &Labels,
-) {
-    let key = format!("make-{name}");
-    sn.prepare(&key, parent, &Labels::new()).unwrap();
-    std::fs::write(sn.apply_target(&key).unwrap().dir.join("f"), name).unwrap();
-    sn.commit(name, &key, labels).unwrap();
-}
 
 fn keys(store: &Store) -> Vec<String> {
     let mut k: Vec<String> = store

@@ -61,6 +61,9 @@ pub struct ManifestSummary {
     pub available: bool,
     /// Bytes of the manifest, config and layer blobs present.
     pub content_size: u64,
+    /// The manifest, config and layer blobs present, with their sizes: what
+    /// `content_size` counts, for accounting that counts a blob shared by images once.
+    pub blobs: Vec<(Digest, u64)>,
     /// The chain's snapshots' usage, when its top snapshot exists.
     pub unpacked_size: u64,
     /// The top snapshot (the chainID of all layers) exists.
@@ -147,8 +150,13 @@ impl<'a> Sizer<'a> {
         })
     }
 
+    /// Whether the blob `digest` is in the content store.
+    pub fn is_present(&self, digest: &Digest) -> bool {
+        self.present.contains(digest)
+    }
+
     /// Usage of the snapshot `chain`, `None` if it does not exist.
-    fn usage(&mut self, chain: &Digest) -> Option<u64> {
+    pub fn usage(&mut self, chain: &Digest) -> Option<u64> {
         let sn = self.sn?;
         *self
             .usage
@@ -203,6 +211,19 @@ impl<'a> Sizer<'a> {
         })
     }
 
+    /// [`summarize`](Self::summarize), but an unreadable image is logged and summarized as
+    /// having no manifests: one broken image does not hide the others from a listing.
+    pub fn summarize_lenient(&mut self, target: &Descriptor, platform: &Matcher) -> ImageSummary {
+        self.summarize(target, platform).unwrap_or_else(|e| {
+            tracing::warn!("image {}: {:#}", target.digest, anyhow::Error::from(e));
+            ImageSummary {
+                target: target.clone(),
+                manifests: Vec::new(),
+                best: None,
+            }
+        })
+    }
+
     fn manifest(&mut self, entry: &IndexEntry) -> Result<ManifestSummary, UnpackError> {
         let desc = &entry.descriptor;
         let kind = if is_attestation(&desc.annotations) {
@@ -221,6 +242,7 @@ impl<'a> Sizer<'a> {
             kind,
             available: false,
             content_size: 0,
+            blobs: Vec::new(),
             unpacked_size: 0,
             unpacked: false,
             config: None,
@@ -231,10 +253,12 @@ impl<'a> Sizer<'a> {
         }
         let (manifest, _): (Manifest, _) = read_json(self.content, "manifest", desc)?;
         m.content_size = desc.size;
+        m.blobs.push((desc.digest.clone(), desc.size));
         m.available = true;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if self.present.contains(&blob.digest) {
                 m.content_size += blob.size;
+                m.blobs.push((blob.digest.clone(), blob.size));
             } else {
                 m.available = false;
             }
