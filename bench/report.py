@@ -64,6 +64,10 @@ for op in ("create", "run"):
         targets.append((f"container {op} latency", "at most `ctr`'s",
                         f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower",
                         "met" if ratio >= 1 else "not yet"))
+if runs("df-warm", "strata"):
+    med = stats(runs("df-warm", "strata"))[0]
+    targets.append((f"`system df` on {meta.get('df.images', '?')} images", "< 200 ms",
+                    f"{med * 1000:.0f} ms", "met" if med < 0.2 else "not yet"))
 for t in targets:
     p("| " + " | ".join(t) + " |")
 p("")
@@ -287,6 +291,32 @@ if runs("create", "strata"):
             p(f"- `{meta[k]}`")
     if "version.runc" in meta:
         p(f"- {meta['version.runc']}")
+    p("")
+
+if runs("df-warm", "strata"):
+    p(f"## Disk usage: `system df` on {meta.get('df.images', '?')} images")
+    p("")
+    p("A store of small images sharing one base layer, each with one layer of its own (made by")
+    p("`bench/make_images.py`, loaded with `strata load`). `system df` reads the image records, each")
+    p("manifest and config, and the layers' usage stored when they were committed (no tree is")
+    p("walked). Warm: page cache kept; cold: dropped before each run (the binary is read from disk")
+    p("too). `images` on the same store for comparison. No peer: containerd has no `df`, and")
+    p("Docker Engine is not installed on these machines.")
+    p("")
+    p("| command | median ms | min ms | max ms | peak RSS |")
+    p("|---|---|---|---|---|")
+    for sc, label in (("df-warm", "`system df`, warm"), ("df-cold", "`system df`, cold"),
+                      ("df-images", "`images`, warm")):
+        rs = runs(sc, "strata")
+        if rs:
+            med, lo, hi, rss = stats(rs)
+            p(f"| {label} | {med * 1000:.0f} | {lo * 1000:.0f} | {hi * 1000:.0f} | {rss / 1024:.1f} MiB |")
+    p("")
+    p("Commands:")
+    p("")
+    for k in ("df.cmd.make", "df.cmd.strata", "df.cmd.images"):
+        if k in meta:
+            p(f"- `{meta[k]}`")
     p("")
 
 p("## Reproduce")

@@ -6,7 +6,8 @@
 # Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs skopeo into
 # containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x),
 # push (strata vs ctr, to an empty registry), containers (create and `run --rm IMAGE /bin/true`
-# latency, strata vs ctr; warm: the page cache is not dropped for these).
+# latency, strata vs ctr; warm: the page cache is not dropped for these), df (`system df` and
+# `images` on a store of 1,000 images made by bench/make_images.py, warm and cold).
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -27,7 +28,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers df)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -414,6 +415,27 @@ scenario_containers() {
   unmount_under "$WORK/ctrd"
   unmount_under "$root"
   rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+}
+
+scenario_df() {
+  local n=1000 root=$WORK/df-root layout=$WORK/df-layout
+  ((QUICK)) && n=50
+  echo "== df: system df on a store of $n images (one shared base layer, one own layer each)"
+  rm -rf "$root" "$layout"
+  python3 "$HERE/make_images.py" "$layout" "$n"
+  "$STRATA" --root "$root" load -q -i "$layout" > /dev/null
+  meta df.images "$n"
+  meta df.cmd.make "python3 bench/make_images.py DIR $n; strata load -i DIR"
+  meta df.cmd.strata "strata system df"
+  meta df.cmd.images "strata images"
+  for run in $(seq 1 "$((RUNS * 2))"); do
+    WARM=1 timed df-warm strata "$run" -- "$STRATA" --root "$root" system df
+    WARM=1 timed df-images strata "$run" -- "$STRATA" --root "$root" images
+  done
+  for run in $(seq 1 "$RUNS"); do
+    timed df-cold strata "$run" -- "$STRATA" --root "$root" system df
+  done
+  rm -rf "$root" "$layout"
 }
 
 for s in "${SCENARIOS[@]}"; do

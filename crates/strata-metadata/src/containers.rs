@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 
 use crate::db::{from_nanos, now};
 use crate::labels::CONTAINER_LABELS;
@@ -106,13 +106,11 @@ impl Tx<'_> {
         value: &str,
     ) -> Result<Option<ContainerRecord>, MetaError> {
         let row = self
-            .conn
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM containers WHERE {column} = ?1"),
                 [value],
                 raw,
             )
-            .optional()
             .map_err(MetaError::db("read container"))?;
         row.map(|r| self.container_from(r)).transpose()
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use strata_content::{Blob, ContentError, IngestStatus, LocalStore, Writer, WriterOptions};
 use strata_types::Digest;
 
@@ -47,8 +47,7 @@ pub(crate) fn to_u64(n: i64, what: &'static str) -> Result<u64, MetaError> {
 impl Tx<'_> {
     pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, MetaError> {
         let row = self
-            .conn
-            .query_row(
+            .row(
                 "SELECT size, created_at, updated_at FROM blobs WHERE digest = ?1",
                 [digest.to_string()],
                 |r| {
@@ -59,7 +58,6 @@ impl Tx<'_> {
                     ))
                 },
             )
-            .optional()
             .map_err(MetaError::db("read blob"))?;
         let Some((size, created, updated)) = row else {
             return Ok(None);
@@ -90,6 +88,18 @@ impl Tx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Every live blob's digest and size, without labels: what accounting needs, in one query.
+    pub fn blob_sizes(&self) -> Result<Vec<(Digest, u64)>, MetaError> {
+        let rows: Vec<(String, i64)> = self
+            .conn
+            .prepare_cached("SELECT digest, size FROM blobs")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(MetaError::db("list blobs"))?;
+        rows.into_iter()
+            .map(|(d, size)| Ok((parse_digest(d)?, size as u64)))
+            .collect()
     }
 
     /// Records a committed blob; returns false if it was recorded already.
@@ -249,6 +259,11 @@ impl ContentStore {
 
     pub fn list(&self) -> Result<Vec<BlobRecord>, MetaError> {
         self.db.read(|tx| tx.blobs())
+    }
+
+    /// Every live blob's digest and size (no labels: cheaper than [`list`](Self::list)).
+    pub fn sizes(&self) -> Result<Vec<(Digest, u64)>, MetaError> {
+        self.db.read(|tx| tx.blob_sizes())
     }
 
     /// Opens a live blob for reading.

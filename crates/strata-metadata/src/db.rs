@@ -25,6 +25,23 @@ pub struct Tx<'a> {
     pub(crate) conn: &'a rusqlite::Transaction<'a>,
 }
 
+impl Tx<'_> {
+    /// The one row `sql` selects, if any, through the connection's statement cache (listings
+    /// look records up by the thousand: parsing each statement again dominated them).
+    pub(crate) fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(sql)?
+            .query_row(params, f)
+            .optional()
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, MetaError> {

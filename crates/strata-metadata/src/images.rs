@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 use strata_types::{Descriptor, Digest};
 
 use crate::content::{parse_digest, to_u64};
@@ -49,13 +49,11 @@ impl Tx<'_> {
 
     pub fn image(&self, name: &str) -> Result<Option<ImageRecord>, MetaError> {
         let row = self
-            .conn
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM images WHERE name = ?1"),
                 [name],
                 raw,
             )
-            .optional()
             .map_err(MetaError::db("read image"))?;
         row.map(|r| self.image_from(r)).transpose()
     }

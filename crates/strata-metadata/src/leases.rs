@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use strata_types::Digest;
 
 use crate::content::parse_digest;
@@ -103,13 +103,11 @@ impl Tx<'_> {
 
     pub fn lease(&self, id: &str) -> Result<Option<Lease>, MetaError> {
         let row = self
-            .conn
-            .query_row(
+            .row(
                 "SELECT created_at, expires_at FROM leases WHERE id = ?1",
                 [id],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
             )
-            .optional()
             .map_err(MetaError::db("read lease"))?;
         let Some((created, expires)) = row else {
             return Ok(None);

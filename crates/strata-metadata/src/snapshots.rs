@@ -86,13 +86,11 @@ impl Tx<'_> {
         key: &str,
     ) -> Result<Option<SnapshotRecord>, MetaError> {
         let row = self
-            .conn
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM snapshots WHERE snapshotter = ?1 AND key = ?2"),
                 params![snapshotter, key],
                 raw,
             )
-            .optional()
             .map_err(MetaError::db("read snapshot"))?;
         row.map(|r| self.snapshot_from(r)).transpose()
     }
@@ -392,6 +390,20 @@ impl Tx<'_> {
             )
             .map_err(MetaError::db("write snapshot usage"))?;
         Ok(())
+    }
+
+    /// `snapshotter`'s committed snapshots without a stored usage: `(id, key)`.
+    pub fn unmeasured_snapshots(&self, snapshotter: &str) -> Result<Vec<(i64, String)>, MetaError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, key FROM snapshots s WHERE snapshotter = ?1 AND kind = 'committed'
+                 AND NOT EXISTS (SELECT 1 FROM snapshot_usage u WHERE u.snapshot_id = s.id)",
+            )
+            .and_then(|mut s| {
+                s.query_map([snapshotter], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(MetaError::db("list snapshots"))
     }
 
     /// Every stored usage of `snapshotter`'s committed snapshots: key → `(bytes, inodes)`.

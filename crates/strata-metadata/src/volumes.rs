@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::db::{from_nanos, now};
 use crate::labels::VOLUME_LABELS;
@@ -65,13 +65,11 @@ impl Tx<'_> {
 
     pub fn volume(&self, name: &str) -> Result<Option<VolumeRecord>, MetaError> {
         let row: Option<Raw> = self
-            .conn
-            .query_row(
+            .row(
                 "SELECT name, driver, anonymous, options, created_at FROM volumes WHERE name = ?1",
                 [name],
                 |r| Raw::try_from(r),
             )
-            .optional()
             .map_err(MetaError::db("read volume"))?;
         row.map(|r| self.volume_from(r)).transpose()
     }

@@ -3,7 +3,7 @@
 //! [`Backend`] supplies what differs: how a snapshot's directory is filled, mounted, frozen
 //! and deleted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -391,6 +391,24 @@ impl<B: Backend> Snapshotter for Engine<B> {
             None if rec.kind == SnapshotKind::Committed => Ok(self.measure(rec.id, key)),
             None => disk_usage(&self.fs_dir(rec.id)).map_err(|e| e.for_snapshot("usage", key)),
         }
+    }
+
+    fn committed_usage(&self) -> Result<HashMap<String, Usage>, SnapshotError> {
+        let (stored, unmeasured) = self.read("usage", "", |tx| {
+            Ok((
+                tx.snapshot_usages(self.sn())?,
+                tx.unmeasured_snapshots(self.sn())?,
+            ))
+        })?;
+        let mut out: HashMap<String, Usage> = stored
+            .into_iter()
+            .map(|(key, size, inodes)| (key, Usage { size, inodes }))
+            .collect();
+        for (id, key) in unmeasured {
+            let usage = self.measure(id, &key);
+            out.insert(key, usage);
+        }
+        Ok(out)
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {

@@ -58,6 +58,7 @@ mod native;
 mod overlay;
 mod usage;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -171,6 +172,11 @@ pub trait Snapshotter: Send + Sync {
     /// record (a committed tree never changes), so asking is cheap; active snapshots and
     /// views are measured on each call.
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;
+
+    /// The usage of every committed snapshot, by name: one read of the stored figures (those
+    /// without one, from stores older than the figures, are measured and stored now). What
+    /// accounting over many images asks for instead of calling [`usage`](Self::usage) per layer.
+    fn committed_usage(&self) -> Result<HashMap<String, Usage>, SnapshotError>;
 
     /// The mounts of an active snapshot or view, as `prepare`/`view` returned them.
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError>;

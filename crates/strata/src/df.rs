@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use strata_metadata::{ImageRecord, MetaError, SnapshotKind};
+use strata_metadata::{ImageRecord, MetaError};
 use strata_snapshot::Snapshotter;
 #[cfg(test)]
 use strata_types::chain_id;
@@ -160,23 +160,17 @@ pub fn images_usage(store: &Store, sn: Option<&dyn Snapshotter>) -> Result<Image
         });
     }
     // What no image reaches.
-    for blob in store.content().list()? {
-        if !reach.contains_key(&Resource::Blob(blob.digest)) {
-            out.unreferenced.content += blob.size;
+    for (digest, size) in store.content().sizes()? {
+        if !reach.contains_key(&Resource::Blob(digest)) {
+            out.unreferenced.content += size;
         }
     }
-    if let Some(sn) = sn {
-        let name = sn.name();
-        let layers = store.db().read(|tx| tx.snapshots(name))?;
-        for rec in layers {
-            // Layers only (chainIDs): containers' snapshots and init layers are theirs.
-            let Ok(chain) = rec.key.parse::<Digest>() else {
-                continue;
-            };
-            if rec.kind == SnapshotKind::Committed && !reach.contains_key(&Resource::Layer(chain)) {
-                out.unreferenced.unpacked += sn.usage(&rec.key).map_or(0, |u| u.size);
-            }
-        }
+    // Layers only (named by chainID): containers' snapshots and init layers are theirs.
+    if let Some(layers) = sizer.layers() {
+        out.unreferenced.unpacked = layers
+            .filter(|(chain, _)| !reach.contains_key(&Resource::Layer((*chain).clone())))
+            .map(|(_, size)| size)
+            .sum();
     }
     out.ingests = store.content().ingests()?.iter().map(|i| i.offset).sum();
     Ok(out)

@@ -86,13 +86,40 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
     desc: &Descriptor,
 ) -> Result<(T, Vec<u8>), UnpackError> {
+    json_blob(content, what, desc, false)
+}
+
+/// [`read_json`] of a blob the caller has just seen recorded (in a listing of the content
+/// store): the file is read without looking the record up again, which listings of many
+/// images would otherwise do once per manifest and config.
+pub fn read_listed_json<T: serde::de::DeserializeOwned>(
+    content: &ContentStore,
+    what: &'static str,
+    desc: &Descriptor,
+) -> Result<(T, Vec<u8>), UnpackError> {
+    json_blob(content, what, desc, true)
+}
+
+fn json_blob<T: serde::de::DeserializeOwned>(
+    content: &ContentStore,
+    what: &'static str,
+    desc: &Descriptor,
+    listed: bool,
+) -> Result<(T, Vec<u8>), UnpackError> {
     let digest = desc.digest.clone();
     let read = |source| UnpackError::Read {
         what,
         digest: digest.clone(),
         source: Box::new(source),
     };
-    let mut blob = content.reader(&desc.digest).map_err(read)?;
+    let mut blob = if listed {
+        content
+            .local()
+            .reader(&desc.digest)
+            .map_err(|e| read(MetaError::Content(e)))?
+    } else {
+        content.reader(&desc.digest).map_err(read)?
+    };
     if blob.size() > MAX_JSON_BLOB {
         return Err(UnpackError::TooLarge {
             what,

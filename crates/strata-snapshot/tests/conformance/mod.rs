@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use strata_mount::{Mount, UnmountFlags};
-use strata_snapshot::{Filter, Info, Labels, SnapshotKind, Snapshotter};
+use strata_snapshot::{Filter, Info, Labels, SnapshotKind, Snapshotter, Usage};
 use strata_types::ErrorKind;
 
 /// A store for one case: the snapshotter, a scratch directory, and whatever must outlive it.
@@ -955,6 +955,11 @@ pub fn usage(env: &Env) {
         db.read(|tx| tx.snapshot_usages(sn.name())).unwrap(),
         vec![("c".to_owned(), 7, 1)]
     );
+    // All committed snapshots at once: active ones are not there.
+    env.prepare_mounted("active", Some("c"));
+    let all = sn.committed_usage().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all["c"], Usage { size: 7, inodes: 1 });
 }
 
 /// An unpacker writing to `apply_target` without a mount sees its files in the snapshot.

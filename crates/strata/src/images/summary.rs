@@ -10,7 +10,7 @@ use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Index, IndexEntry, Manifest};
 use strata_types::{Descriptor, Digest, Matcher, Platform, chain_id, is_attestation};
 
-use crate::unpack::{UnpackError, read_json};
+use crate::unpack::{UnpackError, read_json, read_listed_json};
 
 /// The annotation on an attestation entry naming the manifest it describes.
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -127,6 +127,8 @@ pub struct Sizer<'a> {
     sn: Option<&'a dyn Snapshotter>,
     present: HashSet<Digest>,
     usage: HashMap<Digest, Option<u64>>,
+    /// `usage` holds every committed layer snapshot: one it lacks does not exist.
+    complete: bool,
 }
 
 impl std::fmt::Debug for Sizer<'_> {
@@ -141,12 +143,25 @@ impl<'a> Sizer<'a> {
         content: &'a ContentStore,
         sn: Option<&'a dyn Snapshotter>,
     ) -> Result<Sizer<'a>, strata_metadata::MetaError> {
-        let present = content.list()?.into_iter().map(|b| b.digest).collect();
+        let present = content.sizes()?.into_iter().map(|(d, _)| d).collect();
+        // Every layer's figure in one read; a snapshotter that cannot say is asked per layer.
+        let usage = sn
+            .and_then(|sn| {
+                sn.committed_usage()
+                    .map_err(|e| tracing::debug!("snapshot usage: {e}"))
+                    .ok()
+            })
+            .map(|all| {
+                all.into_iter()
+                    .filter_map(|(k, u)| Some((k.parse().ok()?, Some(u.size))))
+                    .collect::<HashMap<Digest, Option<u64>>>()
+            });
         Ok(Sizer {
             content,
             sn,
             present,
-            usage: HashMap::new(),
+            complete: usage.is_some(),
+            usage: usage.unwrap_or_default(),
         })
     }
 
@@ -158,10 +173,20 @@ impl<'a> Sizer<'a> {
     /// Usage of the snapshot `chain`, `None` if it does not exist.
     pub fn usage(&mut self, chain: &Digest) -> Option<u64> {
         let sn = self.sn?;
+        if self.complete {
+            return self.usage.get(chain).copied().flatten();
+        }
         *self
             .usage
             .entry(chain.clone())
             .or_insert_with(|| sn.usage(&chain.to_string()).ok().map(|u| u.size))
+    }
+
+    /// Every committed layer snapshot (named by its chainID) and its usage, when the
+    /// snapshotter could list them; `None` otherwise.
+    pub fn layers(&self) -> Option<impl Iterator<Item = (&Digest, u64)>> {
+        self.complete
+            .then(|| self.usage.iter().filter_map(|(d, u)| Some((d, (*u)?))))
     }
 
     /// The image whose target is `target`; `platform` chooses the best manifest.
@@ -171,7 +196,7 @@ impl<'a> Sizer<'a> {
         platform: &Matcher,
     ) -> Result<ImageSummary, UnpackError> {
         let entries = if is_index(&target.media_type) && self.present.contains(&target.digest) {
-            let (index, _): (Index, _) = read_json(self.content, "index", target)?;
+            let (index, _): (Index, _) = read_listed_json(self.content, "index", target)?;
             index.manifests
         } else if is_manifest(&target.media_type) {
             vec![IndexEntry {
@@ -251,7 +276,7 @@ impl<'a> Sizer<'a> {
         if !self.present.contains(&desc.digest) {
             return Ok(m);
         }
-        let (manifest, _): (Manifest, _) = read_json(self.content, "manifest", desc)?;
+        let (manifest, _): (Manifest, _) = read_listed_json(self.content, "manifest", desc)?;
         m.content_size = desc.size;
         m.blobs.push((desc.digest.clone(), desc.size));
         m.available = true;
@@ -266,7 +291,8 @@ impl<'a> Sizer<'a> {
         if m.kind != ManifestKind::Image || !self.present.contains(&manifest.config.digest) {
             return Ok(m);
         }
-        let (config, _): (ImageConfig, _) = read_json(self.content, "config", &manifest.config)?;
+        let (config, _): (ImageConfig, _) =
+            read_listed_json(self.content, "config", &manifest.config)?;
         let diff_ids = &config.rootfs.diff_ids;
         m.chain_ids = (1..=diff_ids.len())
             .filter_map(|n| chain_id(&diff_ids[..n]))
