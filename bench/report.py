@@ -207,6 +207,18 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
           f"peaks at {rss / 1024:.1f} MiB (median {med:.2f} s), the corpus pulls at most at {small / 1024:.1f} MiB: "
           "each layer holds at most 16 network chunks between download and unpack.")
         p("")
+    nosync = [(img, stats(runs(f"pull-{img}", "strata"))[0], stats(runs(f"pull-{img}", "strata-nosync"))[0])
+              for img, _ in PULL_IMAGES if runs(f"pull-{img}", "strata-nosync")]
+    if nosync:
+        p("The price of power-loss safety: strata writes each layer's filesystem back to disk")
+        p("(`syncfs`) before it records the layer's commit (the default), against the same pull")
+        p("with `STRATA_SYNC_COMMITS=0` (what containerd and Docker do: no sync).")
+        p("")
+        p("| image | synced (default), median s | no sync, median s | cost |")
+        p("|---|---|---|---|")
+        for img, synced, unsynced in nosync:
+            p(f"| {img} | {synced:.3f} | {unsynced:.3f} | +{(synced / unsynced - 1) * 100:.0f}% |")
+        p("")
     seq = [(img, stats(runs(f"pull-{img}", "strata"))[0], stats(runs(f"pull-{img}", "strata-1"))[0])
            for img in ("python", "smallfiles") if runs(f"pull-{img}", "strata-1")]
     if seq:

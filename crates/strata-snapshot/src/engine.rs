@@ -78,6 +78,8 @@ pub(crate) struct Engine<B> {
     root: PathBuf,
     db: Arc<Db>,
     backend: B,
+    /// `syncfs` before recording a commit (see [`crate::Options::sync_commits`]).
+    sync_commits: bool,
 }
 
 /// An error inside a write transaction: a metadata one, or a filesystem step that must roll
@@ -94,7 +96,12 @@ impl From<MetaError> for TxError {
 }
 
 impl<B: Backend> Engine<B> {
-    pub fn open(root: PathBuf, db: Arc<Db>, backend: B) -> Result<Engine<B>, SnapshotError> {
+    pub fn open(
+        root: PathBuf,
+        db: Arc<Db>,
+        backend: B,
+        opts: &crate::Options,
+    ) -> Result<Engine<B>, SnapshotError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -106,7 +113,12 @@ impl<B: Backend> Engine<B> {
                 source,
             })?;
         backend.init(&root)?;
-        Ok(Engine { root, db, backend })
+        Ok(Engine {
+            root,
+            db,
+            backend,
+            sync_commits: opts.sync_commits,
+        })
     }
 
     fn dir(&self, id: i64) -> PathBuf {
@@ -317,6 +329,14 @@ impl<B: Backend> Snapshotter for Engine<B> {
 
     fn commit(&self, name: &str, key: &str, labels: &Labels) -> Result<(), SnapshotError> {
         check_name("commit", name)?;
+        if self.sync_commits {
+            // Power loss must not leave a record of a layer whose files never reached the
+            // disk: the next pull would trust it. One syncfs writes back the whole filesystem
+            // (every layer of the pull in flight too), and is skipped if nothing is dirty.
+            let rec = self.record("commit", key)?;
+            let dir = self.fs_dir(rec.id);
+            fsutil::sync_filesystem(&dir).map_err(|e| e.for_snapshot("commit", key))?;
+        }
         let rec = self.write("commit", key, |tx| {
             Ok(tx.commit_snapshot_with_labels(self.sn(), key, name, labels)?)
         })?;

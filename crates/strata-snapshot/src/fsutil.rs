@@ -50,6 +50,13 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
+/// `syncfs(2)` on the filesystem holding `path`: every dirty page and inode of it reaches the
+/// disk before this returns.
+pub(crate) fn sync_filesystem(path: &Path) -> Result<(), FsError> {
+    let dir = fs::File::open(path).map_err(FsError::at("open for sync", path))?;
+    rustix::fs::syncfs(&dir).map_err(|e| FsError::at("sync the filesystem of", path)(e.into()))
+}
+
 /// Creates the directory `path` with exactly `mode` (no umask).
 pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<(), FsError> {
     fs::DirBuilder::new()

@@ -43,8 +43,11 @@
 //!    renamed to `rm-…` there and deleted after it. A half-made snapshot never has a record,
 //!    so it never looks complete.
 //!
-//! Writes into a snapshot are not fsynced here: a `kill -9` loses nothing the page cache
-//! holds, and making an unpacked layer durable before its commit is the unpacker's call.
+//! Writes into a snapshot are not fsynced one by one: a `kill -9` loses nothing the page cache
+//! holds. Power loss would, so by default `commit` first writes the snapshot's filesystem
+//! back (`syncfs`) and only then records the commit: a committed record never stands for files
+//! that were not on disk ([`Options::sync_commits`]; the unpacker starts big files' writeback
+//! early so that sync finds little left to do).
 //!
 //! [`cleanup`]: Snapshotter::cleanup
 
@@ -252,6 +255,22 @@ pub struct Usage {
     pub inodes: u64,
 }
 
+/// How a snapshotter is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Write the snapshot's filesystem back to disk (`syncfs`) before a commit is recorded, so
+    /// a power loss never leaves a committed record whose files are not on disk. On by
+    /// default; off trades that for speed (a kernel crash or power cut can then leave layers
+    /// that look complete but hold empty or missing files).
+    pub sync_commits: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { sync_commits: true }
+    }
+}
+
 /// Opens the snapshotter `name` (one of [`SNAPSHOTTERS`]) on the store at `root`, creating
 /// `<root>/snapshots/<name>` if needed. `btrfs` requires that directory to be on btrfs.
 pub fn open(
@@ -259,11 +278,21 @@ pub fn open(
     root: &Path,
     db: Arc<strata_metadata::Db>,
 ) -> Result<Box<dyn Snapshotter>, SnapshotError> {
+    open_with(name, root, db, &Options::default())
+}
+
+/// [`open`] with options.
+pub fn open_with(
+    name: &str,
+    root: &Path,
+    db: Arc<strata_metadata::Db>,
+    opts: &Options,
+) -> Result<Box<dyn Snapshotter>, SnapshotError> {
     let dir = root.join("snapshots").join(name);
     Ok(match name {
-        "overlayfs" => Box::new(engine::Engine::open(dir, db, overlay::Overlay)?),
-        "native" => Box::new(engine::Engine::open(dir, db, native::Native)?),
-        "btrfs" => Box::new(engine::Engine::open(dir, db, btrfs::Btrfs)?),
+        "overlayfs" => Box::new(engine::Engine::open(dir, db, overlay::Overlay, opts)?),
+        "native" => Box::new(engine::Engine::open(dir, db, native::Native, opts)?),
+        "btrfs" => Box::new(engine::Engine::open(dir, db, btrfs::Btrfs, opts)?),
         _ => {
             return Err(SnapshotError::UnknownSnapshotter {
                 name: name.to_owned(),

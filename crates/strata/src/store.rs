@@ -64,6 +64,23 @@ fn hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// The environment variable that turns off writing each layer back to disk before its commit
+/// is recorded (`0`/`false`): faster pulls, at the price of layers a power loss can leave
+/// recorded but empty. See docs/ARCHITECTURE.md, "Power loss".
+pub const SYNC_ENV: &str = "STRATA_SYNC_COMMITS";
+
+fn sync_commits() -> bool {
+    sync_setting(std::env::var(SYNC_ENV).ok().as_deref())
+}
+
+/// Whether a `STRATA_SYNC_COMMITS` value (or its absence) asks for synced commits.
+fn sync_setting(value: Option<&str>) -> bool {
+    !matches!(
+        value.map(str::to_ascii_lowercase).as_deref(),
+        Some("0" | "false" | "no" | "off")
+    )
+}
+
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
@@ -102,10 +119,14 @@ impl Store {
     /// Opens the snapshotter. Separate from [`Store::open`] so that commands that do not touch
     /// snapshots work even where the snapshotter cannot (btrfs off a btrfs filesystem).
     pub fn snapshotter(&self) -> Result<Box<dyn Snapshotter>, StoreError> {
-        Ok(strata_snapshot::open(
+        let opts = strata_snapshot::Options {
+            sync_commits: sync_commits(),
+        };
+        Ok(strata_snapshot::open_with(
             &self.snapshotter,
             &self.root,
             self.db.clone(),
+            &opts,
         )?)
     }
 
@@ -169,5 +190,14 @@ mod tests {
             err.to_string().starts_with("cannot create store root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn commits_are_synced_unless_the_setting_says_not() {
+        assert!(sync_setting(None));
+        for off in ["0", "false", "OFF", "no"] {
+            assert!(!sync_setting(Some(off)), "{off}");
+        }
+        assert!(sync_setting(Some("1")));
     }
 }

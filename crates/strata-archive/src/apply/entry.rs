@@ -26,6 +26,9 @@ use crate::error::ArchiveError;
 use crate::path::{normalize, split};
 use crate::root::{Dir, Root};
 use crate::stream::CHUNK;
+
+/// Files at least this big have their writeback started as soon as their data is written.
+const WRITEBACK_AT: usize = 256 << 10;
 use crate::sys::{self, errno, file_type, is_errno, lstat_at};
 use crate::tarstream::{EntryHeader, Kind, TarStream};
 
@@ -273,15 +276,24 @@ impl<'a> Applier<'a> {
         };
         self.record(&dir, base);
         match &h.sparse {
-            None => loop {
-                let s = tar.data(CHUNK as u64)?;
-                if s.is_empty() {
-                    break;
+            None => {
+                let mut written = 0;
+                loop {
+                    let s = tar.data(CHUNK as u64)?;
+                    if s.is_empty() {
+                        break;
+                    }
+                    let n = s.len();
+                    write_all(&fd, s, None).map_err(ctx.io("write file"))?;
+                    tar.consume(n);
+                    written += n;
                 }
-                let n = s.len();
-                write_all(&fd, s, None).map_err(ctx.io("write file"))?;
-                tar.consume(n);
-            },
+                // A big file's data starts for the disk now, while the layer goes on
+                // unpacking: the sync before the commit then has little left to wait for.
+                if written >= WRITEBACK_AT {
+                    crate::sys::start_writeback(fd.as_fd());
+                }
+            }
             Some(sparse) => {
                 // Holes stay holes: only the stored regions are written, at their offsets.
                 for &(offset, len) in &sparse.map {
