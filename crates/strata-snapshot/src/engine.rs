@@ -459,6 +459,34 @@ impl<B: Backend> Snapshotter for Engine<B> {
         infos.iter().try_for_each(f)
     }
 
+    fn check(&self) -> Result<crate::Check, SnapshotError> {
+        // Directories first: one made after the listing cannot look unrecorded.
+        let dirs = fsutil::list(&self.root).map_err(|e| e.for_snapshot("check", "*"))?;
+        let records = self.read("check", "*", |tx| tx.snapshots(self.sn()))?;
+        let live: HashSet<i64> = records.iter().map(|r| r.id).collect();
+        let mut out = crate::Check::default();
+        for (name, path) in dirs {
+            let garbage = match name.parse::<i64>() {
+                Ok(id) => !live.contains(&id),
+                // Unlocked: nobody is making or deleting it.
+                Err(_) if name.starts_with("new-") || name.starts_with("rm-") => {
+                    !(name.starts_with("new-") && recently_modified(&path))
+                        && matches!(DirLock::lock(&path, false), Ok(Some(_)) | Err(_))
+                }
+                Err(_) => false,
+            };
+            if garbage {
+                out.unrecorded.push(path);
+            }
+        }
+        for r in records {
+            if !self.fs_dir(r.id).is_dir() {
+                out.missing.push(r.key);
+            }
+        }
+        Ok(out)
+    }
+
     fn cleanup(&self) -> Result<Vec<PathBuf>, SnapshotError> {
         // Decide, and claim what is garbage by renaming it, under the write lock: no snapshot
         // is made or removed meanwhile, so "no record" really means garbage.

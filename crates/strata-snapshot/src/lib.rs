@@ -198,6 +198,12 @@ pub trait Snapshotter: Send + Sync {
     /// using the store.
     fn cleanup(&self) -> Result<Vec<PathBuf>, SnapshotError>;
 
+    /// Compares records and directories without changing either, for `fsck`: directories no
+    /// record names (what [`cleanup`](Self::cleanup) would remove; one a concurrent operation
+    /// is making may show up too) and records whose directory is gone (a layer that looks
+    /// unpacked but is not). Run it on a quiet store for an exact answer.
+    fn check(&self) -> Result<Check, SnapshotError>;
+
     /// Where an archive applier should unpack a layer into the active snapshot `key`, and how,
     /// with no mount needed:
     ///
@@ -244,6 +250,15 @@ pub struct Info {
     pub labels: Labels,
     pub created: SystemTime,
     pub updated: SystemTime,
+}
+
+/// See [`Snapshotter::check`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Check {
+    /// Directories without a record: leftovers of crashed operations.
+    pub unrecorded: Vec<PathBuf>,
+    /// Keys of records whose tree (`<id>/fs`) is missing.
+    pub missing: Vec<String>,
 }
 
 /// See [`Snapshotter::usage`].

@@ -1073,11 +1073,28 @@ pub fn cleanup(env: &Env) {
     let foreign = dir.join("README");
     fs::write(&foreign, b"not ours").unwrap();
 
-    let mut removed = sn.cleanup().unwrap();
-    removed.sort();
     let mut want = vec![orphan.clone(), abandoned.clone(), half_deleted.clone()];
     want.sort();
+    // `check` reports what cleanup will remove, and removes nothing.
+    let mut check = sn.check().unwrap();
+    check.unrecorded.sort();
+    assert_eq!(check.unrecorded, want);
+    assert!(check.missing.is_empty(), "{check:?}");
+    assert!(want.iter().all(|p| p.exists()));
+
+    let mut removed = sn.cleanup().unwrap();
+    removed.sort();
     assert_eq!(removed, want);
+    assert_eq!(sn.check().unwrap(), strata_snapshot::Check::default());
+    // A record whose tree is gone is reported as missing.
+    let db = strata_metadata::Db::open(&env.root.join("metadata.db")).unwrap();
+    let id = db
+        .read(|tx| Ok(tx.snapshot(sn.name(), "view")?.unwrap().id))
+        .unwrap();
+    let tree = dir.join(id.to_string()).join("fs");
+    fs::rename(&tree, dir.join(id.to_string()).join("away")).unwrap();
+    assert_eq!(sn.check().unwrap().missing, ["view"]);
+    fs::rename(dir.join(id.to_string()).join("away"), &tree).unwrap();
     for p in &want {
         assert!(!p.exists(), "{}", p.display());
     }

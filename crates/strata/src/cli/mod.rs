@@ -11,6 +11,7 @@ mod container_fs;
 mod container_ops;
 mod content;
 mod df;
+mod fsck;
 mod image;
 mod image_info;
 mod image_ops;
@@ -98,6 +99,8 @@ enum Command {
     /// Manage the store as a whole.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Check the store: database against files; --repair fixes what it finds.
+    Fsck(fsck::FsckArgs),
     /// Low-level access to the content store (blobs by digest), like `ctr content`.
     #[command(subcommand)]
     Content(content::ContentCommand),
@@ -155,6 +158,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             system::info(&open()?, cli.debug, args)
         }
         Command::System(SystemCommand::Df(args)) => df::df(&open()?, args),
+        Command::Fsck(args) => fsck::run(&open()?, args),
         Command::System(SystemCommand::Prune(args)) => image_ops::system_prune(&open()?, args),
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),

@@ -1,0 +1,477 @@
+//! `strata fsck`: does what the database says match what is on disk?
+//!
+//! ```text
+//! metadata.db      SQLite's integrity check
+//! content/         blob records ↔ blob files (sizes; digests with --verify-content),
+//!                  ingests no live lease holds and nobody wrote to for an hour
+//! snapshots/       per snapshotter: directories without records, records without trees
+//! containers/      records ↔ directories, mounts left under the store by dead containers
+//! ```
+//!
+//! Each finding is an **orphan** (something no record names: harmless, space to reclaim) or a
+//! **problem** (a record whose data is gone or wrong: what uses it will fail). `--repair`
+//! removes orphans, and for problems removes the broken record, so that the next pull or load
+//! fetches or unpacks the data again instead of trusting it; it never removes what a
+//! container uses, and says so. Files, directories and ingests go through the same crash-safe
+//! paths as garbage collection (`cleanup`, `delete_unrecorded_files`, `abort`); mounts of a
+//! container being started could be taken for leaked ones, so run `--repair` on a quiet store
+//! (as `e2fsck` wants an unmounted filesystem).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use strata_metadata::{LeaseResource, MetaError};
+use strata_snapshot::SNAPSHOTTERS;
+use strata_types::{Digest, ErrorKind};
+
+use crate::gc::INGEST_GRACE;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FsckOptions {
+    pub repair: bool,
+    /// Re-hash every blob file against its digest.
+    pub verify_content: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Not referenced by any record: reclaimable, harmless.
+    Orphan,
+    /// A record whose data is missing or wrong.
+    Problem,
+}
+
+/// One thing `fsck` found, and what `--repair` did about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// What it is about: `blob sha256:…`, `snapshot overlayfs/sha256:…`, a path.
+    pub subject: String,
+    pub detail: String,
+    /// What `--repair` did (`None` without `--repair`, or when it could not act).
+    pub repaired: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Blobs, snapshots and containers looked at.
+    pub checked: usize,
+}
+
+impl Report {
+    /// Problems `--repair` did not fix.
+    pub fn unresolved_problems(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Problem && f.repaired.is_none())
+            .count()
+    }
+
+    fn add(&mut self, severity: Severity, subject: String, detail: String) -> &mut Finding {
+        self.findings.push(Finding {
+            severity,
+            subject,
+            detail,
+            repaired: None,
+        });
+        let last = self.findings.len() - 1;
+        &mut self.findings[last]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsckError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Snapshot(#[from] strata_snapshot::SnapshotError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl FsckError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FsckError::Meta(e) => e.kind(),
+            FsckError::Snapshot(e) => e.kind(),
+            FsckError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Checks the store (and repairs it with `opts.repair`).
+pub fn fsck(store: &Store, opts: &FsckOptions) -> Result<Report, FsckError> {
+    let mut report = Report::default();
+    for line in store.db().integrity_check()? {
+        if line != "ok" {
+            report.add(
+                Severity::Problem,
+                "metadata.db".into(),
+                format!("SQLite integrity check: {line}"),
+            );
+        }
+    }
+    blobs(store, opts, &mut report)?;
+    ingests(store, opts, &mut report)?;
+    snapshots(store, opts, &mut report)?;
+    containers(store, opts, &mut report)?;
+    Ok(report)
+}
+
+fn blobs(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
+    let content = store.content();
+    let records: HashMap<Digest, u64> = content.sizes()?.into_iter().collect();
+    let files = content.local().list().map_err(MetaError::from)?;
+    report.checked += records.len();
+    let on_disk: HashSet<&Digest> = files.iter().map(|f| &f.digest).collect();
+    let mut broken = Vec::new();
+    for digest in records.keys() {
+        if !on_disk.contains(digest) {
+            report.add(
+                Severity::Problem,
+                format!("blob {digest}"),
+                "recorded, but its file is missing".into(),
+            );
+            broken.push(digest.clone());
+        }
+    }
+    let mut orphans = Vec::new();
+    for file in &files {
+        match records.get(&file.digest) {
+            None => {
+                report.add(
+                    Severity::Orphan,
+                    format!("blob {}", file.digest),
+                    format!("file without a record ({} bytes)", file.size),
+                );
+                orphans.push(file.digest.clone());
+            }
+            Some(&size) if size != file.size => {
+                report.add(
+                    Severity::Problem,
+                    format!("blob {}", file.digest),
+                    format!("recorded as {size} bytes, the file has {}", file.size),
+                );
+                broken.push(file.digest.clone());
+            }
+            Some(_) if opts.verify_content => {
+                let path = content.local().blob_path(&file.digest);
+                match hash_file(&path) {
+                    Ok(actual) if actual == file.digest => {}
+                    Ok(actual) => {
+                        report.add(
+                            Severity::Problem,
+                            format!("blob {}", file.digest),
+                            format!("content does not match its digest (it hashes to {actual})"),
+                        );
+                        broken.push(file.digest.clone());
+                    }
+                    Err(e) => {
+                        report.add(
+                            Severity::Problem,
+                            format!("blob {}", file.digest),
+                            format!("cannot be read: {e}"),
+                        );
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if !opts.repair {
+        return Ok(());
+    }
+    // Orphan files: deleted only if still unrecorded, decided under the write lock.
+    let deleted: HashSet<Digest> = content
+        .delete_unrecorded_files(&orphans)?
+        .into_iter()
+        .collect();
+    for f in &mut report.findings {
+        if let Some(d) = f.subject.strip_prefix("blob ")
+            && let Ok(d) = d.parse::<Digest>()
+        {
+            if deleted.contains(&d) {
+                f.repaired = Some("file removed".into());
+            } else if broken.contains(&d) && f.severity == Severity::Problem {
+                // The record goes (and the bad file with it), so a pull fetches it again.
+                match content.delete(&d) {
+                    Ok(()) | Err(MetaError::NotFound { .. }) => {
+                        f.repaired = Some(
+                            "record removed: pull or load the image again to restore it".into(),
+                        );
+                    }
+                    Err(e) => tracing::warn!("fsck: remove blob {d}: {e}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    use sha2::Digest as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = strata_types::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Digest::from_hasher(hasher))
+}
+
+fn ingests(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
+    let now = SystemTime::now();
+    let live: HashSet<String> = store.db().read(|tx| {
+        let mut live = HashSet::new();
+        for lease in tx.leases()? {
+            if lease.expires.is_some_and(|e| e <= now) {
+                continue;
+            }
+            for r in tx.lease_resources(&lease.id)? {
+                if let LeaseResource::Ingest(r) = r {
+                    live.insert(r);
+                }
+            }
+        }
+        Ok(live)
+    })?;
+    for ingest in store.content().ingests()? {
+        let idle = now
+            .duration_since(ingest.updated)
+            .is_ok_and(|age| age >= INGEST_GRACE);
+        if live.contains(&ingest.r#ref) || !idle {
+            continue;
+        }
+        let f = report.add(
+            Severity::Orphan,
+            format!("ingest {}", ingest.r#ref),
+            format!(
+                "partial download of {} bytes, no live lease, idle for over an hour",
+                ingest.offset
+            ),
+        );
+        if opts.repair {
+            match store.content().abort(&ingest.r#ref) {
+                Ok(()) => f.repaired = Some("discarded".into()),
+                Err(e) => tracing::warn!("fsck: discard ingest {}: {e}", ingest.r#ref),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn snapshots(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
+    // Snapshots containers use: never removed by a repair.
+    let used: HashSet<String> = store.db().read(|tx| {
+        Ok(tx
+            .containers()?
+            .into_iter()
+            .filter_map(|c| c.snapshot_key)
+            .collect())
+    })?;
+    for name in SNAPSHOTTERS {
+        if !store.root().join("snapshots").join(name).is_dir() {
+            continue;
+        }
+        let sn = strata_snapshot::open(name, store.root(), store.db().clone())?;
+        let check = sn.check()?;
+        report.checked += store.db().read(|tx| tx.snapshots(name))?.len();
+        let first = report.findings.len();
+        for path in &check.unrecorded {
+            report.add(
+                Severity::Orphan,
+                path.display().to_string(),
+                format!("{name} snapshot directory without a record"),
+            );
+        }
+        if opts.repair && !check.unrecorded.is_empty() {
+            let removed: HashSet<PathBuf> = sn.cleanup()?.into_iter().collect();
+            for f in &mut report.findings[first..] {
+                if removed.contains(Path::new(&f.subject)) {
+                    f.repaired = Some("removed".into());
+                }
+            }
+        }
+        for key in &check.missing {
+            let f = report.add(
+                Severity::Problem,
+                format!("snapshot {name}/{key}"),
+                "recorded, but its files are missing".into(),
+            );
+            if opts.repair {
+                f.repaired = remove_with_children(&*sn, key, &used);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the snapshot `key` and every snapshot on it, children first, unless a container
+/// uses one of them; what a repair did, or `None`.
+fn remove_with_children(
+    sn: &dyn strata_snapshot::Snapshotter,
+    key: &str,
+    used: &HashSet<String>,
+) -> Option<String> {
+    let mut order = vec![key.to_owned()];
+    let mut i = 0;
+    while i < order.len() {
+        let filter = strata_snapshot::Filter::all().parent(Some(&order[i]));
+        let mut children = Vec::new();
+        if let Err(e) = sn.walk(&filter, &mut |info| {
+            children.push(info.name.clone());
+            Ok(())
+        }) {
+            tracing::warn!("fsck: children of {key}: {e}");
+            return None;
+        }
+        order.extend(children);
+        i += 1;
+    }
+    if let Some(user) = order.iter().find(|k| used.contains(*k)) {
+        tracing::warn!(
+            "fsck: snapshot {key} is under container snapshot {user}: remove the container"
+        );
+        return None;
+    }
+    for k in order.iter().rev() {
+        if let Err(e) = sn.remove(k) {
+            tracing::warn!("fsck: remove snapshot {k}: {e}");
+            return None;
+        }
+    }
+    Some(format!(
+        "record removed with {} snapshot(s) on it: pull or load the image again to unpack it",
+        order.len() - 1
+    ))
+}
+
+fn containers(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
+    let records = store.db().read(|tx| tx.containers())?;
+    report.checked += records.len();
+    let ids: HashSet<&str> = records.iter().map(|c| c.id.as_str()).collect();
+    let base = store.root().join("containers");
+    for c in &records {
+        if !crate::containers::dir(store.root(), &c.id)
+            .join("config.json")
+            .is_file()
+        {
+            report.add(
+                Severity::Problem,
+                format!("container {}", c.name),
+                "its bundle (config.json) is missing: it cannot start; remove it with `strata rm`"
+                    .into(),
+            );
+        }
+    }
+    let entries = match std::fs::read_dir(&base) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(FsckError::Io {
+                what: "list",
+                path: base,
+                source,
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ids.contains(name.as_str()) {
+            continue;
+        }
+        let path = entry.path();
+        let f = report.add(
+            Severity::Orphan,
+            path.display().to_string(),
+            "container directory without a record".into(),
+        );
+        if opts.repair {
+            let _ = crate::containers::rootfs::unmount(store.root(), &name);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => f.repaired = Some("removed".into()),
+                Err(e) => tracing::warn!("fsck: remove {}: {e}", path.display()),
+            }
+        }
+    }
+    leaked_mounts(store, opts, report, &records)
+}
+
+/// Mounts under the store root that no running container holds.
+fn leaked_mounts(
+    store: &Store,
+    opts: &FsckOptions,
+    report: &mut Report,
+    records: &[strata_metadata::ContainerRecord],
+) -> Result<(), FsckError> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Ok(());
+    };
+    let root = std::fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_owned());
+    let running: HashSet<PathBuf> = records
+        .iter()
+        .filter(|c| {
+            strata_runtime::state::monitor_alive(&crate::containers::dir(store.root(), &c.id))
+        })
+        .map(|c| root.join("containers").join(&c.id))
+        .collect();
+    for line in info.lines() {
+        let Some(point) = line.split(' ').nth(4).map(unescape_mountinfo) else {
+            continue;
+        };
+        let point = PathBuf::from(point);
+        if !point.starts_with(&root) || point == root {
+            continue;
+        }
+        if running.iter().any(|c| point.starts_with(c)) {
+            continue;
+        }
+        let f = report.add(
+            Severity::Orphan,
+            point.display().to_string(),
+            "mounted under the store, but no running container holds it".into(),
+        );
+        if opts.repair {
+            match strata_mount::unmount(&point, strata_mount::UnmountFlags::DETACH) {
+                Ok(()) => f.repaired = Some("unmounted".into()),
+                Err(e) => tracing::warn!("fsck: unmount {}: {e}", point.display()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;
