@@ -27,14 +27,33 @@ pub(crate) fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
 /// `O_PATH` directory fd, with every symlink on the way resolved inside `root`.
 pub(crate) fn open_dir_in(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
     let path: &[u8] = if rel.is_empty() { b"." } else { rel };
-    rustix::fs::openat2(
+    openat2_in_root(
         root,
         path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        IN_ROOT,
     )
     .map_err(errno)
+}
+
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT|…)`, retried while it fails with `EAGAIN`: the
+/// kernel refuses a scoped lookup when any rename or mount happened on the system meanwhile
+/// (it cannot prove the walk stayed inside), and asks the caller to try again. Parallel
+/// unpacks and garbage collection rename all the time.
+pub(crate) fn openat2_in_root(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, path, flags, Mode::empty(), IN_ROOT) {
+            Err(rustix::io::Errno::AGAIN) if tries < 1000 => {
+                tries += 1;
+                std::thread::yield_now();
+            }
+            r => return r,
+        }
+    }
 }
 
 /// `name` in `dir`, not following a symlink.
@@ -263,6 +282,42 @@ pub(crate) fn start_writeback(fd: BorrowedFd<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scoped lookup through `..` fails with EAGAIN when a rename anywhere races it; the
+    /// retry hides that (an unpack beside a garbage collection failed this way).
+    #[test]
+    fn scoped_lookups_survive_concurrent_renames() -> io::Result<()> {
+        use std::sync::atomic::AtomicBool;
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("d/sub"))?;
+        std::os::unix::fs::symlink("../../d", root.join("link"))?;
+        let busy = tmp.path().join("busy");
+        std::fs::write(&busy, b"x")?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let (stop, busy) = (stop.clone(), busy.clone());
+            std::thread::spawn(move || {
+                let other = busy.with_extension("moved");
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(&busy, &other);
+                    let _ = std::fs::rename(&other, &busy);
+                }
+            })
+        };
+        let dir = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let mut result = Ok(());
+        for _ in 0..20_000 {
+            if let Err(e) = open_dir_in(dir.as_fd(), b"link/sub") {
+                result = Err(e);
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().ok();
+        result
+    }
 
     #[test]
     fn remove_all_does_not_follow_symlinks() -> io::Result<()> {

@@ -476,13 +476,24 @@ fn read_in_root(rootfs: &Path, rel: &str) -> Result<String, SpecError> {
         Mode::empty(),
     )
     .map_err(|e| io_err("open root filesystem", rootfs)(e.into()))?;
-    let fd = match rustix::fs::openat2(
-        &root,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
-    ) {
+    let open = || {
+        rustix::fs::openat2(
+            &root,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+        )
+    };
+    // EAGAIN: a rename or mount elsewhere on the system raced the scoped lookup; try again.
+    let mut result = open();
+    for _ in 0..1000 {
+        if !matches!(result, Err(rustix::io::Errno::AGAIN)) {
+            break;
+        }
+        result = open();
+    }
+    let fd = match result {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(String::new()),
         Err(e) => return Err(io_err("open", &rootfs.join(rel))(e.into())),

@@ -527,12 +527,10 @@ impl<'a> Applier<'a> {
                     source,
                 }
             };
-            let fd = match rustix::fs::openat2(
+            let fd = match sys::openat2_in_root(
                 self.root.fd(),
                 d.path.as_slice(),
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                sys::IN_ROOT,
             ) {
                 Ok(fd) => fd,
                 // Replaced or removed by a later entry.
