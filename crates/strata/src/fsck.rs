@@ -364,16 +364,30 @@ fn containers(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<
     let ids: HashSet<&str> = records.iter().map(|c| c.id.as_str()).collect();
     let base = store.root().join("containers");
     for c in &records {
-        if !crate::containers::dir(store.root(), &c.id)
+        if crate::containers::dir(store.root(), &c.id)
             .join("config.json")
             .is_file()
         {
-            report.add(
-                Severity::Problem,
-                format!("container {}", c.name),
-                "its bundle (config.json) is missing: it cannot start; remove it with `strata rm`"
-                    .into(),
-            );
+            continue;
+        }
+        // The record is written first, then the bundle: a create killed in between.
+        let f = report.add(
+            Severity::Orphan,
+            format!("container {}", c.name),
+            "an interrupted create: no bundle (config.json), it cannot start".into(),
+        );
+        if opts.repair {
+            let removed = store
+                .snapshotter()
+                .map_err(|e| e.to_string())
+                .and_then(|sn| {
+                    crate::containers::lifecycle::remove(store, &*sn, c, true, true)
+                        .map_err(|e| e.to_string())
+                });
+            match removed {
+                Ok(()) => f.repaired = Some("container removed".into()),
+                Err(e) => tracing::warn!("fsck: remove container {}: {e}", c.name),
+            }
         }
     }
     let entries = match std::fs::read_dir(&base) {
