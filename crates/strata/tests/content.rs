@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,13 +47,7 @@ fn kill_9_mid_stream_then_resume_from_saved_offset() {
     let size = data.len().to_string();
     let args = ["content", "ingest", "--expected", &digest, "--size", &size];
 
-    let mut child = s
-        .cmd(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn_quiet(&args);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&data[..half]).unwrap();
     // Wait until the first half is on disk, with the pipe still open.

@@ -67,6 +67,17 @@ impl Strata {
         c
     }
 
+    /// Starts `strata args` with a pipe for stdin and its output thrown away: for tests that
+    /// feed or kill it as it runs.
+    pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
+        self.cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn strata")
+    }
+
     /// Runs with `stdin` as input and returns the raw output, whatever the status.
     pub fn run_input(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = self
