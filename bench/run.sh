@@ -137,7 +137,9 @@ scenario_unpack() {
   meta unpack.small.size "$(stat -c %s "$small_blob")"
   meta unpack.cmd.tar "tar -xzf BLOB -C DIR"
   meta unpack.cmd.pigz "pigz -dc BLOB | tar -x -C DIR"
-  meta unpack.cmd.strata "strata load -i LAYOUT (blobs already in the store; the layer's snapshot removed first)"
+  meta unpack.cmd.strata "strata load -i LAYOUT (blobs already in the store; the layer's snapshot removed first; syncfs before the commit is recorded, the default)"
+  meta unpack.cmd.strata-nosync "STRATA_SYNC_COMMITS=0 strata load -i LAYOUT (the same, unsynced, as tar)"
+  meta unpack.cmd.pigz-sync "pigz -dc BLOB | tar -x -C DIR && sync -f DIR (the floor of a durable unpack)"
   # strata: blobs ingested once, then each timed run only unpacks.
   rm -rf "$root"
   "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
@@ -149,22 +151,24 @@ scenario_unpack() {
   for run in $(seq 1 "$runs"); do
     for layer in base small; do
       local blob=$base_blob; [ $layer = small ] && blob=$small_blob
-      local order=(tar pigz strata)
-      ((run % 2)) || order=(strata pigz tar)
+      local order=(tar pigz pigz-sync strata strata-nosync)
+      ((run % 2)) || order=(strata-nosync strata pigz-sync pigz tar)
       for sys in "${order[@]}"; do
         rm -rf "$out"; mkdir -p "$out"
         case $sys in
           tar) timed "unpack-$layer" tar "$run" -- tar -xzf "$blob" -C "$out" ;;
           pigz) timed "unpack-$layer" pigz "$run" -- sh -c "pigz -dc '$blob' | tar -x -C '$out'" ;;
-          strata)
+          pigz-sync) timed "unpack-$layer" pigz-sync "$run" -- sh -c "pigz -dc '$blob' | tar -x -C '$out' && sync -f '$out'" ;;
+          strata|strata-nosync)
+            local sync=1; [ $sys = strata-nosync ] && sync=0
             if [ $layer = base ]; then
               "$STRATA" --root "$root" snapshot rm "$small_chain" "$base_chain" > /dev/null
-              timed "unpack-$layer" strata "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/debian-base" --base-name corpus/debian-base
+              STRATA_SYNC_COMMITS=$sync timed "unpack-$layer" "$sys" "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/debian-base" --base-name corpus/debian-base
               # put the small-files layer back for its own runs (untimed)
               "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
             else
               "$STRATA" --root "$root" snapshot rm "$small_chain" > /dev/null
-              timed "unpack-$layer" strata "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
+              STRATA_SYNC_COMMITS=$sync timed "unpack-$layer" "$sys" "$run" -- "$STRATA" --root "$root" load -q -i "$corpus/oci/smallfiles" --base-name corpus/smallfiles
             fi ;;
         esac
       done

@@ -69,7 +69,8 @@ fn hint(e: &io::Error) -> &'static str {
 /// recorded but empty. See docs/ARCHITECTURE.md, "Power loss".
 pub const SYNC_ENV: &str = "STRATA_SYNC_COMMITS";
 
-fn sync_commits() -> bool {
+/// Whether snapshot commits are synced (see [`SYNC_ENV`]).
+pub fn sync_commits() -> bool {
     sync_setting(std::env::var(SYNC_ENV).ok().as_deref())
 }
 

@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-
-use common::{Strata, pseudo_random};
+use common::{Strata, bytes, du, pseudo_random};
 use serde_json::Value;
 use strata_format::human_size;
 use strata_testutil::{
@@ -16,46 +12,11 @@ use strata_testutil::{
     require_tool, tar_dir, write_layout,
 };
 
-/// `du -B1` of `dir`: blocks allocated, a hard-linked inode once.
-fn du(dir: &Path) -> u64 {
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    let mut dirs = vec![dir.to_owned()];
-    while let Some(d) = dirs.pop() {
-        let m = std::fs::symlink_metadata(&d).unwrap();
-        total += m.blocks() * 512;
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                dirs.push(e.path());
-            } else if m.nlink() < 2 || seen.insert(m.ino()) {
-                total += m.blocks() * 512;
-            }
-        }
-    }
-    total
-}
-
 fn rows(s: &Strata, args: &[&str]) -> Vec<Value> {
     s.ok(args)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// A human size (`12.3MB`) back to bytes, roughly.
-fn bytes(h: &str) -> f64 {
-    let h = h.split(' ').next().unwrap();
-    let (num, unit) = h.split_at(h.find(|c: char| c.is_ascii_alphabetic()).unwrap());
-    let scale = match unit {
-        "B" => 1.0,
-        "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        other => panic!("unit {other}"),
-    };
-    num.parse::<f64>().unwrap() * scale
 }
 
 #[test]
@@ -137,17 +98,9 @@ fn df_counts_shared_layers_once_and_matches_du() {
     assert_eq!(volumes["Size"], "4B");
     assert_eq!(volumes["Reclaimable"], "4B (100%)");
 
-    let verbose: Value =
-        serde_json::from_str(&s.ok(&["system", "df", "-v", "--format", "json"])).unwrap();
-    let image = |repo: &str| {
-        verbose["Images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["Repository"] == repo)
-            .unwrap()
-            .clone()
-    };
+    let df = common::DfVerbose::of(&s);
+    let verbose = &df.0;
+    let image = |repo: &str| df.image(repo);
     let (b, a) = (image("df/base"), image("df/app"));
     assert_eq!(a["Containers"], "1");
     assert_eq!(b["Containers"], "0");

@@ -192,13 +192,59 @@ fn registry_gate() -> Option<(PathBuf, strata_testutil::Registry)> {
     Some((corpus, strata_testutil::Registry::start().unwrap()))
 }
 
-/// Pulled from a registry, layers unpack as they download (overlayfs: all at once).
+/// Pulled from a registry, layers unpack as they download (overlayfs: all at once); then
+/// `system df` accounts for the corpus as `du` does, shared layers once.
 #[test]
 fn overlayfs_pull_matches_umoci() {
     let Some((corpus, reg)) = registry_gate() else {
         return;
     };
-    compare(&Strata::new(), "overlayfs", &corpus, Via::Pull(&reg));
+    let s = Strata::new();
+    compare(&s, "overlayfs", &corpus, Via::Pull(&reg));
+    df_matches_du(&s);
+}
+
+fn df_matches_du(s: &Strata) {
+    let rows: Vec<Value> = s
+        .ok(&["system", "df", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let on_disk =
+        common::du(&s.root().join("content/blobs")) + common::du(&s.root().join("snapshots"));
+    let shown = common::bytes(rows[0]["Size"].as_str().unwrap());
+    let off = (shown - on_disk as f64).abs() / on_disk as f64;
+    assert!(
+        off < 0.01,
+        "system df says {shown} bytes, du {on_disk} ({:.2}% off)",
+        off * 100.0
+    );
+    let df = common::DfVerbose::of(s);
+    let verbose = &df.0;
+    let image = |repo: &str| df.image(repo);
+    // multi's amd64 variant is debian-base's layer, and python is built on it: all three
+    // share it, and its bytes count once in the total.
+    let base = image("corpus/debian-base");
+    let python = image("corpus/python");
+    let shared = common::bytes(base["SharedSize"].as_str().unwrap());
+    assert!(
+        shared > 0.9 * common::bytes(base["Size"].as_str().unwrap()),
+        "{base}"
+    );
+    assert!(
+        common::bytes(python["SharedSize"].as_str().unwrap()) >= shared * 0.99,
+        "{python}"
+    );
+    let sum: f64 = verbose["Images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| common::bytes(i["Size"].as_str().unwrap()))
+        .sum();
+    assert!(
+        shown < sum - shared,
+        "shared layers count once: {shown} vs {sum}"
+    );
 }
 
 #[test]

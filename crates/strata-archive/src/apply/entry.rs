@@ -290,7 +290,7 @@ impl<'a> Applier<'a> {
                 }
                 // A big file's data starts for the disk now, while the layer goes on
                 // unpacking: the sync before the commit then has little left to wait for.
-                if written >= WRITEBACK_AT {
+                if self.opts.writeback && written >= WRITEBACK_AT {
                     crate::sys::start_writeback(fd.as_fd());
                 }
             }

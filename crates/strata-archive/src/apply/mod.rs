@@ -69,6 +69,10 @@ pub struct ApplyOptions {
     pub layer: String,
     /// Set owners from the tar (`lchown`). Default: true when running as root.
     pub same_owner: bool,
+    /// Start writing each big file back to disk as soon as its data is written
+    /// (`sync_file_range`), for a caller that syncs the filesystem before it trusts the
+    /// result: the sync then finds little left to do. Default: false.
+    pub writeback: bool,
 }
 
 impl ApplyOptions {
@@ -80,6 +84,7 @@ impl ApplyOptions {
             lowers: Vec::new(),
             layer: layer.into(),
             same_owner: rustix::process::geteuid().is_root(),
+            writeback: false,
         }
     }
 }

@@ -297,7 +297,8 @@ fn apply(
         WhiteoutMode::Delete
     };
     // No lowers: the parents may not exist yet (see `lower_lookups`).
-    let opts = ApplyOptions::new(digest.to_string(), whiteouts);
+    let mut opts = ApplyOptions::new(digest.to_string(), whiteouts);
+    opts.writeback = crate::store::sync_commits();
     let apply_err = |source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),

@@ -215,3 +215,57 @@ pub fn corpus_dir() -> Option<PathBuf> {
     );
     None
 }
+
+/// `du -B1` of `dir`: blocks allocated, a hard-linked inode once.
+pub fn du(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        total += std::fs::symlink_metadata(&d).unwrap().blocks() * 512;
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dirs.push(e.path());
+            } else if m.nlink() < 2 || seen.insert(m.ino()) {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// A human size (`12.3MB`) back to bytes, roughly.
+pub fn bytes(h: &str) -> f64 {
+    let h = h.split(' ').next().unwrap();
+    let (num, unit) = h.split_at(h.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other}"),
+    };
+    num.parse::<f64>().unwrap() * scale
+}
+
+/// `system df -v --format json`, and the image whose repository ends with `repo` in it.
+pub struct DfVerbose(pub serde_json::Value);
+
+impl DfVerbose {
+    pub fn of(s: &Strata) -> DfVerbose {
+        DfVerbose(serde_json::from_str(&s.ok(&["system", "df", "-v", "--format", "json"])).unwrap())
+    }
+
+    pub fn image(&self, repo: &str) -> serde_json::Value {
+        self.0["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["Repository"].as_str().is_some_and(|r| r.ends_with(repo)))
+            .unwrap_or_else(|| panic!("{repo} in {}", self.0))
+            .clone()
+    }
+}
