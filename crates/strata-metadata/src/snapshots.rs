@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 
 use crate::db::{from_nanos, now};
 use crate::labels::SNAPSHOT_LABELS;
@@ -369,14 +369,12 @@ impl Tx<'_> {
 
     /// The measured usage `(bytes, inodes)` of the committed snapshot record `id`, if stored.
     pub fn snapshot_usage(&self, id: i64) -> Result<Option<(u64, u64)>, MetaError> {
-        self.conn
-            .prepare_cached("SELECT size, inodes FROM snapshot_usage WHERE snapshot_id = ?1")
-            .and_then(|mut s| {
-                s.query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                    .optional()
-            })
-            .map(|o| o.map(|(s, i)| (s as u64, i as u64)))
-            .map_err(MetaError::db("read snapshot usage"))
+        self.row(
+            "SELECT size, inodes FROM snapshot_usage WHERE snapshot_id = ?1",
+            [id],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .map_err(MetaError::db("read snapshot usage"))
     }
 
     /// Stores the measured usage of the committed snapshot record `id` (it never changes: a

@@ -149,6 +149,14 @@ impl<B: Backend> Engine<B> {
         usage
     }
 
+    /// The backend's apply target for the snapshot in `dir`, saying whether commits sync.
+    fn target(&self, dir: &Path, parents: &[PathBuf]) -> ApplyTarget {
+        ApplyTarget {
+            synced: self.sync_commits,
+            ..self.backend.apply_target(dir, parents)
+        }
+    }
+
     fn trash_path(&self, what: &str) -> PathBuf {
         self.root.join(fsutil::unique_name(&format!("rm-{what}")))
     }
@@ -332,10 +340,10 @@ impl<B: Backend> Snapshotter for Engine<B> {
         if self.sync_commits {
             // Power loss must not leave a record of a layer whose files never reached the
             // disk: the next pull would trust it. One syncfs writes back the whole filesystem
-            // (every layer of the pull in flight too), and is skipped if nothing is dirty.
-            let rec = self.record("commit", key)?;
-            let dir = self.fs_dir(rec.id);
-            fsutil::sync_filesystem(&dir).map_err(|e| e.for_snapshot("commit", key))?;
+            // (every layer of the pull in flight too), and is skipped if nothing is dirty. Every
+            // snapshot lives on the filesystem of the snapshotter's root (btrfs subvolumes
+            // share it), so that is the one synced.
+            fsutil::sync_filesystem(&self.root).map_err(|e| e.for_snapshot("commit", key))?;
         }
         let rec = self.write("commit", key, |tx| {
             Ok(tx.commit_snapshot_with_labels(self.sn(), key, name, labels)?)
@@ -466,16 +474,10 @@ impl<B: Backend> Snapshotter for Engine<B> {
         let live: HashSet<i64> = records.iter().map(|r| r.id).collect();
         let mut out = crate::Check::default();
         for (name, path) in dirs {
-            let garbage = match name.parse::<i64>() {
-                Ok(id) => !live.contains(&id),
-                // Unlocked: nobody is making or deleting it.
-                Err(_) if name.starts_with("new-") || name.starts_with("rm-") => {
-                    !(name.starts_with("new-") && recently_modified(&path))
-                        && matches!(DirLock::lock(&path, false), Ok(Some(_)) | Err(_))
-                }
-                Err(_) => false,
-            };
-            if garbage {
+            if garbage(&name, &path, &live)
+                .map_err(|e| e.for_snapshot("check", "*"))?
+                .is_some()
+            {
                 out.unrecorded.push(path);
             }
         }
@@ -496,35 +498,11 @@ impl<B: Backend> Snapshotter for Engine<B> {
             let live: HashSet<i64> = records.iter().map(|r| r.id).collect();
             for (name, path) in fsutil::list(&self.root).map_err(TxError::Fs)? {
                 // Held until the directory is renamed away.
-                let mut _lock = None;
-                if let Ok(id) = name.parse::<i64>() {
-                    if live.contains(&id) {
-                        continue;
-                    }
-                } else if name.starts_with("new-") {
-                    // Being made right now if its maker holds the lock, or is about to take
-                    // it (it was created moments ago).
-                    if recently_modified(&path) {
-                        continue;
-                    }
-                    match DirLock::lock(&path, false) {
-                        Ok(Some(lock)) => _lock = Some(lock),
-                        Ok(None) => continue,
-                        Err(e) if e.source.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(TxError::Fs(e)),
-                    }
-                } else if name.starts_with("rm-") {
-                    // Being deleted right now if its remover holds the lock.
-                    match DirLock::lock(&path, false) {
-                        Ok(Some(_)) => claimed.push((path.clone(), path)),
-                        Ok(None) => {}
-                        Err(e) if e.source.kind() == io::ErrorKind::NotFound => {}
-                        // Not a directory (a file cannot be locked this way): garbage too.
-                        Err(_) => claimed.push((path.clone(), path)),
-                    }
+                let Some(_lock) = garbage(&name, &path, &live).map_err(TxError::Fs)? else {
                     continue;
-                } else {
-                    tracing::debug!(path = %path.display(), "not a snapshot directory, left alone");
+                };
+                if name.starts_with("rm-") {
+                    claimed.push((path.clone(), path));
                     continue;
                 }
                 let trash = self.trash_path(&name);
@@ -586,7 +564,7 @@ impl<B: Backend> Snapshotter for Engine<B> {
             self.backend.rebased(&dir, &parents).map_err(TxError::Fs)?;
             Ok((dir, parents))
         })?;
-        Ok(self.backend.apply_target(&dir, &parents))
+        Ok(self.target(&dir, &parents))
     }
 
     fn apply_target(&self, key: &str) -> Result<ApplyTarget, SnapshotError> {
@@ -601,11 +579,50 @@ impl<B: Backend> Snapshotter for Engine<B> {
                 ),
             });
         }
-        Ok(self.backend.apply_target(&self.dir(rec.id), &parents))
+        Ok(self.target(&self.dir(rec.id), &parents))
     }
 }
 
 /// Whether `path` changed within [`STAGING_GRACE`] (or cannot be inspected: leave it be).
+/// Whether `name` (at `path`) in the snapshotter's directory is garbage, given the ids of the
+/// records (`live`): what `cleanup` removes and `check` reports. `Some(lock)`: garbage, with
+/// the lock that keeps a `new-` directory's maker away until it is renamed (`None` for the
+/// others); `None`: in use or not ours.
+fn garbage(
+    name: &str,
+    path: &Path,
+    live: &HashSet<i64>,
+) -> Result<Option<Option<DirLock>>, FsError> {
+    if let Ok(id) = name.parse::<i64>() {
+        return Ok((!live.contains(&id)).then_some(None));
+    }
+    if name.starts_with("new-") {
+        // Being made right now if its maker holds the lock, or is about to take it (it was
+        // created moments ago).
+        if recently_modified(path) {
+            return Ok(None);
+        }
+        return match DirLock::lock(path, false) {
+            Ok(Some(lock)) => Ok(Some(Some(lock))),
+            Ok(None) => Ok(None),
+            Err(e) if e.source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
+    if name.starts_with("rm-") {
+        // Being deleted right now if its remover holds the lock.
+        return Ok(match DirLock::lock(path, false) {
+            Ok(Some(_)) => Some(None),
+            Ok(None) => None,
+            Err(e) if e.source.kind() == io::ErrorKind::NotFound => None,
+            // Not a directory (a file cannot be locked this way): garbage too.
+            Err(_) => Some(None),
+        });
+    }
+    tracing::debug!(path = %path.display(), "not a snapshot directory, left alone");
+    Ok(None)
+}
+
 fn recently_modified(path: &Path) -> bool {
     fs::symlink_metadata(path)
         .and_then(|m| m.modified())

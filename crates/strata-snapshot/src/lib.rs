@@ -238,6 +238,9 @@ pub struct ApplyTarget {
     pub overlay_whiteouts: bool,
     /// The parents' directories, topmost first (overlayfs only).
     pub lowers: Vec<PathBuf>,
+    /// The snapshot's filesystem is written back to disk before its commit is recorded
+    /// ([`Options::sync_commits`]): an unpacker may start that writeback as it writes.
+    pub synced: bool,
 }
 
 /// What a snapshotter knows about one snapshot.

@@ -51,5 +51,6 @@ pub(crate) fn full_copy_target(dir: &Path) -> ApplyTarget {
         dir: dir.join("fs"),
         overlay_whiteouts: false,
         lowers: Vec::new(),
+        synced: false,
     }
 }

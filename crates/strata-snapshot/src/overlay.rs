@@ -68,6 +68,7 @@ impl Backend for Overlay {
             dir: dir.join("fs"),
             overlay_whiteouts: true,
             lowers: parents.to_vec(),
+            synced: false,
         }
     }
 }

@@ -73,3 +73,21 @@ fn child_copies_special_files_and_xattrs() {
     let n = rustix::fs::lgetxattr(copy.join("opaque"), "trusted.overlay.opaque", &mut buf).unwrap();
     assert_eq!(&buf[..n], b"y");
 }
+
+/// Apply targets say whether commits sync, so unpackers start writeback only when it pays.
+#[test]
+fn apply_targets_say_whether_commits_sync() {
+    for sync_commits in [true, false] {
+        let t = tempfile::tempdir().unwrap();
+        let db = strata_metadata::Db::open(&t.path().join("metadata.db")).unwrap();
+        let opts = strata_snapshot::Options { sync_commits };
+        let sn =
+            strata_snapshot::open_with("native", t.path(), std::sync::Arc::new(db), &opts).unwrap();
+        sn.prepare("a", None, &strata_snapshot::Labels::new())
+            .unwrap();
+        assert_eq!(sn.apply_target("a").unwrap().synced, sync_commits);
+        sn.commit("c", "a", &strata_snapshot::Labels::new())
+            .unwrap();
+    }
+    assert!(strata_snapshot::Options::default().sync_commits);
+}

@@ -70,7 +70,7 @@ fn hint(e: &io::Error) -> &'static str {
 pub const SYNC_ENV: &str = "STRATA_SYNC_COMMITS";
 
 /// Whether snapshot commits are synced (see [`SYNC_ENV`]).
-pub fn sync_commits() -> bool {
+fn sync_commits() -> bool {
     sync_setting(std::env::var(SYNC_ENV).ok().as_deref())
 }
 

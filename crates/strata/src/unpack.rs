@@ -267,7 +267,7 @@ fn apply_and_commit(
             WhiteoutMode::Delete
         },
     );
-    opts.writeback = crate::store::sync_commits();
+    opts.writeback = target.synced;
     opts.lowers = target.lowers.clone();
     let stats = apply_layer(blob, &target.dir, &opts).map_err(|source| UnpackError::Apply {
         digest: digest.clone(),

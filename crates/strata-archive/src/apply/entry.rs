@@ -26,11 +26,11 @@ use crate::error::ArchiveError;
 use crate::path::{normalize, split};
 use crate::root::{Dir, Root};
 use crate::stream::CHUNK;
+use crate::sys::{self, errno, file_type, is_errno, lstat_at};
+use crate::tarstream::{EntryHeader, Kind, TarStream};
 
 /// Files at least this big have their writeback started as soon as their data is written.
 const WRITEBACK_AT: usize = 256 << 10;
-use crate::sys::{self, errno, file_type, is_errno, lstat_at};
-use crate::tarstream::{EntryHeader, Kind, TarStream};
 
 /// A directory whose mode and times are set at the end.
 #[derive(Debug)]

@@ -298,7 +298,7 @@ fn apply(
     };
     // No lowers: the parents may not exist yet (see `lower_lookups`).
     let mut opts = ApplyOptions::new(digest.to_string(), whiteouts);
-    opts.writeback = crate::store::sync_commits();
+    opts.writeback = target.synced;
     let apply_err = |source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),
