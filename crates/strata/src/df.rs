@@ -17,8 +17,6 @@ use std::collections::{HashMap, HashSet};
 
 use strata_metadata::{ImageRecord, MetaError};
 use strata_snapshot::Snapshotter;
-#[cfg(test)]
-use strata_types::chain_id;
 use strata_types::{Digest, Matcher};
 
 use crate::images::{self, ImageSummary, Sizer};
@@ -160,8 +158,8 @@ pub fn images_usage(store: &Store, sn: Option<&dyn Snapshotter>) -> Result<Image
         });
     }
     // What no image reaches.
-    for (digest, size) in store.content().sizes()? {
-        if !reach.contains_key(&Resource::Blob(digest)) {
+    for (digest, size) in sizer.blobs() {
+        if !reach.contains_key(&Resource::Blob(digest.clone())) {
             out.unreferenced.content += size;
         }
     }

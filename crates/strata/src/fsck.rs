@@ -131,86 +131,71 @@ fn blobs(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), F
     let records: HashMap<Digest, u64> = content.sizes()?.into_iter().collect();
     let files = content.local().list().map_err(MetaError::from)?;
     report.checked += records.len();
+    // What a repair acts on: the finding's index and its blob.
+    let (mut orphans, mut broken) = (Vec::new(), Vec::new());
+    let add = |report: &mut Report, severity, digest: &Digest, detail: String| {
+        report.add(severity, format!("blob {digest}"), detail);
+        (report.findings.len() - 1, digest.clone())
+    };
     let on_disk: HashSet<&Digest> = files.iter().map(|f| &f.digest).collect();
-    let mut broken = Vec::new();
-    for digest in records.keys() {
-        if !on_disk.contains(digest) {
-            report.add(
-                Severity::Problem,
-                format!("blob {digest}"),
-                "recorded, but its file is missing".into(),
-            );
-            broken.push(digest.clone());
-        }
+    for digest in records.keys().filter(|d| !on_disk.contains(d)) {
+        let detail = "recorded, but its file is missing".into();
+        broken.push(add(report, Severity::Problem, digest, detail));
     }
-    let mut orphans = Vec::new();
     for file in &files {
-        match records.get(&file.digest) {
+        let detail = match records.get(&file.digest) {
             None => {
-                report.add(
-                    Severity::Orphan,
-                    format!("blob {}", file.digest),
-                    format!("file without a record ({} bytes)", file.size),
-                );
-                orphans.push(file.digest.clone());
+                let detail = format!("file without a record ({} bytes)", file.size);
+                orphans.push(add(report, Severity::Orphan, &file.digest, detail));
+                continue;
             }
             Some(&size) if size != file.size => {
-                report.add(
-                    Severity::Problem,
-                    format!("blob {}", file.digest),
-                    format!("recorded as {size} bytes, the file has {}", file.size),
-                );
-                broken.push(file.digest.clone());
+                format!("recorded as {size} bytes, the file has {}", file.size)
             }
             Some(_) if opts.verify_content => {
-                let path = content.local().blob_path(&file.digest);
-                match hash_file(&path) {
-                    Ok(actual) if actual == file.digest => {}
+                match hash_file(&content.local().blob_path(&file.digest)) {
+                    Ok(actual) if actual == file.digest => continue,
                     Ok(actual) => {
-                        report.add(
-                            Severity::Problem,
-                            format!("blob {}", file.digest),
-                            format!("content does not match its digest (it hashes to {actual})"),
-                        );
-                        broken.push(file.digest.clone());
+                        format!("content does not match its digest (it hashes to {actual})")
                     }
                     Err(e) => {
-                        report.add(
+                        // Not removed by a repair: unreadable is not known to be wrong.
+                        add(
+                            report,
                             Severity::Problem,
-                            format!("blob {}", file.digest),
+                            &file.digest,
                             format!("cannot be read: {e}"),
                         );
+                        continue;
                     }
                 }
             }
-            Some(_) => {}
-        }
+            Some(_) => continue,
+        };
+        broken.push(add(report, Severity::Problem, &file.digest, detail));
     }
     if !opts.repair {
         return Ok(());
     }
     // Orphan files: deleted only if still unrecorded, decided under the write lock.
+    let digests: Vec<Digest> = orphans.iter().map(|(_, d)| d.clone()).collect();
     let deleted: HashSet<Digest> = content
-        .delete_unrecorded_files(&orphans)?
+        .delete_unrecorded_files(&digests)?
         .into_iter()
         .collect();
-    for f in &mut report.findings {
-        if let Some(d) = f.subject.strip_prefix("blob ")
-            && let Ok(d) = d.parse::<Digest>()
-        {
-            if deleted.contains(&d) {
-                f.repaired = Some("file removed".into());
-            } else if broken.contains(&d) && f.severity == Severity::Problem {
-                // The record goes (and the bad file with it), so a pull fetches it again.
-                match content.delete(&d) {
-                    Ok(()) | Err(MetaError::NotFound { .. }) => {
-                        f.repaired = Some(
-                            "record removed: pull or load the image again to restore it".into(),
-                        );
-                    }
-                    Err(e) => tracing::warn!("fsck: remove blob {d}: {e}"),
-                }
+    for (i, d) in orphans {
+        if deleted.contains(&d) {
+            report.findings[i].repaired = Some("file removed".into());
+        }
+    }
+    // The record goes (and the bad file with it), so a pull fetches it again.
+    for (i, d) in broken {
+        match content.delete(&d) {
+            Ok(()) | Err(MetaError::NotFound { .. }) => {
+                report.findings[i].repaired =
+                    Some("record removed: pull or load the image again to restore it".into());
             }
+            Err(e) => tracing::warn!("fsck: remove blob {d}: {e}"),
         }
     }
     Ok(())

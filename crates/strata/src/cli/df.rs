@@ -60,9 +60,10 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
     if args.verbose && args.format.is_some() && !json_out {
         bail!("--format with --verbose takes only json (the verbose tables are fixed)");
     }
-    let sn = super::image::open_snapshotter(store);
-    let usage = images_usage(store, sn.as_deref())?;
-    let (containers, volumes) = (container_items(store)?, volume_items(store)?);
+    // Containers' sizes need the snapshotter too: without it there is no df to give.
+    let sn = store.snapshotter()?;
+    let usage = images_usage(store, Some(sn.as_ref()))?;
+    let (containers, volumes) = (container_items(store, sn.as_ref())?, volume_items(store)?);
 
     let count = |items: &[(Value, u64, bool)]| {
         let size: u64 = items.iter().map(|(_, s, _)| s).sum();
@@ -199,15 +200,17 @@ fn image_items(usage: &ImagesUsage) -> Vec<Value> {
 }
 
 /// Each container's row (SIZE: its writable layer), size and whether it runs.
-fn container_items(store: &Store) -> anyhow::Result<Vec<(Value, u64, bool)>> {
-    let sn = store.snapshotter()?;
-    let mut all = containers::list(store, sn.as_ref())?;
+fn container_items(
+    store: &Store,
+    sn: &dyn strata_snapshot::Snapshotter,
+) -> anyhow::Result<Vec<(Value, u64, bool)>> {
+    let mut all = containers::list(store, sn)?;
     all.reverse();
     Ok(all
         .iter()
         .map(|c| {
             let rw = c.record.snapshot_key.as_deref().map_or(0, |key| {
-                writable_size(sn.as_ref(), key).unwrap_or_else(|e| {
+                writable_size(sn, key).unwrap_or_else(|e| {
                     tracing::debug!("size of {key}: {e}");
                     0
                 })

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use strata_metadata::{ContainerRecord, Labels};
+use strata_types::chain_id;
 
 use super::*;
 use crate::test_store::{INDEX, desc_json, image, json, put, snapshot, store};

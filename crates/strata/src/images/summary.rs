@@ -2,7 +2,7 @@
 //! one manifest), with the bytes of its blobs present in the content store and the unpacked
 //! size of its layers, as Docker 29 with the containerd image store counts them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use strata_metadata::ContentStore;
 use strata_remote::media::{is_index, is_manifest};
@@ -125,7 +125,8 @@ impl ImageSummary {
 pub struct Sizer<'a> {
     content: &'a ContentStore,
     sn: Option<&'a dyn Snapshotter>,
-    present: HashSet<Digest>,
+    /// Every blob of the content store, with its size.
+    present: HashMap<Digest, u64>,
     usage: HashMap<Digest, Option<u64>>,
     /// `usage` holds every committed layer snapshot: one it lacks does not exist.
     complete: bool,
@@ -143,7 +144,7 @@ impl<'a> Sizer<'a> {
         content: &'a ContentStore,
         sn: Option<&'a dyn Snapshotter>,
     ) -> Result<Sizer<'a>, strata_metadata::MetaError> {
-        let present = content.sizes()?.into_iter().map(|(d, _)| d).collect();
+        let present = content.sizes()?.into_iter().collect();
         // Every layer's figure in one read; a snapshotter that cannot say is asked per layer.
         let usage = sn
             .and_then(|sn| {
@@ -167,7 +168,12 @@ impl<'a> Sizer<'a> {
 
     /// Whether the blob `digest` is in the content store.
     pub fn is_present(&self, digest: &Digest) -> bool {
-        self.present.contains(digest)
+        self.present.contains_key(digest)
+    }
+
+    /// Every blob of the content store and its size, as read when the sizer was made.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.present.iter().map(|(d, s)| (d, *s))
     }
 
     /// Usage of the snapshot `chain`, `None` if it does not exist.
@@ -195,7 +201,7 @@ impl<'a> Sizer<'a> {
         target: &Descriptor,
         platform: &Matcher,
     ) -> Result<ImageSummary, UnpackError> {
-        let entries = if is_index(&target.media_type) && self.present.contains(&target.digest) {
+        let entries = if is_index(&target.media_type) && self.present.contains_key(&target.digest) {
             let (index, _): (Index, _) = read_listed_json(self.content, "index", target)?;
             index.manifests
         } else if is_manifest(&target.media_type) {
@@ -273,7 +279,7 @@ impl<'a> Sizer<'a> {
             config: None,
             chain_ids: Vec::new(),
         };
-        if !self.present.contains(&desc.digest) {
+        if !self.present.contains_key(&desc.digest) {
             return Ok(m);
         }
         let (manifest, _): (Manifest, _) = read_listed_json(self.content, "manifest", desc)?;
@@ -281,14 +287,14 @@ impl<'a> Sizer<'a> {
         m.blobs.push((desc.digest.clone(), desc.size));
         m.available = true;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            if self.present.contains(&blob.digest) {
+            if self.present.contains_key(&blob.digest) {
                 m.content_size += blob.size;
                 m.blobs.push((blob.digest.clone(), blob.size));
             } else {
                 m.available = false;
             }
         }
-        if m.kind != ManifestKind::Image || !self.present.contains(&manifest.config.digest) {
+        if m.kind != ManifestKind::Image || !self.present.contains_key(&manifest.config.digest) {
             return Ok(m);
         }
         let (config, _): (ImageConfig, _) =
