@@ -109,6 +109,9 @@ pub enum ArchiveError {
     /// A file changed size while it was being read into the diff.
     #[error("diff: {} changed while being read: expected {expected} bytes", path.display())]
     Changed { path: PathBuf, expected: u64 },
+    /// A tar split (see [`rebuild_layer`](crate::rebuild_layer)) cannot be read.
+    #[error("tar split: {reason}")]
+    Split { reason: String },
     /// Writing the diff tar to the caller's writer failed.
     #[error("diff: write layer tar")]
     Write {
@@ -127,7 +130,8 @@ impl ArchiveError {
             ArchiveError::Read { .. } | ArchiveError::Write { .. } => ErrorKind::Unavailable,
             ArchiveError::Decompress { .. }
             | ArchiveError::Truncated { .. }
-            | ArchiveError::CorruptHeader { .. } => ErrorKind::DataMismatch,
+            | ArchiveError::CorruptHeader { .. }
+            | ArchiveError::Split { .. } => ErrorKind::DataMismatch,
             ArchiveError::UnsupportedCompression { .. }
             | ArchiveError::LimitExceeded { .. }
             | ArchiveError::UnsafeEntry { .. }

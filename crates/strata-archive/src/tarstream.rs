@@ -15,6 +15,7 @@
 //!   boundary without the two zero blocks is accepted (some tools omit them).
 
 use crate::limits::{Limits, MAX_META_RECORD};
+use crate::split::Recorder;
 use crate::stream::{ChunkReader, StreamError};
 
 const BLOCK: u64 = 512;
@@ -124,6 +125,8 @@ pub(crate) struct TarStream {
     current: String,
     /// The name of the last complete entry, to locate a header that cannot be read.
     last: Option<String>,
+    /// Keeps the tar split of the stream (see [`crate::split`]) when asked for.
+    split: Option<Recorder>,
 }
 
 impl TarStream {
@@ -135,7 +138,43 @@ impl TarStream {
             padding: 0,
             current: "<first header>".to_owned(),
             last: None,
+            split: None,
         }
+    }
+
+    /// Records the stream's tar split from here on.
+    pub(crate) fn record_split(&mut self, recorder: Recorder) {
+        self.split = Some(recorder);
+    }
+
+    /// The recorded split, if one was asked for: the recipe, or why there is none.
+    pub(crate) fn take_split(&mut self) -> Option<Result<Vec<u8>, String>> {
+        self.split.take().map(Recorder::finish)
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        if let Some(rec) = &mut self.split {
+            rec.raw(bytes);
+        }
+    }
+
+    /// Skips `n` bytes, keeping them in the split when one is recorded.
+    fn skip_kept(&mut self, n: u64) -> Result<u64, StreamError> {
+        let Some(rec) = &mut self.split else {
+            return self.r.skip(n);
+        };
+        let mut done = 0;
+        while done < n {
+            let s = self.r.slice(n - done)?;
+            if s.is_empty() {
+                break;
+            }
+            rec.raw(s);
+            let len = s.len();
+            self.r.consume(len);
+            done += len as u64;
+        }
+        Ok(done)
     }
 
     /// The entry being read, for error messages.
@@ -161,6 +200,7 @@ impl TarStream {
             if n < block.len() {
                 return Err(TarError::Truncated);
             }
+            self.keep(&block);
             if block.iter().all(|&b| b == 0) {
                 if !pending.is_empty() {
                     return Err(corrupt("extension records without a following entry"));
@@ -280,6 +320,12 @@ impl TarStream {
             None
         };
         self.start_data(size)?;
+        if let Some(rec) = &mut self.split
+            && kind == Kind::Regular
+            && size > 0
+        {
+            rec.file(&name, sparse.as_ref().map(|s| s.map.clone()));
+        }
         self.last = Some(self.current.clone());
         Ok(EntryHeader {
             kind,
@@ -359,6 +405,7 @@ impl TarStream {
             if self.r.read_full(&mut block)? < block.len() {
                 return Err(TarError::Truncated);
             }
+            self.keep(&block);
             let mut ext = tar::GnuExtSparseHeader::new();
             ext.as_mut_bytes().copy_from_slice(&block);
             for h in ext.sparse() {
@@ -398,6 +445,7 @@ impl TarStream {
         if self.r.read_full(&mut data)? < data.len() {
             return Err(TarError::Truncated);
         }
+        self.keep(&data);
         self.remaining = 0;
         self.finish_entry()?;
         Ok(data)
@@ -420,13 +468,19 @@ impl TarStream {
     pub(crate) fn consume(&mut self, n: usize) {
         self.r.consume(n);
         self.remaining -= n as u64;
+        if let Some(rec) = &mut self.split {
+            rec.data(n as u64);
+        }
     }
 
     /// Skips the rest of the current entry and its padding.
     pub(crate) fn finish_entry(&mut self) -> Result<(), TarError> {
+        if let Some(rec) = &mut self.split {
+            rec.end_entry(self.remaining);
+        }
         let n = self.remaining + self.padding;
         if n > 0 {
-            if self.r.skip(n)? < n {
+            if self.skip_kept(n)? < n {
                 return Err(TarError::Truncated);
             }
             self.remaining = 0;
@@ -439,7 +493,7 @@ impl TarStream {
     /// (and the uncompressed-size limit sees it).
     pub(crate) fn drain(&mut self) -> Result<(), TarError> {
         self.finish_entry()?;
-        while self.r.skip(u64::MAX)? > 0 {}
+        while self.skip_kept(u64::MAX)? > 0 {}
         Ok(())
     }
 }

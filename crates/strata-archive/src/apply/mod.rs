@@ -37,6 +37,7 @@ use crate::compression::{Compression, detect_compression, foreign_format};
 use crate::error::ArchiveError;
 use crate::limits::Limits;
 use crate::root;
+use crate::split::Recorder;
 use crate::stream::{self, ChunkReader, CountingReader, StreamError};
 use crate::tarstream::{TarError, TarStream};
 
@@ -73,6 +74,10 @@ pub struct ApplyOptions {
     /// (`sync_file_range`), for a caller that syncs the filesystem before it trusts the
     /// result: the sync then finds little left to do. Default: false.
     pub writeback: bool,
+    /// Record the layer's tar split ([`ApplyStats::split`]), so that the exact uncompressed
+    /// layer can be rebuilt from the unpacked tree later ([`crate::rebuild_layer`]).
+    /// Default: false.
+    pub record_split: bool,
 }
 
 impl ApplyOptions {
@@ -85,6 +90,7 @@ impl ApplyOptions {
             layer: layer.into(),
             same_owner: rustix::process::geteuid().is_root(),
             writeback: false,
+            record_split: false,
         }
     }
 }
@@ -108,6 +114,9 @@ pub struct ApplyStats {
     /// without its lowers gives the same tree, which is what lets the layers of one image
     /// unpack in parallel before their parents exist.
     pub lower_lookups: u64,
+    /// With [`ApplyOptions::record_split`]: the layer's tar split, or why it could not be
+    /// recorded (the layer itself applied fine). `None` when not asked for.
+    pub split: Option<Result<Vec<u8>, String>>,
 }
 
 /// Unpacks the layer `src` (gzip, zstd or plain tar, detected from its first bytes) into
@@ -219,7 +228,7 @@ pub fn apply_layer(
         );
         drop(to_unpack);
         drop(to_hash);
-        let (entries, lower_lookups) = match unpacker.join() {
+        let (entries, lower_lookups, split) = match unpacker.join() {
             Ok(r) => r?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
@@ -234,20 +243,29 @@ pub fn apply_layer(
             entries,
             compression,
             lower_lookups,
+            split,
         })
     })
 }
 
 /// The unpacking thread: parse and apply every entry, fix directory metadata, then read the
-/// stream to its end. Returns the number of entries and of lookups in the lowers.
+/// stream to its end. Returns the number of entries, of lookups in the lowers, and the
+/// split when asked for.
+type Unpacked = (u64, u64, Option<Result<Vec<u8>, String>>);
 fn unpack(
     reader: ChunkReader,
     dest: OwnedFd,
     lowers: Vec<OwnedFd>,
     opts: &ApplyOptions,
     compression: Compression,
-) -> Result<(u64, u64), ArchiveError> {
+) -> Result<Unpacked, ArchiveError> {
     let mut tar = TarStream::new(reader, opts.limits);
+    if opts.record_split {
+        let recorder = Recorder::new().map_err(|e| ArchiveError::Split {
+            reason: format!("start recording: {e}"),
+        })?;
+        tar.record_split(recorder);
+    }
     let tar_err = |tar: &TarStream, e: TarError| tar_error(opts, compression, tar.current(), e);
     let mut applier =
         entry::Applier::new(dest, lowers, opts).map_err(|source| ArchiveError::Apply {
@@ -282,7 +300,7 @@ fn unpack(
     }
     applier.finish().map_err(|e| fail(&tar, e))?;
     tar.drain().map_err(|e| tar_err(&tar, e))?;
-    Ok((entries, applier.lower_lookups))
+    Ok((entries, applier.lower_lookups, tar.take_split()))
 }
 
 fn tar_error(
