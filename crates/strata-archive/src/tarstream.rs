@@ -14,6 +14,7 @@
 //!   a header or an entry is reported as truncated. A stream that ends cleanly at a header
 //!   boundary without the two zero blocks is accepted (some tools omit them).
 
+use crate::apply::RecordedSplit;
 use crate::limits::{Limits, MAX_META_RECORD};
 use crate::split::Recorder;
 use crate::stream::{ChunkReader, StreamError};
@@ -148,7 +149,7 @@ impl TarStream {
     }
 
     /// The recorded split, if one was asked for: the recipe, or why there is none.
-    pub(crate) fn take_split(&mut self) -> Option<Result<Vec<u8>, String>> {
+    pub(crate) fn take_split(&mut self) -> Option<RecordedSplit> {
         self.split.take().map(Recorder::finish)
     }
 

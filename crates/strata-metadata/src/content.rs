@@ -20,6 +20,18 @@ pub struct BlobRecord {
     pub created: SystemTime,
     pub updated: SystemTime,
     pub labels: Labels,
+    /// The file was let go after its layer was unpacked (see [`ContentStore::discard`]): the
+    /// record stands for bytes that can be brought back, not for bytes on disk.
+    pub discarded: bool,
+}
+
+/// A blob's size and state, without its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobSize {
+    pub digest: Digest,
+    pub size: u64,
+    /// See [`BlobRecord::discarded`]: no file on disk.
+    pub discarded: bool,
 }
 
 /// The outcome of a successful commit.
@@ -48,18 +60,20 @@ impl Tx<'_> {
     pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, MetaError> {
         let row = self
             .row(
-                "SELECT size, created_at, updated_at FROM blobs WHERE digest = ?1",
+                "SELECT size, created_at, updated_at, discarded_at IS NOT NULL FROM blobs \
+                 WHERE digest = ?1",
                 [digest.to_string()],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, i64>(2)?,
+                        r.get::<_, bool>(3)?,
                     ))
                 },
             )
             .map_err(MetaError::db("read blob"))?;
-        let Some((size, created, updated)) = row else {
+        let Some((size, created, updated, discarded)) = row else {
             return Ok(None);
         };
         Ok(Some(BlobRecord {
@@ -68,6 +82,7 @@ impl Tx<'_> {
             created: from_nanos(created),
             updated: from_nanos(updated),
             labels: self.labels(BLOB_LABELS, &digest.to_string())?,
+            discarded,
         }))
     }
 
@@ -90,19 +105,46 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Every live blob's digest and size, without labels: what accounting needs, in one query.
-    pub fn blob_sizes(&self) -> Result<Vec<(Digest, u64)>, MetaError> {
-        let rows: Vec<(String, i64)> = self
+    /// Every live blob's digest, size and whether it was discarded, without labels: what
+    /// accounting needs, in one query.
+    pub fn blob_sizes(&self) -> Result<Vec<BlobSize>, MetaError> {
+        let rows: Vec<(String, i64, bool)> = self
             .conn
-            .prepare_cached("SELECT digest, size FROM blobs")
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .prepare_cached("SELECT digest, size, discarded_at IS NOT NULL FROM blobs")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
             .map_err(MetaError::db("list blobs"))?;
         rows.into_iter()
-            .map(|(d, size)| Ok((parse_digest(d)?, size as u64)))
+            .map(|(d, size, discarded)| {
+                Ok(BlobSize {
+                    digest: parse_digest(d)?,
+                    size: size as u64,
+                    discarded,
+                })
+            })
             .collect()
     }
 
-    /// Records a committed blob; returns false if it was recorded already.
+    /// Every blob carrying label `key`, with the label's value: one query for what accounting
+    /// needs of a single label across the store.
+    pub fn blobs_labelled(&self, key: &str) -> Result<Vec<(Digest, String)>, MetaError> {
+        let rows: Vec<(String, String)> = self
+            .conn
+            .prepare_cached("SELECT digest, value FROM blob_labels WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(MetaError::db("list blob labels"))?;
+        rows.into_iter()
+            .map(|(d, v)| Ok((parse_digest(d)?, v)))
+            .collect()
+    }
+
+    /// Records a committed blob; returns false if it was recorded already. A discarded
+    /// blob's record stands for its file again.
     pub fn insert_blob(&self, digest: &Digest, size: u64) -> Result<bool, MetaError> {
         let now = now();
         let n = self
@@ -112,6 +154,33 @@ impl Tx<'_> {
                 params![digest.to_string(), size as i64, now],
             )
             .map_err(MetaError::db("record blob"))?;
+        if n == 0 {
+            self.conn
+                .execute(
+                    "UPDATE blobs SET discarded_at = NULL, updated_at = ?2 \
+                     WHERE digest = ?1 AND discarded_at IS NOT NULL",
+                    params![digest.to_string(), now],
+                )
+                .map_err(MetaError::db("record blob"))?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Marks a recorded blob discarded (its file is about to go); returns false if it was
+    /// already.
+    pub fn mark_blob_discarded(&self, digest: &Digest) -> Result<bool, MetaError> {
+        let id = digest.to_string();
+        let n = self
+            .conn
+            .execute(
+                "UPDATE blobs SET discarded_at = ?2, updated_at = ?2 \
+                 WHERE digest = ?1 AND discarded_at IS NULL",
+                params![id, now()],
+            )
+            .map_err(MetaError::db("discard blob"))?;
+        if n == 0 && self.blob(digest)?.is_none() {
+            return Err(MetaError::NotFound { what: "blob", id });
+        }
         Ok(n == 1)
     }
 
@@ -261,15 +330,52 @@ impl ContentStore {
         self.db.read(|tx| tx.blobs())
     }
 
-    /// Every live blob's digest and size (no labels: cheaper than [`list`](Self::list)).
-    pub fn sizes(&self) -> Result<Vec<(Digest, u64)>, MetaError> {
+    /// Every live blob's digest, size and state (no labels: cheaper than
+    /// [`list`](Self::list)).
+    pub fn sizes(&self) -> Result<Vec<BlobSize>, MetaError> {
         self.db.read(|tx| tx.blob_sizes())
     }
 
-    /// Opens a live blob for reading.
+    /// Opens a live blob for reading. A discarded blob is [`MetaError::Discarded`].
     pub fn reader(&self, digest: &Digest) -> Result<Blob, MetaError> {
-        self.info(digest)?;
+        if self.info(digest)?.discarded {
+            return Err(MetaError::Discarded {
+                digest: digest.clone(),
+            });
+        }
         Ok(self.local.reader(digest)?)
+    }
+
+    /// Lets a blob's file go while keeping its record, after setting `labels` on it (what
+    /// brings the bytes back: a reference to the layer's tar split, the source repository).
+    /// The record is marked first, in one transaction with the labels, then the file is
+    /// deleted: a crash in between leaves a file `fsck` and garbage collection remove, never
+    /// a record claiming a file that is gone. Writing the blob again (a re-fetch) makes the
+    /// record stand for its file again.
+    pub fn discard(&self, digest: &Digest, labels: &Labels) -> Result<(), MetaError> {
+        self.db.write(|tx| {
+            if !labels.is_empty() {
+                tx.update_blob_labels(digest, labels)?;
+            }
+            tx.mark_blob_discarded(digest)?;
+            Ok(())
+        })?;
+        self.delete_discarded_file(digest)
+    }
+
+    /// Deletes the file of a blob whose record says discarded, under the write lock (a writer
+    /// bringing the blob back records it under the same lock). For `discard`, and for the
+    /// files a crash left behind it.
+    pub fn delete_discarded_file(&self, digest: &Digest) -> Result<(), MetaError> {
+        self.db.write(|tx| {
+            if !tx.blob(digest)?.is_some_and(|b| b.discarded) {
+                return Ok(());
+            }
+            match self.local.delete(digest) {
+                Ok(()) | Err(ContentError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
     }
 
     /// Removes a blob: first from the database (so it stops being live at once), then its file.
@@ -410,6 +516,35 @@ mod tests {
             store.reader(&c.digest),
             Err(MetaError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn discarded_blob_keeps_its_record_and_comes_back_when_written_again() {
+        let (_d, store) = store();
+        let c = put(&store, b"layer bytes", &Labels::new());
+        let labels = Labels::from([("k".to_owned(), "v".to_owned())]);
+        store.discard(&c.digest, &labels).unwrap();
+        assert!(!store.local.exists(&c.digest));
+        let info = store.info(&c.digest).unwrap();
+        assert!(info.discarded);
+        assert_eq!((info.size, info.labels), (11, labels.clone()));
+        let err = store.reader(&c.digest).unwrap_err();
+        assert!(matches!(err, MetaError::Discarded { .. }), "{err}");
+        assert!(err.to_string().contains("--discard-compressed"), "{err}");
+        let sizes = store.sizes().unwrap();
+        assert!(sizes[0].discarded);
+        // Discarding twice is harmless; a crash between mark and delete leaves a file that
+        // delete_discarded_file removes.
+        store.discard(&c.digest, &Labels::new()).unwrap();
+
+        let again = put(&store, b"layer bytes", &Labels::new());
+        assert!(!again.already_existed);
+        let info = store.info(&c.digest).unwrap();
+        assert!(!info.discarded);
+        assert_eq!(info.labels, labels);
+        assert!(store.reader(&c.digest).is_ok());
+        store.delete_discarded_file(&c.digest).unwrap();
+        assert!(store.local.exists(&c.digest), "a present blob's file stays");
     }
 
     #[test]

@@ -39,6 +39,13 @@ pub enum MetaError {
         id: String,
         reason: String,
     },
+    /// The blob's record is kept but its file was let go (`--discard-compressed`): its bytes
+    /// must be brought back (re-fetched or rebuilt) before they can be read.
+    #[error(
+        "blob {digest} was discarded after its layer was unpacked (--discard-compressed); \
+         push and save bring it back from its source or rebuild it"
+    )]
+    Discarded { digest: strata_types::Digest },
     #[error("metadata database holds an invalid {what} {value:?}: run `strata fsck`")]
     Corrupt { what: &'static str, value: String },
     #[error(transparent)]
@@ -48,7 +55,7 @@ pub enum MetaError {
 impl MetaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            MetaError::NotFound { .. } => ErrorKind::NotFound,
+            MetaError::NotFound { .. } | MetaError::Discarded { .. } => ErrorKind::NotFound,
             MetaError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             MetaError::FailedPrecondition { .. } | MetaError::SchemaTooNew { .. } => {
                 ErrorKind::FailedPrecondition

@@ -9,7 +9,8 @@
 //! ```text
 //! images           name PK → target descriptor (media_type, digest, size), created_at, updated_at
 //! image_labels     (name, key) → value
-//! blobs            digest PK → size, created_at, updated_at      committed content that is live
+//! blobs            digest PK → size, created_at, updated_at,      committed content that is live
+//!                  discarded_at (set: file let go, bytes recoverable)
 //! blob_labels      (digest, key) → value                          GC refs, source registry, ...
 //! snapshots        id PK (never reused: names directories), (snapshotter, key) unique,
 //!                  kind active|view|committed, parent key (RESTRICT: no removing a parent)
@@ -21,6 +22,8 @@
 //! lease_resources  (lease id, kind content|ingest|snapshot, resource id)
 //! volumes          name PK → driver, anonymous, options (JSON), created_at
 //! volume_labels    (volume name, key) → value
+//! snapshot_usage   snapshot id PK → size, inodes                 measured once, at commit
+//! settings         key PK → value                                 the store's settings
 //! ```
 //!
 //! Times are integer nanoseconds since the Unix epoch. The schema version is SQLite's
@@ -35,11 +38,12 @@ mod images;
 mod labels;
 mod leases;
 pub mod schema;
+mod settings;
 mod snapshots;
 mod volumes;
 
 pub use containers::ContainerRecord;
-pub use content::{BlobRecord, Committed, ContentStore};
+pub use content::{BlobRecord, BlobSize, Committed, ContentStore};
 pub use db::{Db, Tx};
 pub use error::MetaError;
 pub use images::ImageRecord;

@@ -109,6 +109,16 @@ pub const MIGRATIONS: &[&str] = &[
         inodes      INTEGER NOT NULL
     );
     "#,
+    // 4: blobs whose file was let go after their layer was unpacked and its tar split kept
+    // (`--discard-compressed`): the record stays (labels, size, references), the file does
+    // not. And the store's settings.
+    r#"
+    ALTER TABLE blobs ADD COLUMN discarded_at INTEGER;
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build of strata writes.

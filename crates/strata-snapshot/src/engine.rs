@@ -567,6 +567,23 @@ impl<B: Backend> Snapshotter for Engine<B> {
         Ok(self.target(&dir, &parents))
     }
 
+    fn layer_dir(&self, name: &str) -> Result<PathBuf, SnapshotError> {
+        let rec = self
+            .read("layer dir of", name, |tx| tx.snapshot(self.sn(), name))?
+            .ok_or_else(|| SnapshotError::NotFound {
+                op: "layer dir of",
+                key: name.to_owned(),
+            })?;
+        if rec.kind != SnapshotKind::Committed {
+            return Err(SnapshotError::FailedPrecondition {
+                op: "layer dir of",
+                key: name.to_owned(),
+                reason: format!("is {}, not committed", rec.kind.as_str()),
+            });
+        }
+        Ok(self.fs_dir(rec.id))
+    }
+
     fn apply_target(&self, key: &str) -> Result<ApplyTarget, SnapshotError> {
         let (rec, parents) = self.record_and_parents("apply to", key)?;
         if rec.kind != SnapshotKind::Active {

@@ -216,6 +216,12 @@ pub trait Snapshotter: Send + Sync {
     ///   is empty.
     fn apply_target(&self, key: &str) -> Result<ApplyTarget, SnapshotError>;
 
+    /// The directory the committed snapshot `name`'s layer was applied into (the
+    /// [`ApplyTarget::dir`] it had while active): overlayfs, that layer's own files;
+    /// native and btrfs, the full tree. For reading only — rebuilding a layer's tar from its
+    /// files — never for writing: other snapshots and containers build on it.
+    fn layer_dir(&self, name: &str) -> Result<PathBuf, SnapshotError>;
+
     /// Whether [`rebase`](Self::rebase) works: true for overlayfs only.
     fn can_rebase(&self) -> bool;
 

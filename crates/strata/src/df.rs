@@ -79,6 +79,8 @@ pub struct ImagesUsage {
     /// before garbage collection), and partial downloads (`ingests`).
     pub unreferenced: Split,
     pub ingests: u64,
+    /// Compressed layer bytes not on disk (discarded after unpacking).
+    pub discarded: u64,
 }
 
 impl ImagesUsage {
@@ -171,6 +173,7 @@ pub fn images_usage(store: &Store, sn: Option<&dyn Snapshotter>) -> Result<Image
             .sum();
     }
     out.ingests = store.content().ingests()?.iter().map(|i| i.offset).sum();
+    out.discarded = sizer.discarded_bytes();
     Ok(out)
 }
 

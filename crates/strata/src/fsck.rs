@@ -128,17 +128,26 @@ pub fn fsck(store: &Store, opts: &FsckOptions) -> Result<Report, FsckError> {
 
 fn blobs(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
     let content = store.content();
-    let records: HashMap<Digest, u64> = content.sizes()?.into_iter().collect();
+    let records: HashMap<Digest, (u64, bool)> = content
+        .sizes()?
+        .into_iter()
+        .map(|b| (b.digest, (b.size, b.discarded)))
+        .collect();
     let files = content.local().list().map_err(MetaError::from)?;
     report.checked += records.len();
     // What a repair acts on: the finding's index and its blob.
-    let (mut orphans, mut broken) = (Vec::new(), Vec::new());
+    let (mut orphans, mut broken, mut leftovers) = (Vec::new(), Vec::new(), Vec::new());
     let add = |report: &mut Report, severity, digest: &Digest, detail: String| {
         report.add(severity, format!("blob {digest}"), detail);
         (report.findings.len() - 1, digest.clone())
     };
     let on_disk: HashSet<&Digest> = files.iter().map(|f| &f.digest).collect();
-    for digest in records.keys().filter(|d| !on_disk.contains(d)) {
+    // A discarded blob has no file by design (its layer's snapshot and tar split stand in).
+    for digest in records
+        .iter()
+        .filter(|(d, (_, discarded))| !discarded && !on_disk.contains(d))
+        .map(|(d, _)| d)
+    {
         let detail = "recorded, but its file is missing".into();
         broken.push(add(report, Severity::Problem, digest, detail));
     }
@@ -149,7 +158,16 @@ fn blobs(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), F
                 orphans.push(add(report, Severity::Orphan, &file.digest, detail));
                 continue;
             }
-            Some(&size) if size != file.size => {
+            Some(&(_, true)) => {
+                // Discarding marks the record, then deletes the file: a crash in between.
+                let detail = format!(
+                    "discarded, but its file is still here ({} bytes)",
+                    file.size
+                );
+                leftovers.push(add(report, Severity::Orphan, &file.digest, detail));
+                continue;
+            }
+            Some(&(size, _)) if size != file.size => {
                 format!("recorded as {size} bytes, the file has {}", file.size)
             }
             Some(_) if opts.verify_content => {
@@ -186,6 +204,12 @@ fn blobs(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), F
     for (i, d) in orphans {
         if deleted.contains(&d) {
             report.findings[i].repaired = Some("file removed".into());
+        }
+    }
+    for (i, d) in leftovers {
+        match content.delete_discarded_file(&d) {
+            Ok(()) => report.findings[i].repaired = Some("file removed".into()),
+            Err(e) => tracing::warn!("fsck: remove discarded blob file {d}: {e}"),
         }
     }
     // The record goes (and the bad file with it), so a pull fetches it again.

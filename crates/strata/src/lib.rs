@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod containers;
 pub mod df;
+pub mod discard;
 pub mod fsck;
 pub mod gc;
 pub mod images;

@@ -138,6 +138,12 @@ impl Store {
     pub fn content(&self) -> &ContentStore {
         &self.content
     }
+
+    /// The store's `discard-compressed` setting (see [`crate::discard`]).
+    pub fn discard_compressed(&self) -> Result<bool, MetaError> {
+        let value = self.db.read(|tx| tx.setting(crate::discard::SETTING))?;
+        Ok(crate::discard::setting_enabled(value.as_deref()))
+    }
 }
 
 fn prepare_root(root: &Path) -> Result<(), StoreError> {

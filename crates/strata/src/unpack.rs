@@ -9,7 +9,7 @@
 
 use std::io::Read;
 
-use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
+use strata_archive::{ApplyOptions, ArchiveError, RecordedSplit, WhiteoutMode, apply_layer};
 use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::oci::{ImageConfig, Manifest};
@@ -211,6 +211,22 @@ pub(crate) fn unpack_layer(
     parent: Option<&Digest>,
     lease: Option<&str>,
 ) -> Result<(), UnpackError> {
+    unpack_layer_discarding(content, sn, layer, diff_id, chain, parent, lease, false).map(|_| ())
+}
+
+/// [`unpack_layer`], then with `discard` let the compressed blob go (see [`crate::discard`]);
+/// returns the bytes freed. Failing to discard is logged, never an error: the blob stays.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn unpack_layer_discarding(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    chain: &Digest,
+    parent: Option<&Digest>,
+    lease: Option<&str>,
+    discard: bool,
+) -> Result<u64, UnpackError> {
     let digest = layer.digest.clone();
     if !strata_remote::media::is_layer(&layer.media_type) {
         return Err(UnpackError::MediaType {
@@ -228,14 +244,20 @@ pub(crate) fn unpack_layer(
     hold(content, sn, lease, &chain.to_string(), &digest)?;
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;
-    let result = apply_and_commit(content, sn, layer, diff_id, chain, &key);
-    if result.is_err() {
-        // Never leave a half-unpacked layer behind; the error that matters is the first.
-        if let Err(e) = sn.remove(&key) {
-            tracing::warn!("remove failed unpack {key}: {e}");
+    let result = apply_and_commit(content, sn, layer, diff_id, chain, &key, discard);
+    match result {
+        Err(e) => {
+            // Never leave a half-unpacked layer behind; the error that matters is the first.
+            if let Err(e) = sn.remove(&key) {
+                tracing::warn!("remove failed unpack {key}: {e}");
+            }
+            Err(e)
         }
+        Ok(split) if discard => Ok(crate::discard::discard_or_keep(
+            content, sn, layer, diff_id, chain, split, lease,
+        )),
+        Ok(_) => Ok(0),
     }
-    result
 }
 
 fn apply_and_commit(
@@ -245,7 +267,8 @@ fn apply_and_commit(
     diff_id: &Digest,
     chain: &Digest,
     key: &str,
-) -> Result<(), UnpackError> {
+    record_split: bool,
+) -> Result<Option<RecordedSplit>, UnpackError> {
     let digest = layer.digest.clone();
     let snap = |source| UnpackError::Snapshot {
         digest: digest.clone(),
@@ -268,6 +291,7 @@ fn apply_and_commit(
         },
     );
     opts.writeback = target.synced;
+    opts.record_split = record_split;
     opts.lowers = target.lowers.clone();
     let stats = apply_layer(blob, &target.dir, &opts).map_err(|source| UnpackError::Apply {
         digest: digest.clone(),
@@ -281,11 +305,11 @@ fn apply_and_commit(
         });
     }
     match sn.commit(&chain.to_string(), key, &Labels::new()) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(stats.split),
         // Another process unpacked the same chain meanwhile: theirs is as good as ours.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             sn.remove(key).map_err(snap)?;
-            Ok(())
+            Ok(stats.split)
         }
         Err(e) => Err(snap(e)),
     }

@@ -95,6 +95,9 @@ impl ApplyOptions {
     }
 }
 
+/// A recorded tar split ([`crate::rebuild_layer`]), or why the layer could not be recorded.
+pub type RecordedSplit = Result<Vec<u8>, String>;
+
 /// What applying a layer found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -116,7 +119,7 @@ pub struct ApplyStats {
     pub lower_lookups: u64,
     /// With [`ApplyOptions::record_split`]: the layer's tar split, or why it could not be
     /// recorded (the layer itself applied fine). `None` when not asked for.
-    pub split: Option<Result<Vec<u8>, String>>,
+    pub split: Option<RecordedSplit>,
 }
 
 /// Unpacks the layer `src` (gzip, zstd or plain tar, detected from its first bytes) into
@@ -251,7 +254,7 @@ pub fn apply_layer(
 /// The unpacking thread: parse and apply every entry, fix directory metadata, then read the
 /// stream to its end. Returns the number of entries, of lookups in the lowers, and the
 /// split when asked for.
-type Unpacked = (u64, u64, Option<Result<Vec<u8>, String>>);
+type Unpacked = (u64, u64, Option<RecordedSplit>);
 fn unpack(
     reader: ChunkReader,
     dest: OwnedFd,

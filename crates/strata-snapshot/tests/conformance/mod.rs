@@ -1039,7 +1039,20 @@ pub fn apply_target(env: &Env) {
         "deleted in the top layer"
     );
     drop(m);
+    sn.commit("top", "top-a", &gc()).unwrap();
+    // The committed layer is read back where it was applied.
+    let layer = sn.layer_dir("top").unwrap();
+    assert_eq!(fs::read(layer.join("second")).unwrap(), b"2");
+    let gone = fs::symlink_metadata(layer.join("from-apply"));
+    if t.overlay_whiteouts {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(gone.unwrap().file_type().is_char_device(), "the whiteout");
+    } else {
+        assert!(gone.is_err(), "deleted from the full tree");
+    }
+    assert_eq!(kind_of(sn.layer_dir("top-a")), ErrorKind::NotFound);
     sn.view("v", Some("base"), &gc()).unwrap();
+    assert_eq!(kind_of(sn.layer_dir("v")), ErrorKind::FailedPrecondition);
     assert_eq!(kind_of(sn.apply_target("v")), ErrorKind::FailedPrecondition);
     assert_eq!(
         kind_of(sn.apply_target("base")),

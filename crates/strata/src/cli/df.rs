@@ -139,11 +139,18 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
 /// What Docker's table does not show: compressed and unpacked image bytes apart (with the
 /// containerd image store every layer is on disk twice), and what no image uses.
 fn breakdown(usage: &ImagesUsage) {
-    println!(
+    print!(
         "\nImages: {} compressed content + {} unpacked layers",
         human_size(usage.total.content),
         human_size(usage.total.unpacked)
     );
+    if usage.discarded > 0 {
+        print!(
+            " ({} of compressed layers discarded after unpacking)",
+            human_size(usage.discarded)
+        );
+    }
+    println!();
     let loose = usage.unreferenced.total() + usage.ingests;
     if loose > 0 {
         println!(

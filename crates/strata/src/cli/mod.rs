@@ -25,6 +25,7 @@ mod ps;
 mod pull;
 mod push;
 mod save;
+mod settings;
 mod snapshot;
 mod system;
 mod timefmt;
@@ -127,6 +128,8 @@ enum SystemCommand {
     /// Remove unused data: dangling images (-a: every unused image), then everything no
     /// image, container or live lease needs.
     Prune(image_ops::PruneArgs),
+    /// Show or change the store's settings (`discard-compressed`).
+    Settings(settings::SettingsArgs),
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
@@ -160,6 +163,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::System(SystemCommand::Df(args)) => df::df(&open()?, args),
         Command::Fsck(args) => fsck::run(&open()?, args),
         Command::System(SystemCommand::Prune(args)) => image_ops::system_prune(&open()?, args),
+        Command::System(SystemCommand::Settings(args)) => settings::run(&open()?, args),
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),

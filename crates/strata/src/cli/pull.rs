@@ -26,6 +26,14 @@ pub struct PullArgs {
     /// Layers downloaded and unpacked at once.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     max_concurrent_downloads: u32,
+    /// Delete each layer's compressed blob once its unpacked snapshot is verified against it
+    /// (the layer can be re-fetched or rebuilt for push and save). Default: the store's
+    /// `discard-compressed` setting.
+    #[arg(long)]
+    discard_compressed: bool,
+    /// Keep the compressed blobs even if the store's `discard-compressed` setting is on.
+    #[arg(long, conflicts_with = "discard_compressed")]
+    keep_compressed: bool,
     /// NAME[:TAG|@DIGEST]
     name: String,
 }
@@ -41,6 +49,11 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
         platform,
         all_platforms: args.all_platforms,
         max_concurrent_downloads: args.max_concurrent_downloads as usize,
+        discard_compressed: match (args.discard_compressed, args.keep_compressed) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     let last = args.name.rsplit('/').next().unwrap_or_default();
     if !args.quiet && !last.contains(':') && !last.contains('@') {
@@ -84,11 +97,19 @@ pub fn pull_with(
         } else {
             "Downloaded newer image for"
         };
-        let text = format!(
+        let mut text = format!(
             "Digest: {}\nStatus: {status} {}",
             pulled.target.digest,
             reference.familiar()
         );
+        let (count, bytes) = pulled.discarded;
+        if count > 0 {
+            text.push_str(&format!(
+                "\nDiscarded {count} compressed layer{} after unpacking ({} freed)",
+                if count == 1 { "" } else { "s" },
+                strata_format::human_size(bytes)
+            ));
+        }
         if stderr {
             eprintln!("{text}");
         } else {

@@ -125,8 +125,13 @@ impl ImageSummary {
 pub struct Sizer<'a> {
     content: &'a ContentStore,
     sn: Option<&'a dyn Snapshotter>,
-    /// Every blob of the content store, with its size.
+    /// Every blob of the content store, with its size on disk (0 for a discarded blob, which
+    /// is present all the same: its bytes can be brought back).
     present: HashMap<Digest, u64>,
+    /// The recorded size of the discarded blobs: compressed bytes not kept.
+    discarded: u64,
+    /// Discarded layer blob → its tar split (which the image then holds in its place).
+    splits: HashMap<Digest, Digest>,
     usage: HashMap<Digest, Option<u64>>,
     /// `usage` holds every committed layer snapshot: one it lacks does not exist.
     complete: bool,
@@ -144,7 +149,27 @@ impl<'a> Sizer<'a> {
         content: &'a ContentStore,
         sn: Option<&'a dyn Snapshotter>,
     ) -> Result<Sizer<'a>, strata_metadata::MetaError> {
-        let present = content.sizes()?.into_iter().collect();
+        let mut discarded = 0;
+        let present = content
+            .sizes()?
+            .into_iter()
+            .map(|b| {
+                if b.discarded {
+                    discarded += b.size;
+                }
+                (b.digest, if b.discarded { 0 } else { b.size })
+            })
+            .collect();
+        let splits = if discarded > 0 {
+            content
+                .db()
+                .read(|tx| tx.blobs_labelled(crate::discard::LABEL_SPLIT))?
+                .into_iter()
+                .filter_map(|(layer, split)| Some((layer, split.parse().ok()?)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         // Every layer's figure in one read; a snapshotter that cannot say is asked per layer.
         let usage = sn
             .and_then(|sn| {
@@ -161,6 +186,8 @@ impl<'a> Sizer<'a> {
             content,
             sn,
             present,
+            discarded,
+            splits,
             complete: usage.is_some(),
             usage: usage.unwrap_or_default(),
         })
@@ -171,9 +198,14 @@ impl<'a> Sizer<'a> {
         self.present.contains_key(digest)
     }
 
-    /// Every blob of the content store and its size, as read when the sizer was made.
+    /// Every blob of the content store and its size on disk, as read when the sizer was made.
     pub fn blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
         self.present.iter().map(|(d, s)| (d, *s))
+    }
+
+    /// The compressed bytes of discarded blobs (not on disk; see `--discard-compressed`).
+    pub fn discarded_bytes(&self) -> u64 {
+        self.discarded
     }
 
     /// Usage of the snapshot `chain`, `None` if it does not exist.
@@ -287,9 +319,15 @@ impl<'a> Sizer<'a> {
         m.blobs.push((desc.digest.clone(), desc.size));
         m.available = true;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            if self.present.contains_key(&blob.digest) {
-                m.content_size += blob.size;
-                m.blobs.push((blob.digest.clone(), blob.size));
+            if let Some(&on_disk) = self.present.get(&blob.digest) {
+                m.content_size += on_disk;
+                m.blobs.push((blob.digest.clone(), on_disk));
+                if let Some(split) = self.splits.get(&blob.digest)
+                    && let Some(&size) = self.present.get(split)
+                {
+                    m.content_size += size;
+                    m.blobs.push((split.clone(), size));
+                }
             } else {
                 m.available = false;
             }

@@ -25,7 +25,7 @@ use std::thread;
 
 use bytes::{Buf as _, Bytes};
 use futures_util::StreamExt as _;
-use strata_archive::{ApplyOptions, ArchiveError, WhiteoutMode, apply_layer};
+use strata_archive::{ApplyOptions, ArchiveError, RecordedSplit, WhiteoutMode, apply_layer};
 use strata_content::Writer;
 use strata_metadata::Labels;
 use strata_snapshot::Snapshotter;
@@ -33,7 +33,7 @@ use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
 
 use super::{Ctx, LayerState, PullError, blobs, lease_snapshots};
-use crate::unpack::{UnpackError, unpack_layer};
+use crate::unpack::{UnpackError, unpack_layer_discarding};
 
 /// Chunks in flight between a download and its unpacker: bounds a layer's memory (a few
 /// MiB) whatever its size.
@@ -48,8 +48,13 @@ struct Job<'m> {
 
 /// What a worker leaves for the committing thread.
 enum Finished {
-    /// Applied into the active snapshot `key`, which is on no parent yet.
-    Applied { key: String, lower_lookups: u64 },
+    /// Applied into the active snapshot `key`, which is on no parent yet; with its tar split
+    /// when the pull discards compressed layers.
+    Applied {
+        key: String,
+        lower_lookups: u64,
+        split: Option<RecordedSplit>,
+    },
     /// In the content store, not unpacked.
     Downloaded,
     /// Its snapshot appeared meanwhile (another pull made it).
@@ -186,6 +191,7 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
         Finished::Applied {
             key,
             lower_lookups: 0,
+            split,
         } => {
             let moved = ctx.sn.rebase(&key, parent.as_deref());
             let committed = moved.and_then(|_| {
@@ -203,8 +209,21 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
                 }
                 .into());
             }
+            if ctx.discard {
+                ctx.note_discarded(crate::discard::discard_or_keep(
+                    ctx.store.content(),
+                    ctx.sn,
+                    job.desc,
+                    job.diff_id,
+                    &job.chain,
+                    split,
+                    Some(ctx.lease),
+                ));
+            }
         }
-        Finished::Applied { key, lower_lookups } => {
+        Finished::Applied {
+            key, lower_lookups, ..
+        } => {
             // It needs its parents' files: again, on them, from the store.
             tracing::info!(layer = %job.desc.digest, lower_lookups, "layer depends on its parents: unpacking it again on them");
             remove_quietly(ctx.sn, &key);
@@ -228,7 +247,7 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
 /// Unpacks a layer whose blob is in the store, on its committed parent.
 fn unpack_from_store(ctx: &Ctx<'_>, job: &Job<'_>) -> Result<(), PullError> {
     report(ctx, job, LayerState::Extracting, job.desc.size);
-    unpack_layer(
+    let freed = unpack_layer_discarding(
         ctx.store.content(),
         ctx.sn,
         job.desc,
@@ -236,7 +255,9 @@ fn unpack_from_store(ctx: &Ctx<'_>, job: &Job<'_>) -> Result<(), PullError> {
         &job.chain,
         job.parent.as_ref(),
         Some(ctx.lease),
+        ctx.discard,
     )?;
+    ctx.note_discarded(freed);
     Ok(())
 }
 
@@ -266,7 +287,11 @@ fn fetch_and_apply(
     lease_snapshots(ctx, [key.clone()])?;
     ctx.sn.prepare(&key, None, &Labels::new()).map_err(snap)?;
     match apply(ctx, job, &key, writer, cancel) {
-        Ok(lower_lookups) => Ok(Finished::Applied { key, lower_lookups }),
+        Ok((lower_lookups, split)) => Ok(Finished::Applied {
+            key,
+            lower_lookups,
+            split,
+        }),
         Err(e) => {
             remove_quietly(ctx.sn, &key);
             Err(e)
@@ -275,14 +300,15 @@ fn fetch_and_apply(
 }
 
 /// Applies the layer into `key` (from the network through `writer`, or from the store when
-/// the blob is there already), verifies it, and returns the apply's lower lookups.
+/// the blob is there already), verifies it, and returns the apply's lower lookups and tar
+/// split (when the pull discards).
 fn apply(
     ctx: &Ctx<'_>,
     job: &Job<'_>,
     key: &str,
     writer: Option<Writer>,
     cancel: &AtomicBool,
-) -> Result<u64, PullError> {
+) -> Result<(u64, Option<RecordedSplit>), PullError> {
     let digest = &job.desc.digest;
     let target = ctx
         .sn
@@ -299,6 +325,7 @@ fn apply(
     // No lowers: the parents may not exist yet (see `lower_lookups`).
     let mut opts = ApplyOptions::new(digest.to_string(), whiteouts);
     opts.writeback = target.synced;
+    opts.record_split = ctx.discard;
     let apply_err = |source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),
@@ -352,7 +379,7 @@ fn apply(
                 Ok(stats) => stats,
                 // Without its lowers a hardlink to a file below cannot resolve: the blob is
                 // stored, so the layer can be unpacked again on its parents.
-                Err(ArchiveError::HardlinkTarget { .. }) => return Ok(1),
+                Err(ArchiveError::HardlinkTarget { .. }) => return Ok((1, None)),
                 Err(e) => return Err(apply_err(e).into()),
             }
         }
@@ -365,7 +392,7 @@ fn apply(
         }
         .into());
     }
-    Ok(stats.lower_lookups)
+    Ok((stats.lower_lookups, stats.split))
 }
 
 /// The stream a layer is applied from: the bytes an interrupted pull left in the ingest,

@@ -56,6 +56,9 @@ pub struct PullOptions {
     pub all_platforms: bool,
     /// Layers downloaded (and unpacked) at once.
     pub max_concurrent_downloads: usize,
+    /// Let each layer's compressed blob go once its snapshot is unpacked and verified (see
+    /// [`crate::discard`]); `None`: as the store's `discard-compressed` setting says.
+    pub discard_compressed: Option<bool>,
 }
 
 impl Default for PullOptions {
@@ -64,6 +67,7 @@ impl Default for PullOptions {
             platform: None,
             all_platforms: false,
             max_concurrent_downloads: 3,
+            discard_compressed: None,
         }
     }
 }
@@ -98,6 +102,18 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+impl Ctx<'_> {
+    /// Counts a layer blob discarded (`freed` bytes; 0: kept).
+    fn note_discarded(&self, freed: u64) {
+        if freed > 0
+            && let Ok(mut d) = self.discarded.lock()
+        {
+            d.0 += 1;
+            d.1 += freed;
+        }
+    }
+}
+
 /// One platform's image the pull unpacked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulledManifest {
@@ -117,6 +133,9 @@ pub struct Pulled {
     pub manifests: Vec<PulledManifest>,
     /// Whether the name already pointed at `target` before (Docker's "Image is up to date").
     pub up_to_date: bool,
+    /// Compressed layer blobs let go after unpacking (`--discard-compressed`): how many, and
+    /// their bytes.
+    pub discarded: (usize, u64),
 }
 
 /// Everything one pull's steps share.
@@ -133,6 +152,10 @@ struct Ctx<'a> {
     source_label: (String, String),
     /// Layers this pull unpacked (not found already there).
     unpacked: std::sync::atomic::AtomicUsize,
+    /// Whether compressed layer blobs go once unpacked.
+    discard: bool,
+    /// Layer blobs discarded, and their bytes.
+    discarded: std::sync::Mutex<(usize, u64)>,
 }
 
 /// Pulls `reference` into `store`, unpacking it with `sn`.
@@ -163,6 +186,11 @@ pub fn pull(
             reference.repository().to_owned(),
         ),
         unpacked: Default::default(),
+        discard: match opts.discard_compressed {
+            Some(d) => d,
+            None => store.discard_compressed()?,
+        },
+        discarded: Default::default(),
     };
     let result = pull_leased(&ctx);
     // Recorded images now hold what they need; the rest is for garbage collection.
@@ -230,6 +258,7 @@ fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
         name: ctx.reference.clone(),
         target,
         manifests,
+        discarded: ctx.discarded.lock().map(|d| *d).unwrap_or_default(),
     })
 }
 

