@@ -21,6 +21,8 @@
 //! the references manifests hold to it. Garbage collection follows the split label like any
 //! other edge, so the split lives exactly as long as the record.
 
+mod restore;
+
 use std::io::Write as _;
 
 use strata_archive::{ArchiveError, RecordedSplit, split_diff_id};
@@ -28,6 +30,8 @@ use strata_content::{ContentError, WriterOptions};
 use strata_metadata::{ContentStore, Labels, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::{Descriptor, Digest, ErrorKind};
+
+pub use restore::{Rebuilt, RestoreError, Restorer};
 
 /// The store setting that makes every pull discard (`strata system settings`).
 pub const SETTING: &str = "discard-compressed";

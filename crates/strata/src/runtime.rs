@@ -22,6 +22,13 @@ pub const DEFAULT_HOSTS_DIR: &str = "/etc/strata/certs.d";
 /// The registry client every command that talks to a registry uses: credentials from
 /// Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`), hosts as above.
 pub fn remote() -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>> {
+    remote_with(strata_remote::RemoteOptions::default())
+}
+
+/// [`remote`] with other options (the hosts directory is filled in).
+pub fn remote_with(
+    opts: strata_remote::RemoteOptions,
+) -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>> {
     let hosts_dir = std::env::var_os("STRATA_HOSTS_DIR")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
@@ -29,9 +36,5 @@ pub fn remote() -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>
             let d = std::path::Path::new(DEFAULT_HOSTS_DIR);
             d.is_dir().then(|| d.to_owned())
         });
-    strata_remote::Remote::new(strata_remote::RemoteOptions {
-        hosts_dir,
-        ..strata_remote::RemoteOptions::default()
-    })
-    .map_err(Box::new)
+    strata_remote::Remote::new(strata_remote::RemoteOptions { hosts_dir, ..opts }).map_err(Box::new)
 }

@@ -68,6 +68,12 @@ pub enum SaveError {
     },
     #[error("write archive")]
     Write(#[source] io::Error),
+    #[error("{name}")]
+    Restore {
+        name: String,
+        #[source]
+        source: Box<crate::discard::RestoreError>,
+    },
     #[error(transparent)]
     Meta(#[from] MetaError),
 }
@@ -83,6 +89,7 @@ impl SaveError {
             SaveError::Read { source, .. } => source.kind(),
             SaveError::Size { .. } => ErrorKind::DataMismatch,
             SaveError::Write(_) => ErrorKind::Internal,
+            SaveError::Restore { source, .. } => source.kind(),
             SaveError::Meta(e) => e.kind(),
         }
     }
@@ -102,6 +109,9 @@ pub struct Saved {
     pub missing: Vec<(String, Vec<String>)>,
     /// Blobs written.
     pub blobs: usize,
+    /// Discarded layers that could not be re-fetched, rebuilt under new digests: the archive
+    /// holds rewritten manifests for their images.
+    pub rebuilt: Vec<crate::discard::Rebuilt>,
 }
 
 /// One image to save: its target and the name it goes under (none for an ID).
@@ -140,9 +150,36 @@ pub fn save(
     }
     let lease = format!("save/{}", crate::unique_suffix());
     db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + SAVE_LEASE), &Labels::new()))?;
-    let result = save_leased(content, &exports, &lease, out);
+    // Discarded layers come back first (from a registry the images' names point at, else
+    // rebuilt); the archive then names what was brought back.
+    let registries = exports
+        .iter()
+        .filter_map(|e| e.name.as_ref().map(|n| n.registry().to_owned()))
+        .collect();
+    let mut restorer = crate::discard::Restorer::new(store, &lease, registries);
+    let mut restored = Ok(());
+    for export in &mut exports {
+        match restorer.image(&export.target.descriptor) {
+            Ok(d) => {
+                export.target.descriptor.digest = d.digest;
+                export.target.descriptor.size = d.size;
+            }
+            Err(source) => {
+                restored = Err(SaveError::Restore {
+                    name: export.display.clone(),
+                    source: Box::new(source),
+                });
+                break;
+            }
+        }
+    }
+    let result = restored.and_then(|()| save_leased(content, &exports, &lease, out));
     db.write(|tx| tx.delete_lease(&lease))?;
-    result
+    let rebuilt = std::mem::take(&mut restorer.rebuilt);
+    restorer.finish();
+    let mut saved = result?;
+    saved.rebuilt = rebuilt;
+    Ok(saved)
 }
 
 fn save_leased(

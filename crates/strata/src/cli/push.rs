@@ -125,6 +125,20 @@ fn report(out: &mut impl Write, pushed: &Pushed, quiet: bool) -> io::Result<()> 
             pushed.target.digest, pushed.target.size
         )?;
     }
+    for b in &pushed.rebuilt {
+        eprintln!(
+            "Info -> layer {} could not be fetched from its source ({}): rebuilt from its \
+             unpacked snapshot and compressed again as {}",
+            b.old, b.why, b.new
+        );
+    }
+    if let Some(local) = &pushed.local_target {
+        eprintln!(
+            "Info -> the pushed {} differs from the local image's {}: rebuilt layers have new \
+             digests",
+            pushed.target.digest, local.digest
+        );
+    }
     match &pushed.index {
         Some(index) => eprintln!(
             "\nInfo -> Not all multiplatform-content is present and only the available \

@@ -47,6 +47,13 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
             saved
         }
     };
+    for b in &saved.rebuilt {
+        eprintln!(
+            "layer {} could not be fetched from its source ({}): rebuilt from its unpacked \
+             snapshot and compressed again as {}; the archive's manifest names the new digest",
+            b.old, b.why, b.new
+        );
+    }
     for (name, platforms) in &saved.missing {
         eprintln!(
             "{name}: not present locally, left out of the archive: {}",

@@ -47,6 +47,12 @@ const PUSH_LEASE: Duration = Duration::from_secs(3600);
 pub enum PushError {
     #[error("An image does not exist locally with the tag: {0}")]
     NotFound(String),
+    #[error("{name}")]
+    Restore {
+        name: String,
+        #[source]
+        source: Box<crate::discard::RestoreError>,
+    },
     #[error("{name}: blob {digest} is not present locally")]
     Missing { name: String, digest: Digest },
     #[error(
@@ -106,6 +112,7 @@ impl PushError {
             PushError::Ambiguous { .. } => ErrorKind::FailedPrecondition,
             PushError::MediaType { .. } => ErrorKind::InvalidArgument,
             PushError::Read { source, .. } => source.kind(),
+            PushError::Restore { source, .. } => source.kind(),
             PushError::Open { .. } | PushError::Task { .. } => ErrorKind::Internal,
             PushError::Remote(e) => e.kind(),
             PushError::Meta(e) => e.kind(),
@@ -185,6 +192,11 @@ pub struct Pushed {
     /// The platforms of the index missing locally: with `index`, those left out; without, the
     /// ones the registry had already (the index went up whole).
     pub missing: Vec<String>,
+    /// Discarded layers that could not be re-fetched and were rebuilt under new digests
+    /// (then `target` is a rewritten manifest or index, not the local image's).
+    pub rebuilt: Vec<crate::discard::Rebuilt>,
+    /// The local image's own manifest or index, when `target` is a rewrite of it.
+    pub local_target: Option<Descriptor>,
 }
 
 /// The descriptor an image name stands for locally: the image of that name, or for a
@@ -233,11 +245,49 @@ pub fn push(
     opts: &PushOptions,
     progress: &mut dyn FnMut(PushEvent<'_>),
 ) -> Result<Pushed, PushError> {
-    let target = local_target(store, r)?;
+    let local = local_target(store, r)?;
+    // What is being sent stays, whatever removes images meanwhile, until it is sent.
+    let db = store.db();
+    let lease = format!("push/{}", crate::unique_suffix());
+    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + PUSH_LEASE), &Labels::new()))?;
+    // Discarded layers come back first: from their source (the destination's registry is
+    // tried for a source host it shares), else rebuilt.
+    let mut restorer = crate::discard::Restorer::new(store, &lease, vec![r.registry().to_owned()]);
+    let result = restorer
+        .image(&local)
+        .map_err(|source| PushError::Restore {
+            name: r.familiar(),
+            source: Box::new(source),
+        })
+        .and_then(|target| push_leased(store, remote, rt, r, opts, progress, &lease, &target));
+    if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
+        tracing::warn!("removing lease {lease}: {e}");
+    }
+    let rebuilt = std::mem::take(&mut restorer.rebuilt);
+    restorer.finish();
+    let mut pushed = result?;
+    if !rebuilt.is_empty() {
+        pushed.local_target = Some(local);
+    }
+    pushed.rebuilt = rebuilt;
+    Ok(pushed)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_leased(
+    store: &Store,
+    remote: &Remote,
+    rt: &tokio::runtime::Runtime,
+    r: &Reference,
+    opts: &PushOptions,
+    progress: &mut dyn FnMut(PushEvent<'_>),
+    lease: &str,
+    target: &Descriptor,
+) -> Result<Pushed, PushError> {
     let choice = plan(
         store.content(),
         &r.familiar(),
-        &target,
+        target,
         opts.platform.as_ref(),
         r,
     )?;
@@ -246,33 +296,27 @@ pub fn push(
         Choice::Plan(_) => false,
     };
     let plan = choice.decide(registry_has_absent)?;
-    // What is being sent stays, whatever removes images meanwhile, until it is sent.
-    let db = store.db();
-    let lease = format!("push/{}", crate::unique_suffix());
-    db.write(|tx| {
-        tx.create_lease(&lease, Some(SystemTime::now() + PUSH_LEASE), &Labels::new())?;
+    store.db().write(|tx| {
         for digest in plan.digests() {
-            tx.add_lease_resource(&lease, &LeaseResource::Content(digest.clone()))?;
+            tx.add_lease_resource(lease, &LeaseResource::Content(digest.clone()))?;
         }
         Ok(())
     })?;
-    let sent = rt.block_on(send(
+    rt.block_on(send(
         remote,
         r,
         &plan,
         opts.max_concurrent_uploads,
         progress,
-    ));
-    if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
-        tracing::warn!("removing lease {lease}: {e}");
-    }
-    sent?;
+    ))?;
     record_source(store.content(), r, &plan);
     Ok(Pushed {
         reference: r.clone(),
         target: plan.target,
         index: plan.index,
         missing: plan.missing,
+        rebuilt: Vec::new(),
+        local_target: None,
     })
 }
 
@@ -284,7 +328,7 @@ mod plan;
 mod send;
 
 use plan::*;
-pub(crate) use send::distribution_source_key;
 use send::*;
+pub(crate) use send::{distribution_source_key, label_host};
 #[cfg(test)]
 mod tests;

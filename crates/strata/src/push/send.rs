@@ -11,7 +11,7 @@ use super::plan::*;
 use super::*;
 
 /// `registry` without its port: containerd's labels name the host only.
-pub(super) fn label_host(registry: &str) -> &str {
+pub(crate) fn label_host(registry: &str) -> &str {
     match registry.find(']') {
         Some(end) => &registry[..=end],
         None => registry.split(':').next().unwrap_or(registry),
