@@ -192,16 +192,60 @@ fn registry_gate() -> Option<(PathBuf, strata_testutil::Registry)> {
     Some((corpus, strata_testutil::Registry::start().unwrap()))
 }
 
-/// Pulled from a registry, layers unpack as they download (overlayfs: all at once); then
-/// `system df` accounts for the corpus as `du` does, shared layers once.
+/// Pulled from a registry with compressed layers discarded (the store setting), layers
+/// unpack as they download (overlayfs: all at once) and every real layer's tar split
+/// rebuilds it exactly (or its blob would stay); then `system df` accounts for the corpus as
+/// `du` does, shared layers once, the store is within 5% of the unpacked size, and a save
+/// without the registry rebuilds the layers with their diffIDs intact.
 #[test]
 fn overlayfs_pull_matches_umoci() {
     let Some((corpus, reg)) = registry_gate() else {
         return;
     };
     let s = Strata::new();
+    s.ok(&["system", "settings", "discard-compressed", "true"]);
     compare(&s, "overlayfs", &corpus, Via::Pull(&reg));
     df_matches_du(&s);
+    no_double_storage(&s, &corpus, reg);
+}
+
+fn no_double_storage(s: &Strata, corpus: &Path, reg: strata_testutil::Registry) {
+    let rows: Vec<Value> = s
+        .ok(&["system", "df", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let content = common::bytes(rows[0]["ContentSize"].as_str().unwrap());
+    let unpacked = common::bytes(rows[0]["UnpackedSize"].as_str().unwrap());
+    let ratio = (content + unpacked) / unpacked;
+    eprintln!("corpus store with compressed layers discarded: {ratio:.4}× the unpacked size");
+    assert!(ratio <= 1.05, "store is {ratio:.3}× the unpacked size");
+    let python = format!("{}/corpus/python:latest", reg.addr());
+    drop(reg);
+    let tar = s.scratch("out").join("python.tar");
+    let out = s
+        .cmd(&["save", "-o", tar.to_str().unwrap(), &python])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("rebuilt from its unpacked snapshot"), "{err}");
+    let config = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci-archive:{}", tar.display()))
+        .output()
+        .unwrap();
+    assert!(config.status.success());
+    let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+    let layout = corpus.join("oci/python");
+    let original: Value = {
+        let idx: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let manifest = read_json(&layout, idx["manifests"][0]["digest"].as_str().unwrap());
+        read_json(&layout, manifest["config"]["digest"].as_str().unwrap())
+    };
+    assert_eq!(config["rootfs"]["diff_ids"], original["rootfs"]["diff_ids"]);
+    s.ok(&["fsck"]);
 }
 
 fn df_matches_du(s: &Strata) {
