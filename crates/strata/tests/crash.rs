@@ -1,8 +1,8 @@
-//! The crash harness: pull, load, create, commit, rmi and prune, each killed with SIGKILL at a
-//! random moment (seeded, reproducible), then `fsck` and the operation again. After every
-//! kill, `fsck` finds nothing but orphans, the retry succeeds, and the image that was complete
-//! before stays complete; at the end every blob re-verifies and `fsck --repair` leaves a store
-//! with nothing at all to report.
+//! The crash harness: pull (plain and discarding compressed layers), load, create, commit, rmi and
+//! prune, each killed with SIGKILL at a random moment (seeded, reproducible), then `fsck` and the
+//! operation again. After every kill, `fsck` finds nothing but orphans, the retry succeeds, and the
+//! image that was complete before stays complete; at the end every blob re-verifies and `fsck
+//! --repair` leaves a store with nothing at all to report.
 //!
 //! `STRATA_CRASH_SEED=N` replays a run; `STRATA_CRASH_KILLS=N` sets how many processes must be
 //! killed mid-operation (default 120). The seed and the counts are printed.
@@ -60,6 +60,8 @@ fn image(seed: u64, files: usize, big: usize) -> Image {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Pull,
+    /// A pull that discards each compressed layer once unpacked (mark, then delete).
+    PullDiscard,
     Load,
     Create,
     Commit,
@@ -67,8 +69,9 @@ enum Op {
     Prune,
 }
 
-const OPS: [Op; 6] = [
+const OPS: [Op; 7] = [
     Op::Pull,
+    Op::PullDiscard,
     Op::Load,
     Op::Create,
     Op::Commit,
@@ -87,6 +90,12 @@ impl Harness {
     fn command(&self, op: Op, round: usize) -> (Vec<String>, Vec<u8>) {
         let args: Vec<String> = match op {
             Op::Pull => vec!["pull".into(), "-q".into(), self.pulled.clone()],
+            Op::PullDiscard => vec![
+                "pull".into(),
+                "-q".into(),
+                "--discard-compressed".into(),
+                self.pulled.clone(),
+            ],
             Op::Load => vec!["load".into(), "-q".into()],
             Op::Create => vec![
                 "create".into(),
@@ -117,7 +126,11 @@ impl Harness {
             self.s.run_input(args, b"");
         };
         match op {
-            Op::Pull => quiet(&["rmi", &self.pulled]),
+            Op::Pull | Op::PullDiscard => {
+                quiet(&["rmi", &self.pulled]);
+                // Its layers too, so the pull unpacks (and discards) them again.
+                quiet(&["image", "prune", "-a", "-f"]);
+            }
             Op::Load => quiet(&["rmi", "crash/loaded:1"]),
             Op::Create => quiet(&["rm", "-f", &format!("c{round}")]),
             Op::Commit => {}
