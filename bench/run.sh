@@ -7,7 +7,8 @@
 # containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x),
 # push (strata vs ctr, to an empty registry), containers (create and `run --rm IMAGE /bin/true`
 # latency, strata vs ctr; warm: the page cache is not dropped for these), df (`system df` and
-# `images` on a store of 1,000 images made by bench/make_images.py, warm and cold).
+# `images` on a store of 1,000 images made by bench/make_images.py, warm and cold), space (disk
+# bytes of the corpus pulled by strata keeping and discarding compressed layers, and by ctr).
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -28,7 +29,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers df)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers df space)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -423,6 +424,54 @@ scenario_containers() {
   stop_daemons
   unmount_under "$WORK/ctrd"
   unmount_under "$root"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+}
+
+# Disk bytes of the whole corpus pulled three ways: strata keeping the compressed layers (as
+# containerd does), strata with --discard-compressed, and containerd; and the time a
+# discarding pull takes (the verification re-reads every layer).
+scenario_space() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  if [ ! -f "$corpus/oci/multi/index.json" ]; then
+    echo "bench: space needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+    exit 1
+  fi
+  local images=(debian-base python smallfiles multi)
+  ((QUICK)) && images=(debian-base)
+  echo "== space: ${images[*]} pulled by strata (keeping, discarding compressed layers) and ctr"
+  start_registry
+  local refs="" img
+  for img in "${images[@]}"; do
+    skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
+    refs+=" $REG/corpus/$img:latest"
+  done
+  local have_ctr=0
+  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  meta space.images "${images[*]}"
+  meta space.cmd.strata "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
+  meta space.cmd.discard "for each image: strata --root ROOT pull -q --discard-compressed REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
+  meta space.cmd.ctr "for each image: ctr images pull --plain-http REGISTRY/corpus/IMAGE:latest; du -sB1 of containerd's root"
+  local root=$WORK/strata-root
+  for run in $(seq 1 "$RUNS"); do
+    for sys in strata strata-discard ctr; do
+      case $sys in
+        strata|strata-discard)
+          local flag=""; [ "$sys" = strata-discard ] && flag=--discard-compressed
+          rm -rf "$root"; "$STRATA" --root "$root" info > /dev/null
+          timed space-pull "$sys" "$run" -- sh -c "for r in $refs; do '$STRATA' --root '$root' pull -q $flag \$r > /dev/null || exit 1; done"
+          meta "space.bytes.$sys" "$(du -sB1 "$root" | cut -f1)"
+          meta space.bytes.unpacked "$(du -sB1 "$root/snapshots" | cut -f1)" ;;
+        ctr)
+          ((have_ctr)) || continue
+          fresh_containerd || exit 1
+          timed space-pull ctr "$run" -- sh -c "for r in $refs; do ${CTR[*]} images pull --plain-http \$r > /dev/null || exit 1; done"
+          meta space.bytes.ctr "$(du -sB1 "$WORK/ctrd/root" | cut -f1)"
+          meta space.bytes.ctr-unpacked "$(du -sB1 "$WORK/ctrd/root/io.containerd.snapshotter.v1.overlayfs" | cut -f1)" ;;
+      esac
+    done
+  done
+  stop_daemons
+  unmount_under "$WORK/ctrd"
   rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
 }
 
