@@ -100,6 +100,12 @@ fn pull_discarding_keeps_only_the_unpacked_layers() {
     let off = (shown - on_disk as f64).abs() / on_disk as f64;
     assert!(off < 0.01, "df says {shown}, du {on_disk}");
     assert!(bytes(df["ContentSize"].as_str().unwrap()) < 200e3, "{df}");
+    let discarded: u64 = img.layers.iter().map(|l| l.blob.size()).sum();
+    let named = bytes(df["DiscardedSize"].as_str().unwrap());
+    assert!(
+        (named - discarded as f64).abs() < discarded as f64 * 0.01,
+        "{df}"
+    );
     let table = s.ok(&["system", "df"]);
     assert!(table.contains("discarded"), "{table}");
 
@@ -284,5 +290,40 @@ fn push_and_save_refetch_from_the_source_or_rebuild_without_it() {
     );
     skopeo_copy_verifies(&remote);
     s.ok(&["system", "prune", "-f"]);
+    s.ok(&["fsck"]);
+}
+
+#[test]
+fn a_layer_that_does_not_rebuild_keeps_its_blob() {
+    let Some((reg, s, _img, _name)) = setup() else {
+        return;
+    };
+    // The same path twice in one layer: the first copy's data is gone from the tree, so the
+    // split cannot give the layer back and its blob must stay.
+    let twice = LayerBuilder::new()
+        .file("twice.txt", b"first version", 0o644)
+        .file("twice.txt", b"second", 0o644)
+        .build(Compression::Gzip);
+    let plain = LayerBuilder::new()
+        .file("plain.txt", &pseudo_random(1 << 20, 9), 0o644)
+        .build(Compression::Gzip);
+    let img = ImageBuilder::new().layer(twice).layer(plain).build();
+    push_image(&reg.url(), "discard/twice", "1", &img).unwrap();
+    let name = format!("{}/discard/twice:1", reg.addr());
+    let out = s
+        .cmd(&["pull", "--discard-compressed", &name])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Discarded 1 compressed layer after unpacking"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("keeping the compressed blob"), "{stderr}");
+    assert_eq!(layer_files(&s, &img), [true, false]);
     s.ok(&["fsck"]);
 }
