@@ -154,18 +154,10 @@ pub fn discard_layer(
     Ok(rec.size)
 }
 
-/// [`discard_layer`], logging instead of failing: for pull and unpack, whose work is done
-/// whether or not the blob goes. Returns the bytes freed.
-pub(crate) fn discard_or_keep(
-    content: &ContentStore,
-    sn: &dyn Snapshotter,
-    layer: &Descriptor,
-    diff_id: &Digest,
-    chain: &Digest,
-    split: Option<RecordedSplit>,
-    lease: Option<&str>,
-) -> u64 {
-    match discard_layer(content, sn, layer, diff_id, chain, split, lease) {
+/// What [`discard_layer`] freed, its error logged instead: for pull and unpack, whose work is
+/// done whether or not the blob goes.
+pub(crate) fn freed_or_kept(discarded: Result<u64, DiscardError>) -> u64 {
+    match discarded {
         Ok(freed) => freed,
         Err(e) => {
             tracing::warn!("keeping the compressed blob: {:#}", anyhow::Error::from(e));

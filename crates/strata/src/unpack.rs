@@ -193,6 +193,7 @@ pub fn unpack(
                 &chain,
                 parent.as_ref(),
                 lease,
+                false,
             )?;
             out.unpacked += 1;
         }
@@ -202,22 +203,11 @@ pub fn unpack(
     Ok(out)
 }
 
-pub(crate) fn unpack_layer(
-    content: &ContentStore,
-    sn: &dyn Snapshotter,
-    layer: &Descriptor,
-    diff_id: &Digest,
-    chain: &Digest,
-    parent: Option<&Digest>,
-    lease: Option<&str>,
-) -> Result<(), UnpackError> {
-    unpack_layer_discarding(content, sn, layer, diff_id, chain, parent, lease, false).map(|_| ())
-}
-
-/// [`unpack_layer`], then with `discard` let the compressed blob go (see [`crate::discard`]);
-/// returns the bytes freed. Failing to discard is logged, never an error: the blob stays.
+/// Unpacks one layer onto its committed parent and commits it under `chain`; with `discard`
+/// then lets the compressed blob go (see [`crate::discard`]) and returns the bytes freed.
+/// Failing to discard is logged, never an error: the blob stays.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn unpack_layer_discarding(
+pub(crate) fn unpack_layer(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     layer: &Descriptor,
@@ -253,8 +243,8 @@ pub(crate) fn unpack_layer_discarding(
             }
             Err(e)
         }
-        Ok(split) if discard => Ok(crate::discard::discard_or_keep(
-            content, sn, layer, diff_id, chain, split, lease,
+        Ok(split) if discard => Ok(crate::discard::freed_or_kept(
+            crate::discard::discard_layer(content, sn, layer, diff_id, chain, split, lease),
         )),
         Ok(_) => Ok(0),
     }

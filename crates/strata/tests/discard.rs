@@ -155,10 +155,10 @@ fn the_store_setting_discards_and_keep_compressed_overrides_it() {
     );
 }
 
-/// The diffIDs of the image skopeo reads at `transport`.
-fn skopeo_diff_ids(transport: &str) -> Vec<String> {
+/// What `skopeo inspect --tls-verify=false FLAG TRANSPORT` prints.
+fn skopeo_inspect(flag: &str, transport: &str) -> Vec<u8> {
     let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--config", transport])
+        .args(["inspect", "--tls-verify=false", flag, transport])
         .output()
         .unwrap();
     assert!(
@@ -166,7 +166,12 @@ fn skopeo_diff_ids(transport: &str) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+/// The diffIDs of the image skopeo reads at `transport`.
+fn skopeo_diff_ids(transport: &str) -> Vec<String> {
+    let config: Value = serde_json::from_slice(&skopeo_inspect("--config", transport)).unwrap();
     config["rootfs"]["diff_ids"]
         .as_array()
         .unwrap()
@@ -181,16 +186,7 @@ fn diff_ids(img: &strata_testutil::Image) -> Vec<String> {
 
 /// The digest of the manifest skopeo reads at `transport`.
 fn skopeo_digest(transport: &str) -> String {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--raw", transport])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    strata_testutil::sha256_digest(&out.stdout)
+    strata_testutil::sha256_digest(&skopeo_inspect("--raw", transport))
 }
 
 /// Copies `transport` into an OCI directory with skopeo, which checks every blob's digest

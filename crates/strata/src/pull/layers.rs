@@ -33,7 +33,7 @@ use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
 
 use super::{Ctx, LayerState, PullError, blobs, lease_snapshots};
-use crate::unpack::{UnpackError, unpack_layer_discarding};
+use crate::unpack::{UnpackError, unpack_layer};
 
 /// Chunks in flight between a download and its unpacker: bounds a layer's memory (a few
 /// MiB) whatever its size.
@@ -210,14 +210,16 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
                 .into());
             }
             if ctx.discard {
-                ctx.note_discarded(crate::discard::discard_or_keep(
-                    ctx.store.content(),
-                    ctx.sn,
-                    job.desc,
-                    job.diff_id,
-                    &job.chain,
-                    split,
-                    Some(ctx.lease),
+                ctx.note_discarded(crate::discard::freed_or_kept(
+                    crate::discard::discard_layer(
+                        ctx.store.content(),
+                        ctx.sn,
+                        job.desc,
+                        job.diff_id,
+                        &job.chain,
+                        split,
+                        Some(ctx.lease),
+                    ),
                 ));
             }
         }
@@ -247,7 +249,7 @@ fn finish(ctx: &Ctx<'_>, job: &Job<'_>, finished: Finished) -> Result<(), PullEr
 /// Unpacks a layer whose blob is in the store, on its committed parent.
 fn unpack_from_store(ctx: &Ctx<'_>, job: &Job<'_>) -> Result<(), PullError> {
     report(ctx, job, LayerState::Extracting, job.desc.size);
-    let freed = unpack_layer_discarding(
+    let freed = unpack_layer(
         ctx.store.content(),
         ctx.sn,
         job.desc,

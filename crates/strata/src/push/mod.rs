@@ -259,7 +259,25 @@ pub fn push(
             name: r.familiar(),
             source: Box::new(source),
         })
-        .and_then(|target| push_leased(store, remote, rt, r, opts, progress, &lease, &target));
+        .and_then(|target| {
+            let plan = plan_leased(store, remote, rt, r, opts, &lease, &target)?;
+            rt.block_on(send(
+                remote,
+                r,
+                &plan,
+                opts.max_concurrent_uploads,
+                progress,
+            ))?;
+            record_source(store.content(), r, &plan);
+            Ok(Pushed {
+                reference: r.clone(),
+                target: plan.target,
+                index: plan.index,
+                missing: plan.missing,
+                rebuilt: Vec::new(),
+                local_target: None,
+            })
+        });
     if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
         tracing::warn!("removing lease {lease}: {e}");
     }
@@ -273,17 +291,16 @@ pub fn push(
     Ok(pushed)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_leased(
+/// What to send for `target`, each blob of it added to `lease`.
+fn plan_leased(
     store: &Store,
     remote: &Remote,
     rt: &tokio::runtime::Runtime,
     r: &Reference,
     opts: &PushOptions,
-    progress: &mut dyn FnMut(PushEvent<'_>),
     lease: &str,
     target: &Descriptor,
-) -> Result<Pushed, PushError> {
+) -> Result<Plan, PushError> {
     let choice = plan(
         store.content(),
         &r.familiar(),
@@ -302,22 +319,7 @@ fn push_leased(
         }
         Ok(())
     })?;
-    rt.block_on(send(
-        remote,
-        r,
-        &plan,
-        opts.max_concurrent_uploads,
-        progress,
-    ))?;
-    record_source(store.content(), r, &plan);
-    Ok(Pushed {
-        reference: r.clone(),
-        target: plan.target,
-        index: plan.index,
-        missing: plan.missing,
-        rebuilt: Vec::new(),
-        local_target: None,
-    })
+    Ok(plan)
 }
 
 fn present(content: &ContentStore, digest: &Digest) -> Result<bool, PushError> {
