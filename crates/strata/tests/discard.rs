@@ -323,3 +323,33 @@ fn a_layer_that_does_not_rebuild_keeps_its_blob() {
     assert_eq!(layer_files(&s, &img), [true, false]);
     s.ok(&["fsck"]);
 }
+
+#[test]
+fn push_needs_no_bytes_the_destination_has_or_mounts() {
+    let Some((source, s, img, name)) = setup() else {
+        return;
+    };
+    s.ok(&["pull", "-q", "--discard-compressed", &name]);
+    let dest = Registry::start().unwrap();
+    let push = |tag: &str| {
+        let to = format!("{}/{tag}", dest.addr());
+        s.ok(&["tag", &name, &to]);
+        let out = s.cmd(&["push", &to]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("rebuilt"), "{tag}: {err}");
+        assert_eq!(
+            skopeo_digest(&format!("docker://{to}")),
+            img.digest(),
+            "{tag}"
+        );
+    };
+    // The first push needs the bytes: fetched from the source.
+    push("discard/one:1");
+    // With the source gone, the destination's own copies are enough: the same repository
+    // has them (HEAD), another repository of the registry mounts them.
+    drop(source);
+    push("discard/one:2");
+    push("discard/two:1");
+    assert_eq!(layer_files(&s, &img), [false, false]);
+}

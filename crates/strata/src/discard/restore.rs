@@ -82,6 +82,8 @@ pub struct Restorer<'a> {
     pub rebuilt: Vec<Rebuilt>,
     /// Rewritten manifests and indexes: old digest → new descriptor.
     pub rewritten: HashMap<Digest, Descriptor>,
+    /// Discarded blobs the caller does not need back (the destination has them).
+    skip: std::collections::HashSet<Digest>,
 }
 
 impl std::fmt::Debug for Restorer<'_> {
@@ -94,7 +96,21 @@ impl std::fmt::Debug for Restorer<'_> {
 }
 
 impl<'a> Restorer<'a> {
-    pub fn new(store: &'a Store, lease: &'a str, registries: Vec<String>) -> Restorer<'a> {
+    /// `registries`: where the caller is going (tried first for a source host it shares).
+    pub fn new(store: &'a Store, lease: &'a str, mut registries: Vec<String>) -> Restorer<'a> {
+        // Source labels name hosts without ports (containerd's convention); the registries of
+        // the store's image names say which ports to try.
+        let names = store.db().read(|tx| tx.images()).unwrap_or_else(|e| {
+            tracing::debug!("image names: {e}");
+            Vec::new()
+        });
+        for rec in names {
+            if let Ok(r) = Reference::parse(&rec.name)
+                && !registries.iter().any(|g| g == r.registry())
+            {
+                registries.push(r.registry().to_owned());
+            }
+        }
         Restorer {
             store,
             lease,
@@ -105,7 +121,52 @@ impl<'a> Restorer<'a> {
             fetched: Vec::new(),
             rebuilt: Vec::new(),
             rewritten: HashMap::new(),
+            skip: Default::default(),
         }
+    }
+
+    /// Leaves these discarded blobs discarded: the caller will not read them (a push whose
+    /// destination has them already, or mounted them).
+    pub fn skip(&mut self, digests: impl IntoIterator<Item = Digest>) {
+        self.skip.extend(digests);
+    }
+
+    /// The discarded layers under `target` (every present manifest of an index).
+    pub fn discarded_layers(&self, target: &Descriptor) -> Result<Vec<Descriptor>, RestoreError> {
+        let present = |d: &Digest| -> Result<Option<bool>, RestoreError> {
+            Ok(self
+                .content()
+                .db()
+                .read(|tx| tx.blob(d))?
+                .map(|b| b.discarded))
+        };
+        let mut manifests = Vec::new();
+        if is_index(&target.media_type) && present(&target.digest)? == Some(false) {
+            let index = self.json("index", target)?;
+            for entry in index["manifests"].as_array().into_iter().flatten() {
+                if let Ok(d) = serde_json::from_value::<Descriptor>(entry.clone())
+                    && is_manifest(&d.media_type)
+                    && present(&d.digest)? == Some(false)
+                {
+                    manifests.push(d);
+                }
+            }
+        } else if is_manifest(&target.media_type) && present(&target.digest)? == Some(false) {
+            manifests.push(target.clone());
+        }
+        let mut out: Vec<Descriptor> = Vec::new();
+        for m in manifests {
+            let Ok(manifest) = serde_json::from_value::<Manifest>(self.json("manifest", &m)?)
+            else {
+                continue;
+            };
+            for l in manifest.layers {
+                if present(&l.digest)? == Some(true) && !out.iter().any(|o| o.digest == l.digest) {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn content(&self) -> &'a ContentStore {
@@ -206,7 +267,7 @@ impl<'a> Restorer<'a> {
                 .db()
                 .read(|tx| tx.blob(&layer.digest))?
                 .is_some_and(|b| b.discarded);
-            if !discarded {
+            if !discarded || self.skip.contains(&layer.digest) {
                 continue;
             }
             let fetch_errors = match self.fetch(layer) {

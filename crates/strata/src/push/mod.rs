@@ -253,6 +253,14 @@ pub fn push(
     // Discarded layers come back first: from their source (the destination's registry is
     // tried for a source host it shares), else rebuilt.
     let mut restorer = crate::discard::Restorer::new(store, &lease, vec![r.registry().to_owned()]);
+    // Those the destination has, or mounts from another of its repositories, need no bytes.
+    match restorer.discarded_layers(&local) {
+        Ok(discarded) if !discarded.is_empty() => {
+            restorer.skip(rt.block_on(at_destination(store.content(), remote, r, &discarded)));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!("discarded layers of {}: {e}", r.familiar()),
+    }
     let result = restorer
         .image(&local)
         .map_err(|source| PushError::Restore {
@@ -322,8 +330,55 @@ fn plan_leased(
     Ok(plan)
 }
 
+/// Whether the blob can be sent: recorded with its file, or discarded (then it was brought
+/// back, or the destination has it: see [`at_destination`]).
 fn present(content: &ContentStore, digest: &Digest) -> Result<bool, PushError> {
-    Ok(content.db().read(|tx| tx.blob(digest))?.is_some() && content.local().exists(digest))
+    Ok(match content.db().read(|tx| tx.blob(digest))? {
+        Some(b) => b.discarded || content.local().exists(digest),
+        None => false,
+    })
+}
+
+/// The discarded `layers` the destination has, or has just mounted from another of its
+/// repositories (their source labels say which): those need not be brought back.
+async fn at_destination(
+    content: &ContentStore,
+    remote: &Remote,
+    r: &Reference,
+    layers: &[Descriptor],
+) -> Vec<Digest> {
+    let mut there = Vec::new();
+    for layer in layers {
+        if remote.blob_exists(r, &layer.digest).await.unwrap_or(false) {
+            there.push(layer.digest.clone());
+            continue;
+        }
+        let Ok(rec) = content.info(&layer.digest) else {
+            continue;
+        };
+        for repo in mount_sources(&rec.labels, r.registry(), r.repository()) {
+            // No bytes to offer: a registry that refuses the mount gets an upload that fails
+            // at once, and the blob is brought back as any other.
+            if let Ok(strata_remote::BlobPushed::Mounted) =
+                remote.push_blob(r, layer, NoBytes, Some(&repo)).await
+            {
+                there.push(layer.digest.clone());
+                break;
+            }
+        }
+    }
+    there
+}
+
+/// A blob source with nothing in it, for a mount attempt.
+struct NoBytes;
+
+impl strata_remote::BlobSource for NoBytes {
+    fn read_at(&self, _offset: u64, _len: usize) -> std::io::Result<bytes::Bytes> {
+        Err(std::io::Error::other(
+            "the blob was discarded: no bytes to upload",
+        ))
+    }
 }
 
 mod plan;
