@@ -97,10 +97,12 @@ impl Harness {
                 self.pulled.clone(),
             ],
             Op::Load => vec!["load".into(), "-q".into()],
+            // Not `c{round}`: a name of hex digits is also an ID prefix, and `rm -f c4` would
+            // remove a container whose ID starts with c4 (Docker resolves names that way too).
             Op::Create => vec![
                 "create".into(),
                 "--name".into(),
-                format!("c{round}"),
+                format!("crash-c{round}"),
                 "crash/base:1".into(),
                 "/bin/true".into(),
             ],
@@ -132,7 +134,7 @@ impl Harness {
                 quiet(&["image", "prune", "-a", "-f"]);
             }
             Op::Load => quiet(&["rmi", "crash/loaded:1"]),
-            Op::Create => quiet(&["rm", "-f", &format!("c{round}")]),
+            Op::Create => quiet(&["rm", "-f", &format!("crash-c{round}")]),
             Op::Commit => {}
             Op::Rmi => {
                 self.s.ok(&["pull", "-q", &self.pulled]);
@@ -151,7 +153,8 @@ impl Harness {
         match op {
             // A killed create may have left the container half made: `rm -f` finishes it.
             Op::Create => {
-                self.s.run_input(&["rm", "-f", &format!("c{round}")], b"");
+                self.s
+                    .run_input(&["rm", "-f", &format!("crash-c{round}")], b"");
                 self.s.ok(&args);
             }
             // The kill may have come after the image was gone.
@@ -301,7 +304,7 @@ fn sigkill_anywhere_leaves_a_consistent_store() {
                 h.s.ok(&["image", "inspect", "--format", "{{.Id}}", "crash/base:1"]);
             assert_eq!(id, base_id, "after {what}");
             if op == Op::Create {
-                h.s.ok(&["rm", &format!("c{round}")]);
+                h.s.ok(&["rm", &format!("crash-c{round}")]);
             }
         }
     }

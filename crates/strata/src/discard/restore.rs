@@ -4,7 +4,6 @@
 //! manifest that names it (and the index that names that) is rewritten and stored as new
 //! content; the local image is left as it is, and the caller says what changed.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use futures_util::StreamExt as _;
@@ -80,8 +79,6 @@ pub struct Restorer<'a> {
     /// Blobs re-fetched under their own digest.
     pub fetched: Vec<Digest>,
     pub rebuilt: Vec<Rebuilt>,
-    /// Rewritten manifests and indexes: old digest → new descriptor.
-    pub rewritten: HashMap<Digest, Descriptor>,
     /// Discarded blobs the caller does not need back (the destination has them).
     skip: std::collections::HashSet<Digest>,
 }
@@ -120,7 +117,6 @@ impl<'a> Restorer<'a> {
             unreachable: Default::default(),
             fetched: Vec::new(),
             rebuilt: Vec::new(),
-            rewritten: HashMap::new(),
             skip: Default::default(),
         }
     }
@@ -189,13 +185,7 @@ impl<'a> Restorer<'a> {
         } else {
             None
         };
-        Ok(match new {
-            Some(d) => {
-                self.rewritten.insert(target.digest.clone(), d.clone());
-                d
-            }
-            None => target.clone(),
-        })
+        Ok(new.unwrap_or_else(|| target.clone()))
     }
 
     /// Lets the blobs brought back under their own digest go again (their splits are still
@@ -233,7 +223,6 @@ impl<'a> Restorer<'a> {
                 && self.content().db().read(|tx| tx.blob(&d.digest))?.is_some()
                 && let Some(new) = self.manifest(&d)?
             {
-                self.rewritten.insert(d.digest.clone(), new.clone());
                 entry["digest"] = Value::String(new.digest.to_string());
                 entry["size"] = Value::from(new.size);
                 changed = true;
