@@ -60,7 +60,7 @@ for layer, label in (("base", "base layer"), ("small", "30,000-small-files layer
             ratio = stats(runs(f"unpack-{layer}", mine))[0] / stats(runs(f"unpack-{layer}", peer))[0]
             targets.append((f"unpack of the corpus {label}{how}", target,
                             f"{ratio:.2f}×", "met" if ratio < 1.0 else "not yet"))
-for img in ("debian-base", "python", "smallfiles", "multi"):
+for img in ("debian-base", "python", "smallfiles", "multi", "multi-all"):
     if runs(f"pull-{img}", "strata") and runs(f"pull-{img}", "ctr"):
         ratio = stats(runs(f"pull-{img}", "ctr"))[0] / stats(runs(f"pull-{img}", "strata"))[0]
         targets.append((f"pull of {img}", "≥ 3× faster than `ctr images pull`",
@@ -198,7 +198,8 @@ def pull_chart():
 
 PULL_IMAGES = [("debian-base", "debian-base (1 layer)"), ("python", "python (2 layers)"),
                ("smallfiles", "smallfiles (2 layers, 30,000 small files)"),
-               ("multi", "multi, linux/arm64 from an index")]
+               ("multi", "multi, linux/arm64 from an index"),
+               ("multi-all", "multi, every platform (`--all-platforms`)")]
 if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
     p("## Pull: corpus images from a registry on 127.0.0.1")
     p("")
@@ -272,9 +273,10 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         p("")
     p("Commands:")
     p("")
-    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.skopeo", "pull.note.multi"):
+    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.skopeo", "pull.note.multi",
+              "pull.note.multi-all"):
         if k in meta:
-            p(f"- `{meta[k]}`" if not k.endswith("multi") else f"- {meta[k]}")
+            p(f"- `{meta[k]}`" if ".note." not in k else f"- {meta[k]}")
     versions = [meta[k] for k in ("version.ctr", "version.skopeo") if k in meta]
     if versions:
         p(f"- versions: {'; '.join(versions)}")
@@ -356,6 +358,43 @@ if runs("df-warm", "strata"):
         if k in meta:
             p(f"- `{meta[k]}`")
     p("")
+
+def peer_table(scenario, title, intro, keys):
+    if not runs(scenario, "strata"):
+        return
+    p(title)
+    p("")
+    for line in intro:
+        p(line)
+    p("")
+    p("| system | median s | min s | max s | peak RSS | strata is |")
+    p("|---|---|---|---|---|---|")
+    mine = stats(runs(scenario, "strata"))[0]
+    for sys in ("strata", "ctr"):
+        rs = runs(scenario, sys)
+        if not rs:
+            continue
+        med, lo, hi, rss = stats(rs)
+        rel = "—" if sys == "strata" else (
+            f"{med / mine:.2f}× faster" if med >= mine else f"{mine / med:.2f}× slower")
+        p(f"| {sys} | {med:.3f} | {lo:.3f} | {hi:.3f} | {rss / 1024:.1f} MiB | {rel} |")
+    p("")
+    p("Commands:")
+    p("")
+    for k in keys:
+        if k in meta:
+            p(f"- `{meta[k]}`")
+    p("")
+
+
+peer_table("incremental", "## Incremental pull: one new layer on an image already present",
+           [f"python is in the store; python-plus adds {meta.get('incremental.layer', 'one layer')}.",
+            "Only that layer is downloaded and unpacked; the rest is found by its chainID."],
+           ("incremental.cmd.strata", "incremental.cmd.ctr"))
+peer_table("prune", f"## Prune: removing half of {meta.get('prune.images', '?')} images, space freed",
+           ["Small images sharing a base layer (bench/make_images.py). The timed command removes",
+            "half of them and returns once their blobs and layers are gone from disk."],
+           ("prune.cmd.strata", "prune.cmd.ctr"))
 
 if "space.bytes.strata" in meta:
     p(f"## Space: the corpus on disk ({meta.get('space.images', '?')})")

@@ -8,7 +8,9 @@
 # push (strata vs ctr, to an empty registry), containers (create and `run --rm IMAGE /bin/true`
 # latency, strata vs ctr; warm: the page cache is not dropped for these), df (`system df` and
 # `images` on a store of 1,000 images made by bench/make_images.py, warm and cold), space (disk
-# bytes of the corpus pulled by strata keeping and discarding compressed layers, and by ctr).
+# bytes of the corpus pulled by strata keeping and discarding compressed layers, and by ctr),
+# incremental (python present, pull python plus one new layer), prune (remove half of 200
+# images, collection included).
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -29,7 +31,7 @@ while (($#)); do
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull push containers df space)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull incremental push containers df space prune)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -242,11 +244,12 @@ scenario_pull() {
     echo "bench: pull needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
     exit 1
   fi
-  local images=(debian-base python smallfiles multi)
+  local images=(debian-base python smallfiles multi multi-all)
   ((QUICK)) && images=(debian-base)
   echo "== pull: ${images[*]} from a registry on 127.0.0.1 (strata, ctr, skopeo → containers-storage)"
   start_registry
   for img in "${images[@]}"; do
+    [ "$img" = multi-all ] && continue
     skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
   done
   local have_ctr=0 have_skopeo=0
@@ -256,12 +259,14 @@ scenario_pull() {
   meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (containerd with its own root, overlayfs snapshotter)"
   meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest"
   meta pull.note.multi "multi: --platform linux/arm64 for every system (the arm64 variant is one layer of its own)"
+  meta pull.note.multi-all "multi-all: multi with --all-platforms (strata, ctr; containers-storage holds one platform per name, so not skopeo): amd64 (debian-base's layer) and arm64 unpacked, the attestation kept"
   ((have_ctr)) && meta version.ctr "$(ctr --version)"
   ((have_skopeo)) && meta version.skopeo "$(skopeo --version)"
   for run in $(seq 1 "$RUNS"); do
     for img in "${images[@]}"; do
       local ref=$REG/corpus/$img:latest plat=()
       [ "$img" = multi ] && plat=(--platform linux/arm64)
+      [ "$img" = multi-all ] && ref=$REG/corpus/multi:latest plat=(--all-platforms)
       local order=(strata ctr skopeo)
       ((run % 2)) || order=(skopeo ctr strata)
       # The schedule, measured: the same pull one layer at a time.
@@ -284,7 +289,7 @@ scenario_pull() {
             fresh_containerd || exit 1
             timed "pull-$img" ctr "$run" -- "${CTR[@]}" images pull --plain-http "${plat[@]}" "$ref" ;;
           skopeo)
-            ((have_skopeo)) || continue
+            ((have_skopeo)) && [ "$img" != multi-all ] || continue
             unmount_under "$WORK/cs"; rm -rf "$WORK/cs"
             local os=() ; [ "$img" = multi ] && os=(--override-arch arm64)
             timed "pull-$img" skopeo "$run" -- skopeo "${os[@]}" copy -q --src-tls-verify=false "docker://$ref" "containers-storage:[overlay@$WORK/cs/root+$WORK/cs/run]corpus/$img:latest" ;;
@@ -425,6 +430,88 @@ scenario_containers() {
   unmount_under "$WORK/ctrd"
   unmount_under "$root"
   rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+}
+
+# Incremental pull: python is in the store; python-plus is python with one new top layer (the
+# host's /usr/lib/python3* or /usr/share/doc, by bench/add_layer.py): only that layer moves.
+scenario_incremental() {
+  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  if [ ! -f "$corpus/oci/python/index.json" ]; then
+    echo "bench: incremental needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+    exit 1
+  fi
+  echo "== incremental: python present, pull python-plus (one new top layer) (strata, ctr)"
+  start_registry
+  local plus=$WORK/plus src
+  src=$(ls -d /usr/lib/python3.* 2>/dev/null | head -1); [ -n "$src" ] || src=/usr/share/doc
+  python3 "$HERE/add_layer.py" "$corpus/oci/python" "$plus" "$src" opt/app
+  skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$corpus/oci/python:latest" "docker://$REG/corpus/python:latest"
+  skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$plus:latest" "docker://$REG/corpus/python-plus:latest"
+  meta incremental.layer "$(du -sh "$src" | cut -f1) of $src as one new layer on python"
+  rm -rf "$plus"
+  local have_ctr=0
+  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  meta incremental.cmd.strata "strata pull -q REGISTRY/corpus/python:latest (untimed), then strata pull -q REGISTRY/corpus/python-plus:latest"
+  meta incremental.cmd.ctr "ctr images pull --plain-http of python (untimed), then of python-plus"
+  local root=$WORK/strata-root
+  for run in $(seq 1 "$RUNS"); do
+    local order=(strata ctr)
+    ((run % 2)) || order=(ctr strata)
+    for sys in "${order[@]}"; do
+      case $sys in
+        strata)
+          rm -rf "$root"; "$STRATA" --root "$root" pull -q "$REG/corpus/python:latest" > /dev/null
+          timed incremental strata "$run" -- "$STRATA" --root "$root" pull -q "$REG/corpus/python-plus:latest" ;;
+        ctr)
+          ((have_ctr)) || continue
+          fresh_containerd || exit 1
+          "${CTR[@]}" images pull --plain-http "$REG/corpus/python:latest" > /dev/null
+          timed incremental ctr "$run" -- "${CTR[@]}" images pull --plain-http "$REG/corpus/python-plus:latest" ;;
+      esac
+    done
+  done
+  stop_daemons
+  unmount_under "$WORK/ctrd"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+}
+
+# Removing half of a store's images, space freed included: strata's rmi collects garbage
+# before it returns; ctr's `images rm --sync` waits for containerd's collector.
+scenario_prune() {
+  local n=200 layout=$WORK/prune-layout root=$WORK/strata-root
+  ((QUICK)) && n=20
+  local half=$((n / 2))
+  echo "== prune: remove $half of $n images and collect (strata, ctr)"
+  rm -rf "$layout"; python3 "$HERE/make_images.py" "$layout" "$n"
+  (cd "$layout" && tar -cf "$WORK/prune.tar" .)
+  local names=() i
+  for i in $(seq 0 $((half - 1))); do names+=("bench/img-$i:latest"); done
+  local have_ctr=0
+  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  meta prune.images "$n"
+  meta prune.cmd.strata "strata load -i LAYOUT (untimed); strata rmi bench/img-0 … bench/img-$((half - 1)) (records, then garbage collection)"
+  meta prune.cmd.ctr "ctr images import LAYOUT.tar (untimed); ctr images rm --sync NAME… ($half names; waits for the collector)"
+  for run in $(seq 1 "$RUNS"); do
+    local order=(strata ctr)
+    ((run % 2)) || order=(ctr strata)
+    for sys in "${order[@]}"; do
+      case $sys in
+        strata)
+          rm -rf "$root"; "$STRATA" --root "$root" load -q -i "$layout" > /dev/null
+          timed prune strata "$run" -- "$STRATA" --root "$root" rmi "${names[@]}" ;;
+        ctr)
+          ((have_ctr)) || continue
+          fresh_containerd || exit 1
+          "${CTR[@]}" images import "$WORK/prune.tar" > /dev/null
+          local cnames=()
+          mapfile -t cnames < <("${CTR[@]}" images ls -q | sort -V | head -n "$half")
+          timed prune ctr "$run" -- "${CTR[@]}" images rm --sync "${cnames[@]}" ;;
+      esac
+    done
+  done
+  stop_daemons
+  unmount_under "$WORK/ctrd"
+  rm -rf "$root" "$WORK/ctrd" "$layout" "$WORK/prune.tar"
 }
 
 # Disk bytes of the whole corpus pulled three ways: strata keeping the compressed layers (as
