@@ -81,9 +81,15 @@ fn pull_discarding_keeps_only_the_unpacked_layers() {
     assert_eq!(layer_files(&s, &img), [false, false]);
 
     // The records stay, marked; the image is complete; containers run from it.
-    let ls = s.ok(&["content", "ls", "-q"]);
+    let ls = s.ok(&["content", "ls"]);
     for l in &img.layers {
-        assert!(ls.contains(&l.blob.digest), "{ls}");
+        let row = ls
+            .lines()
+            .find(|r| r.starts_with(&l.blob.digest))
+            .unwrap_or_default();
+        assert!(row.contains("(discarded)"), "{ls}");
+        let info = s.ok(&["content", "info", "-f", "{{.Discarded}}", &l.blob.digest]);
+        assert_eq!(info.trim(), "true");
     }
     let images = s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(images.contains("discard/app:1"), "{images}");

@@ -113,10 +113,17 @@ fn ls(store: &Store, quiet: bool, format: Option<&str>) -> anyhow::Result<()> {
         .list()?
         .into_iter()
         .map(|b| {
+            // A discarded blob's size is that of bytes not on disk (`pull --discard-compressed`).
+            let size = if b.discarded {
+                format!("{} (discarded)", human_size(b.size))
+            } else {
+                human_size(b.size)
+            };
             json!({
                 "Digest": b.digest.to_string(),
-                "Size": human_size(b.size),
+                "Size": size,
                 "SizeBytes": b.size,
+                "Discarded": b.discarded,
                 "Age": since(b.created),
                 "CreatedAt": go_time(b.created),
                 "Labels": labels_string(&b.labels),
@@ -144,6 +151,7 @@ fn inspect_value(b: &BlobRecord) -> Value {
     json!({
         "Digest": b.digest.to_string(),
         "Size": b.size,
+        "Discarded": b.discarded,
         "CreatedAt": rfc3339(b.created),
         "UpdatedAt": rfc3339(b.updated),
         "Labels": b.labels,
