@@ -60,6 +60,15 @@
 //! HOSTILE.md beside this crate lists the hostile layers the test suite applies and what each
 //! one does.
 //!
+//! # Tar split
+//!
+//! With [`ApplyOptions::record_split`] the applier keeps the layer's tar framing (headers,
+//! padding, everything but the data of the files it wrote) so that [`rebuild_layer`] can write
+//! the exact uncompressed layer again from the unpacked tree: what lets strata drop a layer's
+//! compressed blob. [`rebuild_docker_layer`] does the same from Docker's own
+//! `tar-split.json.gz`, and [`docker_split_from`] writes that format (see `split.rs` and
+//! `docker_split.rs`).
+//!
 //! # Diff
 //!
 //! [`diff_overlay_upper`] (an overlayfs upper directory) and [`diff_trees`] (two full trees)
@@ -73,6 +82,7 @@
 mod apply;
 mod compression;
 mod diff;
+mod docker_split;
 mod error;
 mod limits;
 mod path;
@@ -85,6 +95,7 @@ mod tarstream;
 pub use apply::{ApplyOptions, ApplyStats, RecordedSplit, WhiteoutMode, apply_layer};
 pub use compression::{Compression, decompress, detect_compression};
 pub use diff::{DiffStats, diff_overlay_upper, diff_trees};
+pub use docker_split::{docker_split_from, rebuild_docker_layer};
 pub use error::ArchiveError;
 pub use limits::Limits;
 pub use split::{rebuild_layer, split_diff_id};

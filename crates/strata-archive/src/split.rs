@@ -216,17 +216,24 @@ fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
     w.write_all(b)
 }
 
-/// Writes the uncompressed layer that `split` (from [`ApplyStats::split`]) describes, reading
-/// file data from `tree`, the directory the layer was unpacked into. Returns the bytes
-/// written.
-///
-/// [`ApplyStats::split`]: crate::ApplyStats::split
-pub fn rebuild_layer(split: &[u8], tree: &Path, out: &mut dyn Write) -> Result<u64, ArchiveError> {
+/// One record of a split, as [`read_split`] hands them out.
+pub(crate) enum Record<'a> {
+    /// Tar bytes kept verbatim.
+    Raw(&'a [u8]),
+    /// The data of the regular file `name` (normalized): `regions` of it, in order.
+    File {
+        name: &'a [u8],
+        regions: &'a [(u64, u64)],
+        sparse: bool,
+    },
+}
+
+/// Calls `f` with each record of `split`, in order; fails on a damaged split.
+pub(crate) fn read_split(
+    split: &[u8],
+    mut f: impl FnMut(Record<'_>) -> Result<(), ArchiveError>,
+) -> Result<(), ArchiveError> {
     let bad = |reason: String| ArchiveError::Split { reason };
-    let root = root::open_root(tree).map_err(|source| ArchiveError::Destination {
-        path: tree.to_owned(),
-        source,
-    })?;
     let mut r = zstd::stream::read::Decoder::new(split).map_err(|e| bad(format!("open: {e}")))?;
     let mut magic = [0u8; MAGIC.len()];
     r.read_exact(&mut magic)
@@ -234,20 +241,16 @@ pub fn rebuild_layer(split: &[u8], tree: &Path, out: &mut dyn Write) -> Result<u
     if magic != MAGIC {
         return Err(bad("not a strata tar split".into()));
     }
-    let write_err = |source| ArchiveError::Write { source };
-    let mut written = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
     loop {
         let tag = get_u8(&mut r).map_err(&bad)?;
         match tag {
-            END => return Ok(written),
+            END => return Ok(()),
             RAW => {
                 let n = get_len(&mut r, MAX_RAW).map_err(&bad)?;
                 let mut raw = vec![0u8; n];
                 r.read_exact(&mut raw)
                     .map_err(|e| bad(format!("read: {e}")))?;
-                out.write_all(&raw).map_err(write_err)?;
-                written += n as u64;
+                f(Record::Raw(&raw))?;
             }
             FILE | SPARSE => {
                 let name = get_name(&mut r).map_err(&bad)?;
@@ -262,26 +265,79 @@ pub fn rebuild_layer(split: &[u8], tree: &Path, out: &mut dyn Write) -> Result<u
                     }
                     map
                 };
-                let file = open_file(&root, &name, tree)?;
-                for (off, len) in regions {
-                    copy_region(&file, off, len, &mut buf, out).map_err(|e| match e {
-                        Copy::Read(source) => ArchiveError::Walk {
-                            op: "read unpacked file",
-                            path: tree.join(String::from_utf8_lossy(&name).as_ref()),
-                            source,
-                        },
-                        Copy::Short => ArchiveError::Changed {
-                            path: tree.join(String::from_utf8_lossy(&name).as_ref()),
-                            expected: off + len,
-                        },
-                        Copy::Write(source) => write_err(source),
-                    })?;
-                    written += len;
-                }
+                f(Record::File {
+                    name: &name,
+                    regions: &regions,
+                    sparse: tag == SPARSE,
+                })?;
             }
             other => return Err(bad(format!("unknown record {other}"))),
         }
     }
+}
+
+/// Writes the uncompressed layer that `split` (from [`ApplyStats::split`]) describes, reading
+/// file data from `tree`, the directory the layer was unpacked into. Returns the bytes
+/// written.
+///
+/// [`ApplyStats::split`]: crate::ApplyStats::split
+pub fn rebuild_layer(split: &[u8], tree: &Path, out: &mut dyn Write) -> Result<u64, ArchiveError> {
+    let root = open_tree(tree)?;
+    let mut written = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    read_split(split, |rec| {
+        written += match rec {
+            Record::Raw(raw) => {
+                out.write_all(raw)
+                    .map_err(|source| ArchiveError::Write { source })?;
+                raw.len() as u64
+            }
+            Record::File { name, regions, .. } => {
+                copy_file(&root, tree, name, regions, &mut buf, out)?
+            }
+        };
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// `tree` opened as the root names are resolved in.
+pub(crate) fn open_tree(tree: &Path) -> Result<OwnedFd, ArchiveError> {
+    root::open_root(tree).map_err(|source| ArchiveError::Destination {
+        path: tree.to_owned(),
+        source,
+    })
+}
+
+/// Copies `regions` of the file `name` (resolved inside `root`, the directory `tree`) to
+/// `out`; returns the bytes copied. A file shorter than its regions has changed.
+pub(crate) fn copy_file(
+    root: &OwnedFd,
+    tree: &Path,
+    name: &[u8],
+    regions: &[(u64, u64)],
+    buf: &mut [u8],
+    out: &mut dyn Write,
+) -> Result<u64, ArchiveError> {
+    let file = open_file(root, name, tree)?;
+    let path = || tree.join(String::from_utf8_lossy(name).as_ref());
+    let mut copied = 0;
+    for &(off, len) in regions {
+        copy_region(&file, off, len, buf, out).map_err(|e| match e {
+            Copy::Read(source) => ArchiveError::Walk {
+                op: "read unpacked file",
+                path: path(),
+                source,
+            },
+            Copy::Short => ArchiveError::Changed {
+                path: path(),
+                expected: off + len,
+            },
+            Copy::Write(source) => ArchiveError::Write { source },
+        })?;
+        copied += len;
+    }
+    Ok(copied)
 }
 
 /// The diffID of the layer [`rebuild_layer`] would write: how a caller checks that `tree`

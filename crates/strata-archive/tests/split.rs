@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{TestResult, opts};
-use strata_archive::{ApplyStats, WhiteoutMode, apply_layer, rebuild_layer, split_diff_id};
+use strata_archive::{
+    ApplyStats, WhiteoutMode, apply_layer, docker_split_from, rebuild_docker_layer, rebuild_layer,
+    split_diff_id,
+};
 
 fn apply_recorded(tar: &[u8], dest: &Path, mode: WhiteoutMode) -> Result<ApplyStats, String> {
     let mut o = opts("split-test", mode);
@@ -94,6 +97,37 @@ fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
             round_trip(&tar, mode).map_err(|e| format!("{args:?} {mode:?}: {e}"))?;
         }
     }
+    Ok(())
+}
+
+#[test]
+fn dockers_tar_split_format_round_trips() -> TestResult {
+    if !strata_testutil::require_tool("tar") {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let src = tmp.path().join("src");
+    fs::create_dir(&src)?;
+    sample_tree(&src)?;
+    let tar = gnu_tar(&src, &["--format=posix"])?;
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest)?;
+    let stats = apply_recorded(&tar, &dest, WhiteoutMode::Delete)?;
+    let split = stats.split.ok_or("no split")??;
+    let json = docker_split_from(&split, &dest)?;
+    let mut rebuilt = Vec::new();
+    let n = rebuild_docker_layer(&json[..], &dest, &mut rebuilt)?;
+    assert_eq!(n, tar.len() as u64);
+    assert!(rebuilt == tar, "rebuilt bytes differ");
+    // A GNU sparse file has no tar-split form.
+    let sparse = gnu_tar(&src, &["--format=gnu", "--sparse"])?;
+    let dest = tmp.path().join("dest-sparse");
+    fs::create_dir(&dest)?;
+    let split = apply_recorded(&sparse, &dest, WhiteoutMode::Delete)?
+        .split
+        .ok_or("no split")??;
+    let err = docker_split_from(&split, &dest).unwrap_err();
+    assert!(err.to_string().contains("sparse"), "{err}");
     Ok(())
 }
 
