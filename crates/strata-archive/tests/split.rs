@@ -73,15 +73,24 @@ fn gnu_tar(src: &Path, args: &[&str]) -> Result<Vec<u8>, Box<dyn std::error::Err
     Ok(out.stdout)
 }
 
-#[test]
-fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
+/// A temp dir holding `src`, a [`sample_tree`]; `None` without GNU tar to archive it.
+type Source = Option<(tempfile::TempDir, std::path::PathBuf)>;
+fn sample_source() -> Result<Source, Box<dyn std::error::Error>> {
     if !strata_testutil::require_tool("tar") {
-        return Ok(());
+        return Ok(None);
     }
     let tmp = tempfile::tempdir()?;
     let src = tmp.path().join("src");
     fs::create_dir(&src)?;
     sample_tree(&src)?;
+    Ok(Some((tmp, src)))
+}
+
+#[test]
+fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
+    let Some((_tmp, src)) = sample_source()? else {
+        return Ok(());
+    };
     // GNU tar pads the archive to a 10 KiB record: bytes after the end marker.
     for args in [
         &["--format=gnu", "--sparse"][..],
@@ -102,13 +111,9 @@ fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
 
 #[test]
 fn dockers_tar_split_format_round_trips() -> TestResult {
-    if !strata_testutil::require_tool("tar") {
+    let Some((tmp, src)) = sample_source()? else {
         return Ok(());
-    }
-    let tmp = tempfile::tempdir()?;
-    let src = tmp.path().join("src");
-    fs::create_dir(&src)?;
-    sample_tree(&src)?;
+    };
     let tar = gnu_tar(&src, &["--format=posix"])?;
     let dest = tmp.path().join("dest");
     fs::create_dir(&dest)?;
