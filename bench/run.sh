@@ -126,11 +126,8 @@ PY
 }
 
 scenario_unpack() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
-  if [ ! -f "$corpus/oci/smallfiles/index.json" ]; then
-    echo "bench: unpack needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
-    exit 1
-  fi
+  local corpus
+  corpus=$(need_corpus unpack smallfiles)
   echo "== unpack: the corpus' base layer and its 30,000-small-files layer"
   local root=$WORK/unpack-root out=$WORK/unpack-out
   local base_blob small_blob
@@ -238,12 +235,24 @@ fresh_containerd() {
   return 1
 }
 
-scenario_pull() {
+# need_corpus SCENARIO IMAGE: prints the corpus directory, or exits when IMAGE is not built.
+need_corpus() {
   local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
-  if [ ! -f "$corpus/oci/multi/index.json" ]; then
-    echo "bench: pull needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+  if [ ! -f "$corpus/oci/$2/index.json" ]; then
+    echo "bench: $1 needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
     exit 1
   fi
+  echo "$corpus"
+}
+
+# start_containerd: a fresh containerd (fresh_containerd) when containerd and ctr are installed.
+start_containerd() {
+  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd
+}
+
+scenario_pull() {
+  local corpus
+  corpus=$(need_corpus pull multi)
   local images=(debian-base python smallfiles multi multi-all)
   ((QUICK)) && images=(debian-base)
   echo "== pull: ${images[*]} from a registry on 127.0.0.1 (strata, ctr, skopeo → containers-storage)"
@@ -253,7 +262,7 @@ scenario_pull() {
     skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
   done
   local have_ctr=0 have_skopeo=0
-  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  start_containerd && have_ctr=1
   command -v skopeo > /dev/null && have_skopeo=1
   meta pull.cmd.strata "strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest"
   meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (containerd with its own root, overlayfs snapshotter)"
@@ -361,7 +370,7 @@ scenario_push() {
   rm -rf "$WORK/push-root"
   "$STRATA" --root "$WORK/push-root" pull -q "$src/corpus/$img:latest" > /dev/null
   local have_ctr=0
-  command -v containerd > /dev/null && fresh_containerd && have_ctr=1
+  start_containerd && have_ctr=1
   ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$src/corpus/$img:latest" > /dev/null
   meta push.image "$img"
   meta push.cmd.strata "strata push DEST/corpus/$img:latest (tagged from the pulled image; a new, empty registry each run)"
@@ -401,7 +410,7 @@ scenario_containers() {
   rm -rf "$root"
   "$STRATA" --root "$root" pull -q "$ref" > /dev/null
   local have_ctr=0
-  command -v containerd > /dev/null && command -v runc > /dev/null && fresh_containerd && have_ctr=1
+  command -v runc > /dev/null && start_containerd && have_ctr=1
   ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$ref" > /dev/null
   meta containers.image "$img"
   meta containers.cmd.create.strata "strata create --name cN IMAGE /bin/true (writable layer, init layer, bundle with config.json)"
@@ -435,11 +444,8 @@ scenario_containers() {
 # Incremental pull: python is in the store; python-plus is python with one new top layer (the
 # host's /usr/lib/python3* or /usr/share/doc, by bench/add_layer.py): only that layer moves.
 scenario_incremental() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
-  if [ ! -f "$corpus/oci/python/index.json" ]; then
-    echo "bench: incremental needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
-    exit 1
-  fi
+  local corpus
+  corpus=$(need_corpus incremental python)
   echo "== incremental: python present, pull python-plus (one new top layer) (strata, ctr)"
   start_registry
   local plus=$WORK/plus src
@@ -450,7 +456,7 @@ scenario_incremental() {
   meta incremental.layer "$(du -sh "$src" | cut -f1) of $src as one new layer on python"
   rm -rf "$plus"
   local have_ctr=0
-  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  start_containerd && have_ctr=1
   meta incremental.cmd.strata "strata pull -q REGISTRY/corpus/python:latest (untimed), then strata pull -q REGISTRY/corpus/python-plus:latest"
   meta incremental.cmd.ctr "ctr images pull --plain-http of python (untimed), then of python-plus"
   local root=$WORK/strata-root
@@ -487,7 +493,7 @@ scenario_prune() {
   local names=() i
   for i in $(seq 0 $((half - 1))); do names+=("bench/img-$i:latest"); done
   local have_ctr=0
-  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  start_containerd && have_ctr=1
   meta prune.images "$n"
   meta prune.cmd.strata "strata load -i LAYOUT (untimed); strata rmi bench/img-0 … bench/img-$((half - 1)) (records, then garbage collection)"
   meta prune.cmd.ctr "ctr images import LAYOUT.tar (untimed); ctr images rm --sync NAME… ($half names; waits for the collector)"
@@ -518,11 +524,8 @@ scenario_prune() {
 # containerd does), strata with --discard-compressed, and containerd; and the time a
 # discarding pull takes (the verification re-reads every layer).
 scenario_space() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
-  if [ ! -f "$corpus/oci/multi/index.json" ]; then
-    echo "bench: space needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
-    exit 1
-  fi
+  local corpus
+  corpus=$(need_corpus space multi)
   local images=(debian-base python smallfiles multi)
   ((QUICK)) && images=(debian-base)
   echo "== space: ${images[*]} pulled by strata (keeping, discarding compressed layers) and ctr"
@@ -533,7 +536,7 @@ scenario_space() {
     refs+=" $REG/corpus/$img:latest"
   done
   local have_ctr=0
-  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd && have_ctr=1
+  start_containerd && have_ctr=1
   meta space.images "${images[*]}"
   meta space.cmd.strata "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
   meta space.cmd.discard "for each image: strata --root ROOT pull -q --discard-compressed REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
