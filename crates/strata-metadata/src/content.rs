@@ -166,6 +166,17 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// Whether any blob is discarded: what lets push and save skip looking for them.
+    pub fn any_blob_discarded(&self) -> Result<bool, MetaError> {
+        self.row(
+            "SELECT 1 FROM blobs WHERE discarded_at IS NOT NULL LIMIT 1",
+            [],
+            |_| Ok(()),
+        )
+        .map(|r| r.is_some())
+        .map_err(MetaError::db("list blobs"))
+    }
+
     /// Marks a recorded blob discarded (its file is about to go); returns false if it was
     /// already.
     pub fn mark_blob_discarded(&self, digest: &Digest) -> Result<bool, MetaError> {
@@ -351,16 +362,16 @@ impl ContentStore {
     /// The record is marked first, in one transaction with the labels, then the file is
     /// deleted: a crash in between leaves a file `fsck` and garbage collection remove, never
     /// a record claiming a file that is gone. Writing the blob again (a re-fetch) makes the
-    /// record stand for its file again.
-    pub fn discard(&self, digest: &Digest, labels: &Labels) -> Result<(), MetaError> {
-        self.db.write(|tx| {
+    /// record stand for its file again. Returns false if the blob was discarded already.
+    pub fn discard(&self, digest: &Digest, labels: &Labels) -> Result<bool, MetaError> {
+        let marked = self.db.write(|tx| {
             if !labels.is_empty() {
                 tx.update_blob_labels(digest, labels)?;
             }
-            tx.mark_blob_discarded(digest)?;
-            Ok(())
+            tx.mark_blob_discarded(digest)
         })?;
-        self.delete_discarded_file(digest)
+        self.delete_discarded_file(digest)?;
+        Ok(marked)
     }
 
     /// Deletes the file of a blob whose record says discarded, under the write lock (a writer
@@ -523,7 +534,7 @@ mod tests {
         let (_d, store) = store();
         let c = put(&store, b"layer bytes", &Labels::new());
         let labels = Labels::from([("k".to_owned(), "v".to_owned())]);
-        store.discard(&c.digest, &labels).unwrap();
+        assert!(store.discard(&c.digest, &labels).unwrap());
         assert!(!store.local.exists(&c.digest));
         let info = store.info(&c.digest).unwrap();
         assert!(info.discarded);
@@ -533,14 +544,16 @@ mod tests {
         assert!(err.to_string().contains("--discard-compressed"), "{err}");
         let sizes = store.sizes().unwrap();
         assert!(sizes[0].discarded);
+        assert!(store.db.read(|tx| tx.any_blob_discarded()).unwrap());
         // Discarding twice is harmless; a crash between mark and delete leaves a file that
         // delete_discarded_file removes.
-        store.discard(&c.digest, &Labels::new()).unwrap();
+        assert!(!store.discard(&c.digest, &Labels::new()).unwrap());
 
         let again = put(&store, b"layer bytes", &Labels::new());
         assert!(!again.already_existed);
         let info = store.info(&c.digest).unwrap();
         assert!(!info.discarded);
+        assert!(!store.db.read(|tx| tx.any_blob_discarded()).unwrap());
         assert_eq!(info.labels, labels);
         assert!(store.reader(&c.digest).is_ok());
         store.delete_discarded_file(&c.digest).unwrap();

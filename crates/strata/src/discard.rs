@@ -146,12 +146,9 @@ pub fn discard_layer(
     }
     let split_digest = put(content, &split, lease).map_err(store_err)?;
     let labels = Labels::from([(LABEL_SPLIT.to_owned(), split_digest.to_string())]);
-    let rec = content.info(digest).map_err(store_err)?;
-    if rec.discarded {
-        return Ok(0);
-    }
-    content.discard(digest, &labels).map_err(store_err)?;
-    Ok(rec.size)
+    // The layer was verified against its descriptor: its size is the record's.
+    let marked = content.discard(digest, &labels).map_err(store_err)?;
+    Ok(if marked { layer.size } else { 0 })
 }
 
 /// What [`discard_layer`] freed, its error logged instead: for pull and unpack, whose work is
@@ -201,8 +198,11 @@ pub(crate) fn put(
     Ok(digest)
 }
 
-/// The tar split of a discarded layer blob, read from the store.
-pub fn split_of(content: &ContentStore, layer: &Digest) -> Result<Option<Vec<u8>>, MetaError> {
+/// The tar split of a discarded layer blob (its digest and bytes), read from the store.
+pub fn split_of(
+    content: &ContentStore,
+    layer: &Digest,
+) -> Result<Option<(Digest, Vec<u8>)>, MetaError> {
     let rec = content.info(layer)?;
     let Some(split) = rec.labels.get(LABEL_SPLIT) else {
         return Ok(None);
@@ -218,7 +218,7 @@ pub fn split_of(content: &ContentStore, layer: &Digest) -> Result<Option<Vec<u8>
             source,
         })
     })?;
-    Ok(Some(bytes))
+    Ok(Some((split, bytes)))
 }
 
 #[cfg(test)]

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Strata, bytes, du, pseudo_random};
+use common::{Strata, bytes, du, pseudo_random, skopeo};
 use serde_json::Value;
 use strata_testutil::{
     Compression, ImageBuilder, LayerBuilder, Registry, busybox_layer, push_image, require_root,
@@ -163,16 +161,7 @@ fn the_store_setting_discards_and_keep_compressed_overrides_it() {
 
 /// What `skopeo inspect --tls-verify=false FLAG TRANSPORT` prints.
 fn skopeo_inspect(flag: &str, transport: &str) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", flag, transport])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    skopeo(&["inspect", "--tls-verify=false", flag, transport])
 }
 
 /// The diffIDs of the image skopeo reads at `transport`.
@@ -199,21 +188,8 @@ fn skopeo_digest(transport: &str) -> String {
 /// and size on the way.
 fn skopeo_copy_verifies(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--src-tls-verify=false",
-            transport,
-        ])
-        .arg(format!("oci:{}:x", dir.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dest = format!("oci:{}:x", dir.path().display());
+    skopeo(&["copy", "--src-tls-verify=false", transport, &dest]);
 }
 
 #[test]

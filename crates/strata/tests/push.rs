@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Strata, image};
+use common::{Strata, image, skopeo};
 use strata_testutil::{
     LayoutEntry, Registry, TEST_PASSWORD, TEST_USER, build_index, require_root, require_tool,
     write_layout,
@@ -74,20 +74,6 @@ fn load(s: &Strata, entries: &[(&str, LayoutEntry<'_>)], tweak: impl FnOnce(&Pat
     write_layout(dir.path(), entries).unwrap();
     tweak(dir.path());
     s.ok(&["load", "-q", "-i", dir.path().to_str().unwrap()]);
-}
-
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("running skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// The registry's bytes for `reference` (`repo:tag` or `repo@digest`).

@@ -230,13 +230,9 @@ fn no_double_storage(s: &Strata, corpus: &Path, reg: strata_testutil::Registry) 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("rebuilt from its unpacked snapshot"), "{err}");
-    let config = Command::new("skopeo")
-        .args(["inspect", "--config"])
-        .arg(format!("oci-archive:{}", tar.display()))
-        .output()
-        .unwrap();
-    assert!(config.status.success());
-    let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+    let archive = format!("oci-archive:{}", tar.display());
+    let config: Value =
+        serde_json::from_slice(&common::skopeo(&["inspect", "--config", &archive])).unwrap();
     let layout = corpus.join("oci/python");
     let original: Value = {
         let idx: Value =

@@ -72,6 +72,8 @@ pub struct Restorer<'a> {
     lease: &'a str,
     /// Registries (with their ports) the caller knows of, tried for a source label's host.
     registries: Vec<String>,
+    /// No blob of the store is discarded: nothing to do.
+    idle: bool,
     remote: Option<(Remote, tokio::runtime::Runtime)>,
     sn: Option<Box<dyn Snapshotter>>,
     /// Registries that could not be reached: not asked again.
@@ -95,12 +97,24 @@ impl std::fmt::Debug for Restorer<'_> {
 impl<'a> Restorer<'a> {
     /// `registries`: where the caller is going (tried first for a source host it shares).
     pub fn new(store: &'a Store, lease: &'a str, mut registries: Vec<String>) -> Restorer<'a> {
+        // A store that never discarded has nothing to look for (push and save of every image
+        // pass here): one query instead of walking each image.
+        let idle = !store
+            .db()
+            .read(|tx| tx.any_blob_discarded())
+            .unwrap_or_else(|e| {
+                tracing::debug!("discarded blobs: {e}");
+                true
+            });
         // Source labels name hosts without ports (containerd's convention); the registries of
         // the store's image names say which ports to try.
-        let names = store.db().read(|tx| tx.images()).unwrap_or_else(|e| {
-            tracing::debug!("image names: {e}");
-            Vec::new()
-        });
+        let names = match idle {
+            true => Vec::new(),
+            false => store.db().read(|tx| tx.images()).unwrap_or_else(|e| {
+                tracing::debug!("image names: {e}");
+                Vec::new()
+            }),
+        };
         for rec in names {
             if let Ok(r) = Reference::parse(&rec.name)
                 && !registries.iter().any(|g| g == r.registry())
@@ -112,6 +126,7 @@ impl<'a> Restorer<'a> {
             store,
             lease,
             registries,
+            idle,
             remote: None,
             sn: None,
             unreachable: Default::default(),
@@ -129,6 +144,9 @@ impl<'a> Restorer<'a> {
 
     /// The discarded layers under `target` (every present manifest of an index).
     pub fn discarded_layers(&self, target: &Descriptor) -> Result<Vec<Descriptor>, RestoreError> {
+        if self.idle {
+            return Ok(Vec::new());
+        }
         let present = |d: &Digest| -> Result<Option<bool>, RestoreError> {
             Ok(self
                 .content()
@@ -172,6 +190,9 @@ impl<'a> Restorer<'a> {
     /// Makes every discarded layer under `target` readable; returns the descriptor to export
     /// in its place (`target` itself unless a layer had to be rebuilt).
     pub fn image(&mut self, target: &Descriptor) -> Result<Descriptor, RestoreError> {
+        if self.idle {
+            return Ok(target.clone());
+        }
         let Some(rec) = self.content().db().read(|tx| tx.blob(&target.digest))? else {
             return Ok(target.clone());
         };
@@ -346,8 +367,9 @@ impl<'a> Restorer<'a> {
                 .map(String::as_str)
                 .filter(|r| label_host(r) == host)
                 .collect();
-            registries.push(host);
-            registries.dedup();
+            if !registries.contains(&host) {
+                registries.push(host);
+            }
             for registry in registries {
                 for repo in repos.split(',').map(str::trim).filter(|r| !r.is_empty()) {
                     sources.push(format!("{registry}/{repo}"));
@@ -449,7 +471,7 @@ impl<'a> Restorer<'a> {
         else {
             return Err("the image config lists fewer diffIDs than layers".into());
         };
-        let split = split_of(content, &layer.digest)
+        let (split_digest, split) = split_of(content, &layer.digest)
             .map_err(|e| format!("read its tar split: {e}"))?
             .ok_or("no tar split is recorded for it")?;
         if self.sn.is_none() {
@@ -507,12 +529,7 @@ impl<'a> Restorer<'a> {
             }
         };
         // The new blob carries the split too: it can be discarded again like the old one.
-        let labels = content
-            .info(&layer.digest)
-            .ok()
-            .and_then(|r| r.labels.get(LABEL_SPLIT).cloned())
-            .map(|s| Labels::from([(LABEL_SPLIT.to_owned(), s)]))
-            .unwrap_or_default();
+        let labels = Labels::from([(LABEL_SPLIT.to_owned(), split_digest.to_string())]);
         let committed = content
             .commit(w, None, None, &labels, Some(self.lease))
             .map_err(|e| e.to_string())?;

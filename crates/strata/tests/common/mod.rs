@@ -269,3 +269,18 @@ impl DfVerbose {
             .clone()
     }
 }
+
+/// Runs `skopeo --insecure-policy ARGS…`, which must succeed; its stdout.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
