@@ -126,10 +126,11 @@ pub fn rebuild_docker_layer(
                 let sum = (!crc.crc).to_be_bytes();
                 let want = payload(&entry.payload)?;
                 if !want.is_empty() && want != sum {
-                    return Err(ArchiveError::Changed {
-                        path: tree.join(String::from_utf8_lossy(&name).as_ref()),
-                        expected: size,
-                    });
+                    return Err(bad(format!(
+                        "{}: its content is not what the layer held (crc64 differs from the \
+                         split's): the layer's files were changed",
+                        tree.join(String::from_utf8_lossy(&name).as_ref()).display()
+                    )));
                 }
                 written += size;
             }

@@ -166,6 +166,21 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// Records a blob that has no file and never had one here: discarded from the start, its
+    /// bytes rebuilt from a snapshot and tar split on demand (a layer migrated from Docker's
+    /// store). Returns false, changing nothing, if the blob was recorded already.
+    pub fn insert_discarded_blob(&self, digest: &Digest, size: u64) -> Result<bool, MetaError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, created_at, updated_at, discarded_at) \
+                 VALUES (?1, ?2, ?3, ?3, ?3)",
+                params![digest.to_string(), size as i64, now()],
+            )
+            .map_err(MetaError::db("record blob"))?;
+        Ok(n == 1)
+    }
+
     /// Whether any blob is discarded: what lets push and save skip looking for them.
     pub fn any_blob_discarded(&self) -> Result<bool, MetaError> {
         self.row(
@@ -374,6 +389,30 @@ impl ContentStore {
         Ok(marked)
     }
 
+    /// Records `digest` (`size` bytes) as discarded from the start, with `labels` (the edge to
+    /// its tar split) and under `lease`, in one transaction. A blob recorded already is left
+    /// as it is (false): its file, or its own split, serves as well.
+    pub fn record_discarded(
+        &self,
+        digest: &Digest,
+        size: u64,
+        labels: &Labels,
+        lease: Option<&str>,
+    ) -> Result<bool, MetaError> {
+        self.db.write(|tx| {
+            if let Some(lease) = lease {
+                tx.add_lease_resource(lease, &LeaseResource::Content(digest.clone()))?;
+            }
+            if !tx.insert_discarded_blob(digest, size)? {
+                return Ok(false);
+            }
+            if !labels.is_empty() {
+                tx.update_blob_labels(digest, labels)?;
+            }
+            Ok(true)
+        })
+    }
+
     /// Deletes the file of a blob whose record says discarded, under the write lock (a writer
     /// bringing the blob back records it under the same lock). For `discard`, and for the
     /// files a crash left behind it.
@@ -527,6 +566,34 @@ mod tests {
             store.reader(&c.digest),
             Err(MetaError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn blob_recorded_discarded_from_the_start() {
+        let (_d, store) = store();
+        let digest = Digest::sha256_of(b"a layer never stored");
+        let labels = Labels::from([("k".to_owned(), "v".to_owned())]);
+        assert!(store.record_discarded(&digest, 20, &labels, None).unwrap());
+        let info = store.info(&digest).unwrap();
+        assert!(info.discarded);
+        assert_eq!((info.size, info.labels), (20, labels));
+        assert!(matches!(
+            store.reader(&digest),
+            Err(MetaError::Discarded { .. })
+        ));
+        // A blob recorded already, with its file, is left alone.
+        let c = put(&store, b"present", &Labels::new());
+        assert!(
+            !store
+                .record_discarded(&c.digest, 7, &Labels::new(), None)
+                .unwrap()
+        );
+        assert!(!store.info(&c.digest).unwrap().discarded);
+        assert!(store.local.exists(&c.digest));
+        // Writing the bytes makes the record stand for its file.
+        let again = put(&store, b"a layer never stored", &Labels::new());
+        assert_eq!(again.digest, digest);
+        assert!(!store.info(&digest).unwrap().discarded);
     }
 
     #[test]

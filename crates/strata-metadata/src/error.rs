@@ -42,8 +42,9 @@ pub enum MetaError {
     /// The blob's record is kept but its file was let go (`--discard-compressed`): its bytes
     /// must be brought back (re-fetched or rebuilt) before they can be read.
     #[error(
-        "blob {digest} was discarded after its layer was unpacked (--discard-compressed): \
-         push and save bring it back themselves; to unpack it again, pull the image again"
+        "blob {digest} was discarded after its layer was unpacked (--discard-compressed, \
+         or a layer migrated from Docker): push and save bring it back themselves; to unpack \
+         it again, pull the image again"
     )]
     Discarded { digest: strata_types::Digest },
     #[error("metadata database holds an invalid {what} {value:?}: run `strata fsck`")]

@@ -47,6 +47,7 @@
 
 pub mod btrfs;
 pub mod busybox;
+pub mod docker_root;
 pub mod image;
 pub mod layout;
 pub mod proxy;
@@ -57,6 +58,7 @@ pub mod tree;
 
 pub use btrfs::LoopBtrfs;
 pub use busybox::busybox_layer;
+pub use docker_root::write_docker_root;
 pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
     build_index, media, raw_header, sha256_digest,

@@ -108,6 +108,29 @@ pub fn discard_layer(
     lease: Option<&str>,
 ) -> Result<u64, DiscardError> {
     let digest = &layer.digest;
+    let labels = store_split(content, sn, digest, diff_id, chain, split, lease)?;
+    // The layer was verified against its descriptor: its size is the record's.
+    let marked = content
+        .discard(digest, &labels)
+        .map_err(|source| DiscardError::Store {
+            digest: digest.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(if marked { layer.size } else { 0 })
+}
+
+/// Checks that the tar split `split`, recorded while the layer blob `digest` was applied,
+/// rebuilds the committed snapshot `chain` to `diff_id`, and stores it (under `lease`).
+/// Returns the labels that tie the blob's record to the split.
+pub(crate) fn store_split(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    digest: &Digest,
+    diff_id: &Digest,
+    chain: &Digest,
+    split: Option<RecordedSplit>,
+    lease: Option<&str>,
+) -> Result<Labels, DiscardError> {
     let split = match split {
         Some(Ok(s)) => s,
         Some(Err(reason)) => {
@@ -122,10 +145,6 @@ pub fn discard_layer(
                 reason: "not asked for".into(),
             });
         }
-    };
-    let store_err = |source| DiscardError::Store {
-        digest: digest.clone(),
-        source: Box::new(source),
     };
     let tree = sn
         .layer_dir(&chain.to_string())
@@ -144,11 +163,14 @@ pub fn discard_layer(
             actual,
         });
     }
-    let split_digest = put(content, &split, lease).map_err(store_err)?;
-    let labels = Labels::from([(LABEL_SPLIT.to_owned(), split_digest.to_string())]);
-    // The layer was verified against its descriptor: its size is the record's.
-    let marked = content.discard(digest, &labels).map_err(store_err)?;
-    Ok(if marked { layer.size } else { 0 })
+    let split_digest = put(content, &split, lease).map_err(|source| DiscardError::Store {
+        digest: digest.clone(),
+        source: Box::new(source),
+    })?;
+    Ok(Labels::from([(
+        LABEL_SPLIT.to_owned(),
+        split_digest.to_string(),
+    )]))
 }
 
 /// What [`discard_layer`] freed, its error logged instead: for pull and unpack, whose work is

@@ -19,7 +19,7 @@ pub use summary::{ImageSummary, ManifestKind, ManifestSummary, Sizer, platform_m
 
 use std::collections::HashMap;
 
-use strata_metadata::{ContainerRecord, Db, ImageRecord, MetaError, Tx};
+use strata_metadata::{ContainerRecord, Db, ImageRecord, Labels, MetaError, Tx};
 use strata_remote::Reference;
 use strata_types::{Descriptor, Digest, ErrorKind};
 
@@ -87,6 +87,20 @@ pub fn familiar(name: &str) -> String {
     Reference::parse(name).map_or_else(|_| name.to_owned(), |r| r.familiar())
 }
 
+/// The image label that keeps the Docker image ID (the config digest) of an image migrated
+/// from Docker's classic store, where IDs are config digests; every record of that target
+/// carries it. strata's own IDs are target digests, as in Docker's containerd image store.
+pub const LABEL_DOCKER_ID: &str = "io.strata.docker.image-id";
+
+/// The image ID of a record: its target's digest, or the Docker image ID a migrated image
+/// keeps ([`LABEL_DOCKER_ID`]).
+pub fn image_id(rec: &ImageRecord) -> Digest {
+    rec.labels
+        .get(LABEL_DOCKER_ID)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| rec.target.digest.clone())
+}
+
 /// Docker's short ID: 12 hex digits, no algorithm.
 pub fn short_id(digest: &Digest) -> &str {
     &digest.hex()[..12]
@@ -107,7 +121,22 @@ pub fn set_image_name(
     {
         tx.put_image(&dangling_name(&old.target.digest), &old.target, &old.labels)?;
     }
-    let labels = old.map(|r| r.labels).unwrap_or_default();
+    let mut labels = Labels::new();
+    if let Some(old) = old {
+        labels = old.labels;
+        if old.target.digest != target.digest {
+            // An empty value removes the label: the old target's ID is not this one's.
+            labels.insert(LABEL_DOCKER_ID.to_owned(), String::new());
+        }
+    }
+    // The Docker ID is the target's: a new name of a migrated image shows it too.
+    if let Some(id) = tx
+        .images_by_target(&target.digest)?
+        .into_iter()
+        .find_map(|r| r.labels.get(LABEL_DOCKER_ID).cloned())
+    {
+        labels.insert(LABEL_DOCKER_ID.to_owned(), id);
+    }
     let rec = tx.put_image(name, target, &labels)?;
     let dangling = dangling_name(&target.digest);
     if name != dangling && tx.image(&dangling)?.is_some() {
@@ -195,7 +224,7 @@ pub fn resolve(tx: &Tx<'_>, arg: &str) -> Result<Resolved, ImageError> {
     };
     let mut target: Option<Digest> = None;
     for rec in tx.images()? {
-        if rec.target.digest.hex().starts_with(prefix) {
+        if rec.target.digest.hex().starts_with(prefix) || image_id(&rec).hex().starts_with(prefix) {
             match &target {
                 Some(t) if *t != rec.target.digest => {
                     return Err(ImageError::Ambiguous(arg.to_owned()));
@@ -215,7 +244,7 @@ pub fn resolve(tx: &Tx<'_>, arg: &str) -> Result<Resolved, ImageError> {
 pub enum Removal {
     /// A name was removed (familiar form).
     Untagged(String),
-    /// The image's last record was removed.
+    /// The image's last record was removed (its ID).
     Deleted(Digest),
 }
 
@@ -271,6 +300,7 @@ pub fn records_and_users(
 pub fn remove(tx: &Tx<'_>, arg: &str, force: bool) -> Result<Vec<Removal>, ImageError> {
     let resolved = resolve(tx, arg)?;
     let target = resolved.target().clone();
+    let id = image_id(&resolved.all[0]);
     let names: Vec<&ImageRecord> = resolved.names().collect();
     let untag = |recs: &[&ImageRecord], out: &mut Vec<Removal>| -> Result<(), MetaError> {
         for rec in recs {
@@ -292,7 +322,7 @@ pub fn remove(tx: &Tx<'_>, arg: &str, force: bool) -> Result<Vec<Removal>, Image
         if !force {
             return Err(if resolved.by_id {
                 ImageError::Conflict {
-                    reference: short_id(&target.digest).to_owned(),
+                    reference: short_id(&id).to_owned(),
                     reason: format!("image is being used by stopped container {user}"),
                 }
             } else {
@@ -300,7 +330,7 @@ pub fn remove(tx: &Tx<'_>, arg: &str, force: bool) -> Result<Vec<Removal>, Image
                     reference: familiar(&resolved.named[0].name),
                     reason: format!(
                         "container {user} is using its referenced image {}",
-                        short_id(&target.digest)
+                        short_id(&id)
                     ),
                 }
             });
@@ -314,12 +344,12 @@ pub fn remove(tx: &Tx<'_>, arg: &str, force: bool) -> Result<Vec<Removal>, Image
     }
     if resolved.by_id && names.len() > 1 && !force {
         return Err(ImageError::Conflict {
-            reference: short_id(&target.digest).to_owned(),
+            reference: short_id(&id).to_owned(),
             reason: "image is referenced in multiple repositories".to_owned(),
         });
     }
     untag(&resolved.all.iter().collect::<Vec<_>>(), &mut out)?;
-    out.push(Removal::Deleted(target.digest));
+    out.push(Removal::Deleted(id));
     Ok(out)
 }
 

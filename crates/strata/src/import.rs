@@ -9,6 +9,7 @@
 
 use std::io::Read;
 use std::time::Duration;
+use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use serde_json::{Map, Value, json};
 use strata_content::WriterOptions;
@@ -21,9 +22,6 @@ use strata_types::{Descriptor, Digest, ErrorKind, Platform};
 use crate::store::Store;
 use crate::unpack::{UnpackError, unpack};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const IMPORT_LEASE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]

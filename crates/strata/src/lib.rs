@@ -20,6 +20,7 @@ pub mod gc;
 pub mod images;
 pub mod import;
 pub mod load;
+pub mod migrate;
 pub mod pull;
 pub mod push;
 pub mod runtime;

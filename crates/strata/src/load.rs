@@ -21,6 +21,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_content::{ContentError, Writer, WriterOptions};
 use strata_metadata::{ContentStore, Labels, MetaError};
@@ -35,9 +36,6 @@ use crate::unpack::{MAX_JSON_BLOB, UnpackError, read_json, unpack};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// How long a load's lease protects what it wrote if the process dies before recording
 /// (`$STRATA_LEASE_EXPIRY` overrides it).
 const LOAD_LEASE: Duration = Duration::from_secs(3600);

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::time::{Duration, SystemTime};
+use strata_remote::media::OCI_INDEX;
 
 use serde::Serialize;
 use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
@@ -37,7 +38,6 @@ use crate::unpack::{UnpackError, read_json};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// How long a save's lease protects what it reads if the process dies.
 const SAVE_LEASE: Duration = Duration::from_secs(3600);
 

@@ -224,47 +224,6 @@ pub(crate) fn unpack_layer(
             media_type: layer.media_type.clone(),
         });
     }
-    let snap = |source| UnpackError::Snapshot {
-        digest: digest.clone(),
-        source: Box::new(source),
-    };
-    let key = format!("extract-{} {chain}", crate::unique_suffix());
-    let parent_name = parent.map(Digest::to_string);
-    hold(content, sn, lease, &key, &digest)?;
-    hold(content, sn, lease, &chain.to_string(), &digest)?;
-    sn.prepare(&key, parent_name.as_deref(), &Labels::new())
-        .map_err(snap)?;
-    let result = apply_and_commit(content, sn, layer, diff_id, chain, &key, discard);
-    match result {
-        Err(e) => {
-            // Never leave a half-unpacked layer behind; the error that matters is the first.
-            if let Err(e) = sn.remove(&key) {
-                tracing::warn!("remove failed unpack {key}: {e}");
-            }
-            Err(e)
-        }
-        Ok(split) if discard => Ok(crate::discard::freed_or_kept(
-            crate::discard::discard_layer(content, sn, layer, diff_id, chain, split, lease),
-        )),
-        Ok(_) => Ok(0),
-    }
-}
-
-fn apply_and_commit(
-    content: &ContentStore,
-    sn: &dyn Snapshotter,
-    layer: &Descriptor,
-    diff_id: &Digest,
-    chain: &Digest,
-    key: &str,
-    record_split: bool,
-) -> Result<Option<RecordedSplit>, UnpackError> {
-    let digest = layer.digest.clone();
-    let snap = |source| UnpackError::Snapshot {
-        digest: digest.clone(),
-        source: Box::new(source),
-    };
-    let target = sn.apply_target(key).map_err(snap)?;
     let blob = content
         .reader(&layer.digest)
         .map_err(|source| UnpackError::Read {
@@ -272,8 +231,70 @@ fn apply_and_commit(
             digest: digest.clone(),
             source: Box::new(source),
         })?;
+    let split = apply_stream(
+        content, sn, blob, &digest, diff_id, chain, parent, lease, discard,
+    )?;
+    Ok(if discard {
+        crate::discard::freed_or_kept(crate::discard::discard_layer(
+            content, sn, layer, diff_id, chain, split, lease,
+        ))
+    } else {
+        0
+    })
+}
+
+/// Prepares an active snapshot on `parent`, applies the layer `tar` (the blob `digest`,
+/// compressed or not) into it, and commits it as `chain` once its diffID is `diff_id`. On
+/// any failure the active snapshot is removed, so nothing half-unpacked is ever committed.
+/// Returns the tar split when `record_split` asks for it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_stream(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    tar: impl Read,
+    digest: &Digest,
+    diff_id: &Digest,
+    chain: &Digest,
+    parent: Option<&Digest>,
+    lease: Option<&str>,
+    record_split: bool,
+) -> Result<Option<RecordedSplit>, UnpackError> {
+    let snap = |source| UnpackError::Snapshot {
+        digest: digest.clone(),
+        source: Box::new(source),
+    };
+    let key = format!("extract-{} {chain}", crate::unique_suffix());
+    let parent_name = parent.map(Digest::to_string);
+    hold(content, sn, lease, &key, digest)?;
+    hold(content, sn, lease, &chain.to_string(), digest)?;
+    sn.prepare(&key, parent_name.as_deref(), &Labels::new())
+        .map_err(snap)?;
+    let result = apply_and_commit(sn, tar, digest, diff_id, chain, &key, record_split);
+    if result.is_err() {
+        // Never leave a half-unpacked layer behind; the error that matters is the first.
+        if let Err(e) = sn.remove(&key) {
+            tracing::warn!("remove failed unpack {key}: {e}");
+        }
+    }
+    result
+}
+
+fn apply_and_commit(
+    sn: &dyn Snapshotter,
+    tar: impl Read,
+    digest: &Digest,
+    diff_id: &Digest,
+    chain: &Digest,
+    key: &str,
+    record_split: bool,
+) -> Result<Option<RecordedSplit>, UnpackError> {
+    let snap = |source| UnpackError::Snapshot {
+        digest: digest.clone(),
+        source: Box::new(source),
+    };
+    let target = sn.apply_target(key).map_err(snap)?;
     let mut opts = ApplyOptions::new(
-        layer.digest.to_string(),
+        digest.to_string(),
         if target.overlay_whiteouts {
             WhiteoutMode::Overlay
         } else {
@@ -283,13 +304,13 @@ fn apply_and_commit(
     opts.writeback = target.synced;
     opts.record_split = record_split;
     opts.lowers = target.lowers.clone();
-    let stats = apply_layer(blob, &target.dir, &opts).map_err(|source| UnpackError::Apply {
+    let stats = apply_layer(tar, &target.dir, &opts).map_err(|source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),
     })?;
     if stats.diff_id != *diff_id {
         return Err(UnpackError::DiffIdMismatch {
-            digest,
+            digest: digest.clone(),
             expected: diff_id.clone(),
             actual: stats.diff_id,
         });
@@ -306,7 +327,7 @@ fn apply_and_commit(
 }
 
 /// Adds the snapshot `key` to `lease`, if there is one.
-fn hold(
+pub(crate) fn hold(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     lease: Option<&str>,

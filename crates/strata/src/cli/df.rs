@@ -13,7 +13,7 @@ use super::image::{Listed, created_of, list_item};
 use super::output::print_list;
 use crate::containers::list::{self as containers, writable_size};
 use crate::df::{ImagesUsage, images_usage};
-use crate::images::is_dangling;
+use crate::images::{self, is_dangling};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
@@ -147,7 +147,7 @@ fn breakdown(usage: &ImagesUsage) {
     );
     if usage.discarded > 0 {
         print!(
-            " ({} of compressed layers discarded after unpacking)",
+            " ({} of layer blobs discarded after unpacking)",
             human_size(usage.discarded)
         );
     }
@@ -180,6 +180,10 @@ fn image_items(usage: &ImagesUsage) -> Vec<Value> {
             let l = Listed {
                 created: created_of(&i.summary),
                 summary: i.summary.clone(),
+                id: i
+                    .records
+                    .first()
+                    .map_or_else(|| i.summary.target.digest.clone(), images::image_id),
                 names,
                 containers: i.containers,
             };

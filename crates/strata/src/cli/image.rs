@@ -183,6 +183,8 @@ impl Filters {
 #[derive(Debug)]
 pub(super) struct Listed {
     pub summary: ImageSummary,
+    /// The image ID ([`images::image_id`]).
+    pub id: Digest,
     /// The names that passed the filters, familiar form, sorted; empty for a dangling image.
     pub names: Vec<Reference>,
     pub created: Option<SystemTime>,
@@ -199,15 +201,16 @@ pub(super) fn open_snapshotter(store: &Store) -> Option<Box<dyn Snapshotter>> {
 
 fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Vec<Listed>> {
     let (records, users) = store.db().read(images::records_and_users)?;
-    let mut groups: BTreeMap<Digest, (strata_types::Descriptor, Vec<Reference>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Digest, (strata_types::Descriptor, Digest, Vec<Reference>)> =
+        BTreeMap::new();
     for rec in records.iter().filter(|r| filters.keeps(r)) {
         let group = groups
             .entry(rec.target.digest.clone())
-            .or_insert_with(|| (rec.target.clone(), Vec::new()));
+            .or_insert_with(|| (rec.target.clone(), images::image_id(rec), Vec::new()));
         if !is_dangling(rec)
             && let Ok(name) = Reference::parse(&rec.name)
         {
-            group.1.push(name);
+            group.2.push(name);
         }
     }
     let hide_dangling = !all && filters.dangling != Some(true);
@@ -215,7 +218,7 @@ fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Ve
     let mut sizer = Sizer::new(store.content(), sn.as_deref())?;
     let matcher = Matcher::host();
     let mut out = Vec::new();
-    for (digest, (target, mut names)) in groups {
+    for (digest, (target, id, mut names)) in groups {
         if names.is_empty() && hide_dangling {
             continue;
         }
@@ -229,6 +232,7 @@ fn list_images(store: &Store, filters: &Filters, all: bool) -> anyhow::Result<Ve
             created: created_of(&summary),
             containers: users.get(&digest).copied().unwrap_or(0),
             summary,
+            id,
             names,
         });
     }
@@ -258,7 +262,7 @@ pub(super) fn list_item(
         "CreatedAt": go_time(image.created.unwrap_or(UNIX_EPOCH)),
         "CreatedSince": image.created.map(ago).unwrap_or_default(),
         "Digest": digest,
-        "ID": image_id(&image.summary.target.digest, no_trunc),
+        "ID": image_id(&image.id, no_trunc),
         "Repository": repo,
         "SharedSize": "N/A",
         "Size": size,

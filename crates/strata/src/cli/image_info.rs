@@ -110,7 +110,7 @@ fn inspect_value(store: &Store, resolved: &Resolved, summary: &ImageSummary) -> 
     let best = summary.best();
     let config = best.and_then(|m| m.config.clone());
     let mut v = json!({
-        "Id": target.digest.to_string(),
+        "Id": images::image_id(&resolved.all[0]).to_string(),
         "RepoTags": tags,
         "RepoDigests": digests,
         "Parent": "",
@@ -209,7 +209,7 @@ pub fn history(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
     }
     items.reverse();
     if let Some(top) = items.first_mut() {
-        top["ID"] = Value::String(image_id(&resolved.target().digest, args.no_trunc));
+        top["ID"] = Value::String(image_id(&images::image_id(&resolved.all[0]), args.no_trunc));
     }
     print_list(
         &items,

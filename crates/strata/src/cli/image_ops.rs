@@ -172,7 +172,7 @@ fn prune_and_collect(store: &Store, all: bool, reclaimed: u64) -> anyhow::Result
                     removals.push(Removal::Untagged(images::familiar(&rec.name)));
                 }
             }
-            removals.push(Removal::Deleted(digest));
+            removals.push(Removal::Deleted(images::image_id(&recs[0])));
         }
         Ok(removals)
     })?;

@@ -44,7 +44,7 @@ pub(super) fn print(listed: &[Listed]) -> anyhow::Result<()> {
             }
             tw.write_str(&format!(
                 "{last}\t{}\t{}\t{}\t{}\t{}\n",
-                short_id(&s.target.digest),
+                short_id(&image.id),
                 human_size(s.size()),
                 human_size(s.content_size()),
                 human_size(s.unpacked_size()),

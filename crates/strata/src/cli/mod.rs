@@ -19,6 +19,7 @@ mod image_tree;
 mod import;
 mod load;
 mod login;
+mod migrate;
 mod output;
 mod progress;
 mod ps;
@@ -91,6 +92,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Save images to a tar archive (streamed to STDOUT by default).
     Save(save::SaveArgs),
+    /// Bring in the images of Docker's classic overlay2 store (never modified), without the network.
+    Migrate(migrate::MigrateArgs),
     /// Download an image from a registry and unpack it.
     Pull(pull::PullArgs),
     #[command(flatten)]
@@ -167,6 +170,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Version(args) => system::version(args),
         Command::Content(cmd) => content::run(&open()?, cmd),
         Command::Load(args) => load::run(&open()?, args),
+        Command::Migrate(args) => migrate::run(&open()?, args),
         Command::Save(args) => save::run(&open()?, args),
         Command::Import(args) => import::run(&open()?, args),
         Command::Pull(args) => pull::run(&open()?, args),

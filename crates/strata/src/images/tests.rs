@@ -175,3 +175,40 @@ fn rmi_of_the_last_name_deletes_the_image() {
         Err(ImageError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_migrated_image_keeps_its_docker_id_under_every_name_and_only_there() {
+    let (_d, db) = db();
+    let (a, b) = (desc(b"a"), desc(b"b"));
+    let docker_id = Digest::sha256_of(b"config");
+    let label = Labels::from([(LABEL_DOCKER_ID.to_owned(), docker_id.to_string())]);
+    db.write(|tx| {
+        set_image_name(tx, X, &a)?;
+        tx.put_image(X, &a, &label)?;
+        // A new name of the same target (`tag`) shows the same ID.
+        let y = set_image_name(tx, Y, &a)?;
+        assert_eq!(image_id(&y), docker_id);
+        Ok(())
+    })
+    .unwrap();
+    db.read(|tx| {
+        // The Docker ID resolves, by prefix too; so does the target digest.
+        for arg in [&docker_id.hex()[..12], a.digest.hex()] {
+            assert_eq!(resolve(tx, arg).unwrap().target().digest, a.digest, "{arg}");
+        }
+        Ok(())
+    })
+    .unwrap();
+    // A name moved to another target loses the old target's ID; the dangling record of the
+    // old target keeps it.
+    db.write(|tx| {
+        set_image_name(tx, X, &b)?;
+        set_image_name(tx, Y, &b)?;
+        assert_eq!(image_id(&tx.image(X)?.unwrap()), b.digest);
+        assert_eq!(image_id(&tx.image(Y)?.unwrap()), b.digest);
+        let old = tx.image(&dangling_name(&a.digest))?.unwrap();
+        assert_eq!(image_id(&old), docker_id);
+        Ok(())
+    })
+    .unwrap();
+}

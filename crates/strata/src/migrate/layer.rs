@@ -1,0 +1,135 @@
+//! One Docker layer into strata: its exact tar rebuilt from `tar-split.json.gz` and the
+//! `diff` directory, streamed through the applier into a new snapshot (diffID checked before
+//! the commit), and recorded as an uncompressed layer blob that is discarded from the start:
+//! the tar split the applier recorded rebuilds those very bytes from the snapshot when push or
+//! save need them, so nothing is stored twice.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::thread;
+
+use strata_archive::{ArchiveError, rebuild_docker_layer};
+use strata_content::WriterOptions;
+use strata_metadata::{ContentStore, Labels, LeaseResource};
+use strata_snapshot::Snapshotter;
+
+use super::MigrateError;
+use super::source::SourceLayer;
+use crate::unpack::{apply_stream, hold};
+
+/// Makes `layer` a snapshot (its parent done already) and a layer blob record, under
+/// `lease`; returns the size of the layer's tar. A layer strata has already (snapshot and
+/// blob record) is left as it is.
+pub(super) fn import_layer(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &SourceLayer,
+    lease: &str,
+) -> Result<u64, MigrateError> {
+    let chain = layer.chain_id.to_string();
+    let diff_id = &layer.diff_id;
+    hold(content, sn, Some(lease), &chain, diff_id)?;
+    if sn.stat(&chain).is_ok()
+        && let Ok(rec) = content.info(diff_id)
+    {
+        content
+            .db()
+            .write(|tx| tx.add_lease_resource(lease, &LeaseResource::Content(diff_id.clone())))?;
+        return Ok(rec.size);
+    }
+
+    let (reader, mut writer) =
+        io::pipe().map_err(|source| MigrateError::io(&layer.diff_dir, source))?;
+    let source = layer.clone();
+    let producer = thread::spawn(move || rebuild(&source, &mut writer));
+    let applied = apply_stream(
+        content,
+        sn,
+        reader,
+        diff_id,
+        diff_id,
+        &layer.chain_id,
+        layer.parent.as_ref(),
+        Some(lease),
+        true,
+    );
+    let rebuilt = producer.join().unwrap_or_else(|_| {
+        Err(MigrateError::Rebuild {
+            chain_id: layer.chain_id.clone(),
+            source: Box::new(ArchiveError::Split {
+                reason: "the rebuilding thread panicked".into(),
+            }),
+        })
+    });
+    let (split, size) = match (applied, rebuilt) {
+        (Ok(split), Ok(size)) => (split, size),
+        // The source's fault (a file changed, a damaged split) explains the applier's.
+        (_, Err(e)) if !e.is_broken_pipe() => return Err(e),
+        (Err(e), _) => return Err(MigrateError::Unpack(Box::new(e))),
+        (Ok(_), Err(e)) => return Err(e),
+    };
+
+    match crate::discard::store_split(
+        content,
+        sn,
+        diff_id,
+        diff_id,
+        &layer.chain_id,
+        split,
+        Some(lease),
+    ) {
+        Ok(labels) => {
+            content.record_discarded(diff_id, size, &labels, Some(lease))?;
+        }
+        Err(e) => {
+            // The snapshot does not rebuild its own tar (a path twice in one layer): keep the
+            // tar itself, rebuilt once more from the source.
+            tracing::warn!(
+                "layer {diff_id}: storing its tar ({size} bytes): {:#}",
+                anyhow::Error::from(e)
+            );
+            store_tar(content, layer, size, lease)?;
+        }
+    }
+    Ok(size)
+}
+
+/// Writes `layer`'s exact tar to `out`; returns its size.
+fn rebuild(layer: &SourceLayer, out: &mut dyn Write) -> Result<u64, MigrateError> {
+    let split = File::open(&layer.tar_split).map_err(|e| MigrateError::io(&layer.tar_split, e))?;
+    rebuild_docker_layer(split, &layer.diff_dir, out).map_err(|source| MigrateError::Rebuild {
+        chain_id: layer.chain_id.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// Stores `layer`'s tar as a blob, verified against its diffID.
+fn store_tar(
+    content: &ContentStore,
+    layer: &SourceLayer,
+    size: u64,
+    lease: &str,
+) -> Result<(), MigrateError> {
+    let opts = WriterOptions {
+        expected: Some(layer.diff_id.clone()),
+        total: Some(size),
+        wait: true,
+    };
+    let r#ref = format!("migrate-{}", layer.diff_id.hex());
+    let mut w = match content.writer(&r#ref, opts, Some(lease)) {
+        Ok(w) => w,
+        Err(strata_metadata::MetaError::Content(strata_content::ContentError::AlreadyExists(
+            _,
+        ))) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    rebuild(layer, &mut w)?;
+    content.commit(
+        w,
+        Some(size),
+        Some(&layer.diff_id),
+        &Labels::new(),
+        Some(lease),
+    )?;
+    Ok(())
+}
