@@ -1,7 +1,7 @@
 //! `strata-testutil`: the harness every end-to-end test of strata uses.
 //!
 //! This crate is a **dev-dependency only**; nothing in it is meant for
-//! production code. It provides six small building blocks:
+//! production code. It provides these building blocks:
 //!
 //! * [`Registry`] ([`registry`] module) — starts a real CNCF distribution
 //!   registry (Debian's `docker-registry` binary) on a free loopback port,
@@ -23,6 +23,10 @@
 //!   in front of a registry (error statuses, bodies cut or truncated, a
 //!   flipped byte, an oversized manifest), logging every request; async, or
 //!   on its own runtime with [`Proxy::start_blocking`].
+//! * [`write_docker_root`] ([`docker_root`] module) — a Docker data root with the
+//!   classic overlay2 driver, written from in-memory images as dockerd lays one out
+//!   (`strata migrate` fixtures); [`Dockerd`] ([`dockerd`] module) — a real dockerd
+//!   on a data root of its own, where Debian's `docker.io` is installed.
 //!
 //! ```no_run
 //! use strata_testutil::{require_tool, Compression, ImageBuilder, LayerBuilder, Registry};
@@ -48,6 +52,7 @@
 pub mod btrfs;
 pub mod busybox;
 pub mod docker_root;
+pub mod dockerd;
 pub mod image;
 pub mod layout;
 pub mod proxy;
@@ -59,6 +64,7 @@ pub mod tree;
 pub use btrfs::LoopBtrfs;
 pub use busybox::busybox_layer;
 pub use docker_root::write_docker_root;
+pub use dockerd::Dockerd;
 pub use image::{
     Blob, CREATED, Compression, Image, ImageBuilder, Index, LAYER_MTIME, Layer, LayerBuilder,
     build_index, media, raw_header, sha256_digest,

@@ -14,8 +14,8 @@ use strata_testutil::{
 };
 
 /// Five images: a busybox base, an app on it (two tags), a second app sharing the base, one
-/// whose layers have whiteouts, an opaque directory, hardlinks, symlinks and a long name, and
-/// a dangling one.
+/// whose layers have whiteouts, an opaque directory, hardlinks, symlinks and a long name, a
+/// plain two-layer one, and a dangling one.
 fn five_images() -> Option<Vec<(Vec<&'static str>, Image)>> {
     let base = busybox_layer()?.build(Compression::Gzip);
     let app = ImageBuilder::new()
@@ -36,7 +36,7 @@ fn five_images() -> Option<Vec<(Vec<&'static str>, Image)>> {
             LayerBuilder::new()
                 .owner(1000, 1000)
                 .file("srv/data", &common::pseudo_random(300_000, 7), 0o600)
-                .build(Compression::Zstd),
+                .build(Compression::Gzip),
         )
         .config(|c| c["config"]["Cmd"] = serde_json::json!(["cat", "/srv/data"]))
         .build();
@@ -63,6 +63,21 @@ fn five_images() -> Option<Vec<(Vec<&'static str>, Image)>> {
                 .build(Compression::None),
         )
         .build();
+    // Gzip only: Debian's dockerd (20.10) loads no zstd layers.
+    let plain = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new()
+                .dir("etc", 0o755)
+                .file("etc/os", b"plain", 0o644)
+                .build(Compression::Gzip),
+        )
+        .layer(
+            LayerBuilder::new()
+                .file("hello", b"hi", 0o644)
+                .whiteout("etc/os")
+                .build(Compression::Gzip),
+        )
+        .build();
     let dangling = ImageBuilder::new()
         .layer(base)
         .history("a build that lost its tag")
@@ -72,7 +87,7 @@ fn five_images() -> Option<Vec<(Vec<&'static str>, Image)>> {
         (vec!["localhost:5000/team/other:2.0"], other),
         (vec!["tricky:1"], tricky),
         (vec![], dangling),
-        (vec!["plain:1"], common::image("amd64", "plain")),
+        (vec!["plain:1"], plain),
     ])
 }
 
@@ -101,6 +116,20 @@ fn fingerprint(root: &Path) -> BTreeMap<String, String> {
             (path, format!("{entry:?} {mtime:?}"))
         })
         .collect()
+}
+
+/// Containers run from the migrated app (as `app`) and other images, owners intact.
+fn containers_run(s: &Strata, app: &str) {
+    assert_eq!(s.ok(&["run", "--rm", app]), "hello world\n", "{app} runs");
+    let data = s.ok(&[
+        "run",
+        "--rm",
+        "localhost:5000/team/other:2.0",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %s' /srv/data",
+    ]);
+    assert_eq!(data.trim(), "1000:1000 300000");
 }
 
 #[test]
@@ -167,21 +196,7 @@ fn migrates_five_images_keeping_ids_and_layers() {
     let dangling = s.ok(&["images", "-a", "--filter", "dangling=true", "-q"]);
     assert_eq!(dangling.trim(), &config_id(&images[3].1)[7..19]);
 
-    // Containers run from migrated images.
-    assert_eq!(
-        s.ok(&["run", "--rm", "app:1"]),
-        "hello world\n",
-        "the app image runs"
-    );
-    let data = s.ok(&[
-        "run",
-        "--rm",
-        "localhost:5000/team/other:2.0",
-        "sh",
-        "-c",
-        "stat -c '%u:%g %s' /srv/data",
-    ]);
-    assert_eq!(data.trim(), "1000:1000 300000");
+    containers_run(&s, "app:1");
 
     // Nothing is stored twice: the layer blobs are rebuilt on demand, not kept.
     let content = s.ok(&["content", "ls"]);
@@ -373,4 +388,104 @@ fn find(root: &Path, suffix: &str) -> std::path::PathBuf {
     }
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
+}
+
+/// The real thing: dockerd loads a `strata save` (Docker's `docker load` reading strata's
+/// archive), makes its overlay2 store, and strata migrates that store.
+#[test]
+fn migrates_a_store_dockerd_made_from_a_strata_save() {
+    if !strata_testutil::require_root("runs dockerd, mounts overlayfs")
+        || !strata_testutil::require_tool("dockerd")
+    {
+        return;
+    }
+    let Some(images) = five_images() else {
+        return;
+    };
+    // strata → archive: every image by name (the dangling one is left out).
+    let s = Strata::new();
+    let layout = s.scratch("layout");
+    let named: Vec<(&str, strata_testutil::LayoutEntry<'_>)> = images
+        .iter()
+        .filter_map(|(names, img)| {
+            names
+                .first()
+                .map(|n| (*n, strata_testutil::LayoutEntry::Image(img)))
+        })
+        .collect();
+    strata_testutil::write_layout(&layout, &named).unwrap();
+    s.ok(&["load", "-q", "-i", layout.to_str().unwrap()]);
+    let archive = s.scratch("save").join("all.tar");
+    let mut args = vec!["save", "-o", archive.to_str().unwrap()];
+    args.extend(named.iter().map(|(n, _)| *n));
+    s.ok(&args);
+
+    let root = tempfile::tempdir().unwrap();
+    let mut docker = strata_testutil::Dockerd::start(root.path()).unwrap();
+    let loaded = docker
+        .ok(&["load", "-i", archive.to_str().unwrap()])
+        .unwrap();
+    for (name, _) in &named {
+        assert!(
+            loaded.contains(&format!("Loaded image: {name}")),
+            "{loaded}"
+        );
+    }
+    docker.ok(&["tag", "app:1", "app:again"]).unwrap();
+    let run = docker.ok(&["run", "--rm", "app:1"]).unwrap();
+    assert_eq!(run, "hello world\n", "dockerd runs strata's save");
+    let mut inspected = BTreeMap::new();
+    for name in [
+        "app:1",
+        "app:again",
+        "tricky:1",
+        "plain:1",
+        "localhost:5000/team/other:2.0",
+    ] {
+        let v = docker
+            .ok(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{.Id}} {{json .RootFS.Layers}}",
+                name,
+            ])
+            .unwrap();
+        inspected.insert(name, v.trim().to_owned());
+    }
+    // A container makes the threshold refuse.
+    docker
+        .ok(&["create", "--name", "left", "plain:1", "/hello"])
+        .unwrap();
+    docker.stop().unwrap();
+
+    let from = root.path().to_str().unwrap();
+    let before = fingerprint(root.path());
+    let fresh = Strata::new();
+    let err = fresh.fails(&["migrate", "--from", from, "--threshold", "100"], b"");
+    assert!(err.contains("has 1 container"), "{err}");
+    let out = fresh.cmd(&["migrate", "--from", from]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("its 1 container is not migrated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, want) in &inspected {
+        let got = fresh.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{json .RootFS.Layers}}",
+            name,
+        ]);
+        assert_eq!(got.trim(), want, "{name}");
+    }
+    containers_run(&fresh, "app:again");
+    fresh.ok(&["fsck"]);
+    assert_eq!(fingerprint(root.path()), before, "the source is untouched");
 }
