@@ -92,7 +92,7 @@ mod stream;
 mod sys;
 mod tarstream;
 
-pub use apply::{ApplyOptions, ApplyStats, RecordedSplit, WhiteoutMode, apply_layer};
+pub use apply::{ApplyOptions, ApplyStats, RecordedSplit, Reused, WhiteoutMode, apply_layer};
 pub use compression::{Compression, decompress, detect_compression};
 pub use diff::{DiffStats, diff_overlay_upper, diff_trees};
 pub use docker_split::{docker_split_from, rebuild_docker_layer};

@@ -465,6 +465,11 @@ impl TarStream {
         Ok(s)
     }
 
+    /// Bytes of the current entry's data not read yet.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
     /// Marks `n` bytes returned by [`data`](Self::data) as used.
     pub(crate) fn consume(&mut self, n: usize) {
         self.r.consume(n);

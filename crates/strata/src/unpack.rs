@@ -8,8 +8,11 @@
 //! snapshot, so nothing half-unpacked is ever committed.
 
 use std::io::Read;
+use std::path::Path;
 
-use strata_archive::{ApplyOptions, ArchiveError, RecordedSplit, WhiteoutMode, apply_layer};
+use strata_archive::{
+    ApplyOptions, ArchiveError, RecordedSplit, Reused, WhiteoutMode, apply_layer, split_diff_id,
+};
 use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::oci::{ImageConfig, Manifest};
@@ -58,6 +61,11 @@ pub enum UnpackError {
         #[source]
         source: Box<ArchiveError>,
     },
+    /// Files reused from another copy of the layer do not make the layer the tar describes.
+    #[error(
+        "layer {digest}: the files reused from another copy of it differ from the layer: {reason}"
+    )]
+    Reused { digest: Digest, reason: String },
     #[error("layer {digest}")]
     Snapshot {
         digest: Digest,
@@ -72,9 +80,9 @@ impl UnpackError {
             UnpackError::Read { source, .. } => source.kind(),
             UnpackError::Apply { source, .. } => source.kind(),
             UnpackError::Snapshot { source, .. } => source.kind(),
-            UnpackError::DiffIdMismatch { .. } | UnpackError::TooLarge { .. } => {
-                ErrorKind::DataMismatch
-            }
+            UnpackError::DiffIdMismatch { .. }
+            | UnpackError::TooLarge { .. }
+            | UnpackError::Reused { .. } => ErrorKind::DataMismatch,
             _ => ErrorKind::InvalidArgument,
         }
     }
@@ -232,8 +240,9 @@ pub(crate) fn unpack_layer(
             source: Box::new(source),
         })?;
     let split = apply_stream(
-        content, sn, blob, &digest, diff_id, chain, parent, lease, discard,
-    )?;
+        content, sn, blob, &digest, diff_id, chain, parent, lease, discard, None,
+    )?
+    .split;
     Ok(if discard {
         crate::discard::freed_or_kept(crate::discard::discard_layer(
             content, sn, layer, diff_id, chain, split, lease,
@@ -243,10 +252,21 @@ pub(crate) fn unpack_layer(
     })
 }
 
+/// What [`apply_stream`] did beyond the snapshot.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    /// The tar split, when asked for.
+    pub split: Option<RecordedSplit>,
+    /// Files taken from `reuse_from` instead of written.
+    pub reused: Reused,
+}
+
 /// Prepares an active snapshot on `parent`, applies the layer `tar` (the blob `digest`,
 /// compressed or not) into it, and commits it as `chain` once its diffID is `diff_id`. On
 /// any failure the active snapshot is removed, so nothing half-unpacked is ever committed.
-/// Returns the tar split when `record_split` asks for it.
+/// With `reuse_from` (the same layer unpacked elsewhere, see [`ApplyOptions::reuse_from`]),
+/// files are cloned or linked from there, and the tree is checked against the diffID through
+/// the tar split before the commit (`record_split` is implied).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_stream(
     content: &ContentStore,
@@ -258,7 +278,8 @@ pub(crate) fn apply_stream(
     parent: Option<&Digest>,
     lease: Option<&str>,
     record_split: bool,
-) -> Result<Option<RecordedSplit>, UnpackError> {
+    reuse_from: Option<&Path>,
+) -> Result<Applied, UnpackError> {
     let snap = |source| UnpackError::Snapshot {
         digest: digest.clone(),
         source: Box::new(source),
@@ -269,7 +290,16 @@ pub(crate) fn apply_stream(
     hold(content, sn, lease, &chain.to_string(), digest)?;
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;
-    let result = apply_and_commit(sn, tar, digest, diff_id, chain, &key, record_split);
+    let result = apply_and_commit(
+        sn,
+        tar,
+        digest,
+        diff_id,
+        chain,
+        &key,
+        record_split,
+        reuse_from,
+    );
     if result.is_err() {
         // Never leave a half-unpacked layer behind; the error that matters is the first.
         if let Err(e) = sn.remove(&key) {
@@ -279,6 +309,7 @@ pub(crate) fn apply_stream(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_and_commit(
     sn: &dyn Snapshotter,
     tar: impl Read,
@@ -287,7 +318,8 @@ fn apply_and_commit(
     chain: &Digest,
     key: &str,
     record_split: bool,
-) -> Result<Option<RecordedSplit>, UnpackError> {
+    reuse_from: Option<&Path>,
+) -> Result<Applied, UnpackError> {
     let snap = |source| UnpackError::Snapshot {
         digest: digest.clone(),
         source: Box::new(source),
@@ -302,7 +334,8 @@ fn apply_and_commit(
         },
     );
     opts.writeback = target.synced;
-    opts.record_split = record_split;
+    opts.record_split = record_split || reuse_from.is_some();
+    opts.reuse_from = reuse_from.map(Path::to_owned);
     opts.lowers = target.lowers.clone();
     let stats = apply_layer(tar, &target.dir, &opts).map_err(|source| UnpackError::Apply {
         digest: digest.clone(),
@@ -315,12 +348,34 @@ fn apply_and_commit(
             actual: stats.diff_id,
         });
     }
+    if stats.reused.bytes > 0 {
+        // What was hashed is the tar; what is in the tree was cloned or linked: the tree
+        // must rebuild to the same diffID.
+        let rebuilt = match &stats.split {
+            Some(Ok(split)) => split_diff_id(split, &target.dir).map_err(|e| e.to_string()),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err("no tar split".to_owned()),
+        };
+        if rebuilt.as_ref() != Ok(diff_id) {
+            return Err(UnpackError::Reused {
+                digest: digest.clone(),
+                reason: match rebuilt {
+                    Ok(actual) => format!("the tree rebuilds to {actual}"),
+                    Err(why) => why,
+                },
+            });
+        }
+    }
+    let applied = Applied {
+        split: stats.split,
+        reused: stats.reused,
+    };
     match sn.commit(&chain.to_string(), key, &Labels::new()) {
-        Ok(()) => Ok(stats.split),
+        Ok(()) => Ok(applied),
         // Another process unpacked the same chain meanwhile: theirs is as good as ours.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             sn.remove(key).map_err(snap)?;
-            Ok(stats.split)
+            Ok(applied)
         }
         Err(e) => Err(snap(e)),
     }

@@ -157,7 +157,15 @@ fn migrates_five_images_keeping_ids_and_layers() {
         "a dry run changes nothing"
     );
 
-    let out = s.ok(&["migrate", "--from", from]);
+    let run = s.cmd(&["migrate", "--from", from]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    // Same filesystem: the layer files are hardlinked (or, where it can, cloned), not copied.
+    assert!(
+        stderr.contains("of files shared with the source"),
+        "{stderr}"
+    );
+    let out = String::from_utf8(run.stdout).unwrap();
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort_unstable();
     let dangling_id = format!("Migrated image ID: {}", config_id(&images[3].1));
@@ -197,6 +205,16 @@ fn migrates_five_images_keeping_ids_and_layers() {
     assert_eq!(dangling.trim(), &config_id(&images[3].1)[7..19]);
 
     containers_run(&s, "app:1");
+    // A container writing to a file shared with the source writes its own copy.
+    s.ok(&[
+        "run",
+        "--rm",
+        "app:1",
+        "sh",
+        "-c",
+        "echo changed >> /app/hello.sh; chmod 600 /app/hello.sh",
+    ]);
+    assert_eq!(s.ok(&["run", "--rm", "app:1"]), "hello world\n");
 
     // Nothing is stored twice: the layer blobs are rebuilt on demand, not kept.
     let content = s.ok(&["content", "ls"]);
@@ -293,7 +311,16 @@ fn threshold_refuses_containers_and_big_stores() {
     );
 
     s.ok(&["migrate", "--from", from, "--threshold", "3", "--dry-run"]);
-    s.ok(&["migrate", "--from", from, "--threshold", "1GB", "-q"]);
+    let out = s
+        .cmd(&["migrate", "--from", from, "--threshold", "1GB", "--copy"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("shared with the source"),
+        "--copy copies: {stderr}"
+    );
     assert_eq!(s.ok(&["images", "-q"]).lines().count(), 3);
 
     // Without a threshold, containers do not stop a migration; they stay behind.

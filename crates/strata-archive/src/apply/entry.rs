@@ -59,15 +59,19 @@ pub(crate) struct Applier<'a> {
     /// How often the result depended on what `lowers` hold (see
     /// [`ApplyStats::lower_lookups`](super::ApplyStats::lower_lookups)).
     pub(super) lower_lookups: u64,
+    /// Files of the same layer elsewhere to clone or link ([`ApplyOptions::reuse_from`]).
+    pub(super) reuse: Option<super::reuse::Reuse>,
 }
 
 impl<'a> Applier<'a> {
     pub(crate) fn new(
         dest: OwnedFd,
         lowers: Vec<OwnedFd>,
+        reuse: Option<OwnedFd>,
         opts: &'a ApplyOptions,
     ) -> io::Result<Self> {
         Ok(Applier {
+            reuse: reuse.map(|fd| super::reuse::Reuse::new(fd, opts.same_owner)),
             opts,
             root: Root::new(dest)?,
             lowers,
@@ -245,12 +249,29 @@ impl<'a> Applier<'a> {
     ) -> Result<(), Failure> {
         let dir = self.parent(ctx, parent)?;
         let create_mode = h.mode & 0o777;
-        let owner = if self.opts.same_owner {
-            let (uid, gid) = ctx.ids(h)?;
-            (uid != self.euid || gid != self.egid || dir.setgid).then_some((uid, gid))
+        let ids = if self.opts.same_owner {
+            Some(ctx.ids(h)?)
         } else {
             None
         };
+        // A link keeps the source's owner: only where the tar's owners are applied anyway.
+        if let (Some(reuse), Some(ids)) = (&mut self.reuse, ids)
+            && !dir.setgid
+            && reuse.link(
+                &name_of(parent, base),
+                h,
+                tar.remaining(),
+                ids,
+                dir.fd(),
+                base,
+            )
+        {
+            self.record(&dir, base);
+            return skip_data(tar);
+        }
+        let owner = ids.and_then(|(uid, gid)| {
+            (uid != self.euid || gid != self.egid || dir.setgid).then_some((uid, gid))
+        });
         let meta = FileMeta {
             owner,
             mode: h.mode,
@@ -275,6 +296,12 @@ impl<'a> Applier<'a> {
             }
         };
         self.record(&dir, base);
+        if let Some(reuse) = &mut self.reuse
+            && reuse.clone_into(&name_of(parent, base), h, tar.remaining(), &fd)
+        {
+            skip_data(tar)?;
+            return finish_file(ctx, &fd, &meta);
+        }
         match &h.sparse {
             None => {
                 let mut written = 0;
@@ -551,5 +578,29 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// `parent/base`, the entry's normalized name.
+fn name_of(parent: &[u8], base: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        return base.to_vec();
+    }
+    let mut name = Vec::with_capacity(parent.len() + 1 + base.len());
+    name.extend_from_slice(parent);
+    name.push(b'/');
+    name.extend_from_slice(base);
+    name
+}
+
+/// Reads a file's data through (hashed and, with a split, recorded) without writing it: the
+/// file came from [`ApplyOptions::reuse_from`] instead.
+fn skip_data(tar: &mut TarStream) -> Result<(), Failure> {
+    loop {
+        let n = tar.data(CHUNK as u64)?.len();
+        if n == 0 {
+            return Ok(());
+        }
+        tar.consume(n);
     }
 }

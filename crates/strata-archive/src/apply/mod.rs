@@ -21,6 +21,7 @@ mod entry;
 mod file;
 mod lowers;
 mod meta;
+mod reuse;
 mod whiteout;
 
 use std::cell::Cell;
@@ -29,6 +30,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::thread;
+
+pub use reuse::Reused;
 
 use sha2::Digest as _;
 use strata_types::{Digest, Sha256};
@@ -78,6 +81,12 @@ pub struct ApplyOptions {
     /// layer can be rebuilt from the unpacked tree later ([`crate::rebuild_layer`]).
     /// Default: false.
     pub record_split: bool,
+    /// A directory that holds this very layer unpacked already (Docker's overlay2 `diff`
+    /// directory, when migrating): its regular files are cloned, or hardlinked when their
+    /// metadata is already the header's, instead of written (see [`ApplyStats::reused`]).
+    /// The tar's data is still read and hashed; the caller must check the finished tree
+    /// against the diffID, since what was reused is not what was hashed. Default: none.
+    pub reuse_from: Option<PathBuf>,
 }
 
 impl ApplyOptions {
@@ -91,6 +100,7 @@ impl ApplyOptions {
             same_owner: rustix::process::geteuid().is_root(),
             writeback: false,
             record_split: false,
+            reuse_from: None,
         }
     }
 }
@@ -120,6 +130,8 @@ pub struct ApplyStats {
     /// With [`ApplyOptions::record_split`]: the layer's tar split, or why it could not be
     /// recorded (the layer itself applied fine). `None` when not asked for.
     pub split: Option<RecordedSplit>,
+    /// With [`ApplyOptions::reuse_from`]: the files cloned or linked from there.
+    pub reused: Reused,
 }
 
 /// Unpacks the layer `src` (gzip, zstd or plain tar, detected from its first bytes) into
@@ -231,7 +243,7 @@ pub fn apply_layer(
         );
         drop(to_unpack);
         drop(to_hash);
-        let (entries, lower_lookups, split) = match unpacker.join() {
+        let (entries, lower_lookups, split, reused) = match unpacker.join() {
             Ok(r) => r?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
@@ -247,14 +259,15 @@ pub fn apply_layer(
             compression,
             lower_lookups,
             split,
+            reused,
         })
     })
 }
 
 /// The unpacking thread: parse and apply every entry, fix directory metadata, then read the
-/// stream to its end. Returns the number of entries, of lookups in the lowers, and the
-/// split when asked for.
-type Unpacked = (u64, u64, Option<RecordedSplit>);
+/// stream to its end. Returns the number of entries, of lookups in the lowers, the split
+/// when asked for, and what was reused.
+type Unpacked = (u64, u64, Option<RecordedSplit>, Reused);
 fn unpack(
     reader: ChunkReader,
     dest: OwnedFd,
@@ -270,8 +283,17 @@ fn unpack(
         tar.record_split(recorder);
     }
     let tar_err = |tar: &TarStream, e: TarError| tar_error(opts, compression, tar.current(), e);
+    let reuse = match &opts.reuse_from {
+        Some(dir) => Some(
+            root::open_root(dir).map_err(|source| ArchiveError::Destination {
+                path: dir.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
     let mut applier =
-        entry::Applier::new(dest, lowers, opts).map_err(|source| ArchiveError::Apply {
+        entry::Applier::new(dest, lowers, reuse, opts).map_err(|source| ArchiveError::Apply {
             layer: opts.layer.clone(),
             entry: "<root>".into(),
             op: "open destination",
@@ -303,7 +325,8 @@ fn unpack(
     }
     applier.finish().map_err(|e| fail(&tar, e))?;
     tar.drain().map_err(|e| tar_err(&tar, e))?;
-    Ok((entries, applier.lower_lookups, tar.take_split()))
+    let reused = applier.reuse.as_ref().map(|r| r.done).unwrap_or_default();
+    Ok((entries, applier.lower_lookups, tar.take_split(), reused))
 }
 
 fn tar_error(

@@ -18,6 +18,9 @@ pub struct MigrateArgs {
     /// Migrate only a store without containers and with at most N images (a number), or at most SIZE bytes of layers (a number with a unit: 20GB, 512MiB).
     #[arg(long, value_name = "N|SIZE")]
     threshold: Option<Threshold>,
+    /// Copy every layer file, instead of cloning (reflink) or hardlinking Docker's where the filesystem allows.
+    #[arg(long)]
+    copy: bool,
     /// Show what would be migrated, and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -74,9 +77,11 @@ pub fn run(store: &Store, args: &MigrateArgs) -> anyhow::Result<()> {
     }
     let mut images = 0;
     let mut layers = 0;
-    let migrated = migrate(store, sn.as_ref(), &src, |m| {
+    let mut reused = strata_archive::Reused::default();
+    let migrated = migrate(store, sn.as_ref(), &src, !args.copy, |m| {
         images += 1;
         layers += m.new_layers;
+        reused += m.reused;
         if args.quiet {
             println!("{}", m.id);
         } else if m.names.is_empty() {
@@ -94,8 +99,15 @@ pub fn run(store: &Store, args: &MigrateArgs) -> anyhow::Result<()> {
         )
     })?;
     if !args.quiet {
+        let shared = match (reused.cloned, reused.linked) {
+            (0, 0) => String::new(),
+            (c, l) => format!(
+                "; {} of files shared with the source, not copied ({c} cloned, {l} hardlinked)",
+                human_size(reused.bytes)
+            ),
+        };
         eprintln!(
-            "Migrated {images} image{} ({layers} new layer{}) from {}{containers}",
+            "Migrated {images} image{} ({layers} new layer{}) from {}{shared}{containers}",
             if images == 1 { "" } else { "s" },
             if layers == 1 { "" } else { "s" },
             src.root.display()

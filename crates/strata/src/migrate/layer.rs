@@ -8,24 +8,35 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::thread;
 
-use strata_archive::{ArchiveError, rebuild_docker_layer};
+use strata_archive::{ArchiveError, Reused, rebuild_docker_layer};
 use strata_content::WriterOptions;
 use strata_metadata::{ContentStore, Labels, LeaseResource};
 use strata_snapshot::Snapshotter;
 
 use super::MigrateError;
 use super::source::SourceLayer;
-use crate::unpack::{apply_stream, hold};
+use crate::unpack::{Applied, UnpackError, apply_stream, hold};
+
+/// What importing one layer did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Imported {
+    /// The size of the layer's tar.
+    pub size: u64,
+    /// Files cloned or hardlinked from Docker's copy rather than written.
+    pub reused: Reused,
+}
 
 /// Makes `layer` a snapshot (its parent done already) and a layer blob record, under
-/// `lease`; returns the size of the layer's tar. A layer strata has already (snapshot and
-/// blob record) is left as it is.
+/// `lease`. Files are cloned or hardlinked from Docker's `diff` directory where the
+/// filesystem and their metadata allow (`reuse`), else copied. A layer strata has already
+/// (snapshot and blob record) is left as it is.
 pub(super) fn import_layer(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     layer: &SourceLayer,
     lease: &str,
-) -> Result<u64, MigrateError> {
+    reuse: bool,
+) -> Result<Imported, MigrateError> {
     let chain = layer.chain_id.to_string();
     let diff_id = &layer.diff_id;
     hold(content, sn, Some(lease), &chain, diff_id)?;
@@ -35,47 +46,27 @@ pub(super) fn import_layer(
         content
             .db()
             .write(|tx| tx.add_lease_resource(lease, &LeaseResource::Content(diff_id.clone())))?;
-        return Ok(rec.size);
+        return Ok(Imported {
+            size: rec.size,
+            reused: Reused::default(),
+        });
     }
-
-    let (reader, mut writer) =
-        io::pipe().map_err(|source| MigrateError::io(&layer.diff_dir, source))?;
-    let source = layer.clone();
-    let producer = thread::spawn(move || rebuild(&source, &mut writer));
-    let applied = apply_stream(
-        content,
-        sn,
-        reader,
-        diff_id,
-        diff_id,
-        &layer.chain_id,
-        layer.parent.as_ref(),
-        Some(lease),
-        true,
-    );
-    let rebuilt = producer.join().unwrap_or_else(|_| {
-        Err(MigrateError::Rebuild {
-            chain_id: layer.chain_id.clone(),
-            source: Box::new(ArchiveError::Split {
-                reason: "the rebuilding thread panicked".into(),
-            }),
-        })
-    });
-    let (split, size) = match (applied, rebuilt) {
-        (Ok(split), Ok(size)) => (split, size),
-        // The source's fault (a file changed, a damaged split) explains the applier's.
-        (_, Err(e)) if !e.is_broken_pipe() => return Err(e),
-        (Err(e), _) => return Err(MigrateError::Unpack(Box::new(e))),
-        (Ok(_), Err(e)) => return Err(e),
+    let (applied, size) = match apply(content, sn, layer, lease, reuse) {
+        // The files of Docker's copy do not make the layer (one changed between the read
+        // and the reuse, or a path the layer writes twice): copy them instead.
+        Err(MigrateError::Unpack(e)) if reuse && matches!(*e, UnpackError::Reused { .. }) => {
+            tracing::warn!("{e}; copying its files instead");
+            apply(content, sn, layer, lease, false)?
+        }
+        r => r?,
     };
-
     match crate::discard::store_split(
         content,
         sn,
         diff_id,
         diff_id,
         &layer.chain_id,
-        split,
+        applied.split,
         Some(lease),
     ) {
         Ok(labels) => {
@@ -91,7 +82,53 @@ pub(super) fn import_layer(
             store_tar(content, layer, size, lease)?;
         }
     }
-    Ok(size)
+    Ok(Imported {
+        size,
+        reused: applied.reused,
+    })
+}
+
+/// Streams the layer's rebuilt tar into a new snapshot; returns what the apply did and the
+/// tar's size.
+fn apply(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &SourceLayer,
+    lease: &str,
+    reuse: bool,
+) -> Result<(Applied, u64), MigrateError> {
+    let diff_id = &layer.diff_id;
+    let (reader, mut writer) =
+        io::pipe().map_err(|source| MigrateError::io(&layer.diff_dir, source))?;
+    let source = layer.clone();
+    let producer = thread::spawn(move || rebuild(&source, &mut writer));
+    let applied = apply_stream(
+        content,
+        sn,
+        reader,
+        diff_id,
+        diff_id,
+        &layer.chain_id,
+        layer.parent.as_ref(),
+        Some(lease),
+        true,
+        reuse.then_some(layer.diff_dir.as_path()),
+    );
+    let rebuilt = producer.join().unwrap_or_else(|_| {
+        Err(MigrateError::Rebuild {
+            chain_id: layer.chain_id.clone(),
+            source: Box::new(ArchiveError::Split {
+                reason: "the rebuilding thread panicked".into(),
+            }),
+        })
+    });
+    match (applied, rebuilt) {
+        (Ok(applied), Ok(size)) => Ok((applied, size)),
+        // The source's fault (a file changed, a damaged split) explains the applier's.
+        (_, Err(e)) if !e.is_broken_pipe() => Err(e),
+        (Err(e), _) => Err(MigrateError::Unpack(Box::new(e))),
+        (Ok(_), Err(e)) => Err(e),
+    }
 }
 
 /// Writes `layer`'s exact tar to `out`; returns its size.

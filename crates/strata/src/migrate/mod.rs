@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
-use strata_archive::ArchiveError;
+use strata_archive::{ArchiveError, Reused};
 use strata_metadata::{Labels, MetaError};
 use strata_remote::Reference;
 use strata_snapshot::Snapshotter;
@@ -234,13 +234,18 @@ pub struct Migrated {
     pub target: Descriptor,
     /// Layers brought in now (the others were here already).
     pub new_layers: usize,
+    /// Files of those layers cloned or hardlinked from the source rather than copied.
+    pub reused: Reused,
 }
 
-/// Migrates every image of `src` into `store`, calling `done` after each.
+/// Migrates every image of `src` into `store`, calling `done` after each. With `reuse`,
+/// layer files are cloned (reflink) or hardlinked from the source where the filesystem and
+/// their metadata allow; without, every file is copied.
 pub fn migrate(
     store: &Store,
     sn: &dyn Snapshotter,
     src: &DockerStore,
+    reuse: bool,
     mut done: impl FnMut(&Migrated),
 ) -> Result<Vec<Migrated>, MigrateError> {
     let (content, db) = (store.content(), store.db());
@@ -252,6 +257,7 @@ pub fn migrate(
     let result = (|| {
         for image in &src.images {
             let mut new_layers = 0;
+            let mut reused = Reused::default();
             let mut layers = Vec::new();
             for chain in &image.chain {
                 let layer = &src.layers[chain];
@@ -260,10 +266,11 @@ pub fn migrate(
                     None => {
                         let had = sn.stat(&chain.to_string()).is_ok()
                             && content.info(&layer.diff_id).is_ok();
-                        let s = layer::import_layer(content, sn, layer, &lease)?;
+                        let done = layer::import_layer(content, sn, layer, &lease, reuse)?;
                         new_layers += usize::from(!had);
-                        sizes.insert(chain.clone(), s);
-                        s
+                        reused += done.reused;
+                        sizes.insert(chain.clone(), done.size);
+                        done.size
                     }
                 };
                 layers.push(Descriptor::new(OCI_LAYER, layer.diff_id.clone(), size));
@@ -274,6 +281,7 @@ pub fn migrate(
                 names: image.names.clone(),
                 target,
                 new_layers,
+                reused,
             };
             done(&migrated);
             out.push(migrated);
