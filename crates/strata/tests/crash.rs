@@ -1,5 +1,5 @@
-//! The crash harness: pull (plain and discarding compressed layers), load, create, commit, rmi and
-//! prune, each killed with SIGKILL at a random moment (seeded, reproducible), then `fsck` and the
+//! The crash harness: pull (plain and discarding compressed layers), load, migrate, create,
+//! commit, rmi and prune, each killed with SIGKILL at a random moment (seeded, reproducible), then `fsck` and the
 //! operation again. After every kill, `fsck` finds nothing but orphans, the retry succeeds, and the
 //! image that was complete before stays complete; at the end every blob re-verifies and `fsck
 //! --repair` leaves a store with nothing at all to report.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Strata, pseudo_random};
 use strata_testutil::{
     Compression, Image, ImageBuilder, LayerBuilder, LayoutEntry, Registry, busybox_layer,
-    push_image, require_root, require_tool, tar_dir, write_layout,
+    push_image, require_root, require_tool, tar_dir, write_docker_root, write_layout,
 };
 
 /// splitmix64: small, seeded, good enough to place kill points.
@@ -67,12 +67,15 @@ enum Op {
     Commit,
     Rmi,
     Prune,
+    /// A migration from a Docker overlay2 data root (layers hardlinked from it).
+    Migrate,
 }
 
-const OPS: [Op; 7] = [
+const OPS: [Op; 8] = [
     Op::Pull,
     Op::PullDiscard,
     Op::Load,
+    Op::Migrate,
     Op::Create,
     Op::Commit,
     Op::Rmi,
@@ -83,6 +86,7 @@ struct Harness {
     s: Strata,
     pulled: String,
     archive: Vec<u8>,
+    docker_root: String,
 }
 
 impl Harness {
@@ -113,6 +117,12 @@ impl Harness {
             ],
             Op::Rmi => vec!["rmi".into(), self.pulled.clone()],
             Op::Prune => vec!["image".into(), "prune".into(), "-a".into(), "-f".into()],
+            Op::Migrate => vec![
+                "migrate".into(),
+                "-q".into(),
+                "--from".into(),
+                self.docker_root.clone(),
+            ],
         };
         let stdin = if op == Op::Load {
             self.archive.clone()
@@ -134,6 +144,10 @@ impl Harness {
                 quiet(&["image", "prune", "-a", "-f"]);
             }
             Op::Load => quiet(&["rmi", "crash/loaded:1"]),
+            Op::Migrate => {
+                quiet(&["rmi", "crash/migrated:1"]);
+                quiet(&["image", "prune", "-a", "-f"]);
+            }
             Op::Create => quiet(&["rm", "-f", &format!("crash-c{round}")]),
             Op::Commit => {}
             Op::Rmi => {
@@ -268,12 +282,20 @@ fn sigkill_anywhere_leaves_a_consistent_store() {
     .unwrap();
     let archive = tar_dir(&layout).unwrap();
     s.ok_input(&["load", "-q"], &archive);
+    let docker_root = s.scratch("docker");
+    write_docker_root(
+        &docker_root,
+        &[(&["crash/migrated:1"], &image(3, 400, 2 << 20))],
+        0,
+    )
+    .unwrap();
     s.ok(&["create", "--name", "committer", "crash/base:1", "/bin/true"]);
     let base_id = s.ok(&["image", "inspect", "--format", "{{.Id}}", "crash/base:1"]);
     let h = Harness {
         s,
         pulled: format!("{}/crash/pulled:1", reg.addr()),
         archive,
+        docker_root: docker_root.to_string_lossy().into_owned(),
     };
 
     let mut windows: Vec<Duration> = OPS.iter().map(|&op| h.calibrate(op)).collect();
