@@ -175,7 +175,7 @@ if runs("unpack-base", "strata"):
 def pull_chart():
     """Writes the pull scenarios as an SVG bar chart beside the report; returns its name."""
     import os
-    systems = [("strata", "#2b6cb0"), ("ctr", "#c05621"), ("skopeo", "#718096")]
+    systems = [("strata", "#2b6cb0"), ("ctr", "#c05621"), ("docker", "#2f855a"), ("skopeo", "#718096")]
     rows = []
     for img, _ in PULL_IMAGES:
         meds = {sy: stats(runs(f"pull-{img}", sy))[0] for sy, _ in systems if runs(f"pull-{img}", sy)}
@@ -215,27 +215,29 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
     p("")
     p("Resolve, download, verify and unpack into an empty store, from the CNCF distribution")
     p("registry on the same machine. containerd 1.6 (`ctr`, overlayfs snapshotter, its own daemon")
-    p("restarted on an empty root before each run) and skopeo into containers-storage (Podman's")
-    p("store, overlay driver) do the same work.")
+    p("restarted on an empty root before each run), Docker Engine (`docker pull`, the classic")
+    p("overlay2 driver, its own dockerd restarted on an empty data root) and skopeo into")
+    p("containers-storage (Podman's store, overlay driver) do the same work.")
     p("")
     chart = pull_chart()
     if chart:
-        p(f"![pull times: strata, ctr, skopeo per corpus image]({chart})")
+        p(f"![pull times: strata, ctr, docker, skopeo per corpus image]({chart})")
         p("")
-    p("| image | strata median s (min–max) | ctr median s | skopeo median s | ctr / strata | peak RSS strata |")
-    p("|---|---|---|---|---|---|")
+    p("| image | strata median s (min–max) | ctr median s | docker median s | skopeo median s | ctr / strata | docker / strata | peak RSS strata |")
+    p("|---|---|---|---|---|---|---|---|")
     for img, label in PULL_IMAGES:
         rs = runs(f"pull-{img}", "strata")
         if not rs:
             continue
         med, lo, hi, rss = stats(rs)
         peers = {}
-        for peer in ("ctr", "skopeo"):
+        for peer in ("ctr", "docker", "skopeo"):
             prs = runs(f"pull-{img}", peer)
             peers[peer] = stats(prs)[0] if prs else None
         fmt = lambda v: f"{v:.3f}" if v is not None else "–"
-        ratio = f"{peers['ctr'] / med:.2f}×" if peers["ctr"] else "–"
-        p(f"| {label} | {med:.3f} ({lo:.3f}–{hi:.3f}) | {fmt(peers['ctr'])} | {fmt(peers['skopeo'])} | {ratio} | {rss / 1024:.1f} MiB |")
+        ratio = lambda peer: f"{peers[peer] / med:.2f}×" if peers[peer] else "–"
+        p(f"| {label} | {med:.3f} ({lo:.3f}–{hi:.3f}) | {fmt(peers['ctr'])} | {fmt(peers['docker'])} | "
+          f"{fmt(peers['skopeo'])} | {ratio('ctr')} | {ratio('docker')} | {rss / 1024:.1f} MiB |")
     p("")
     if runs("pull-big", "strata"):
         med, lo, hi, rss = stats(runs("pull-big", "strata"))
@@ -283,11 +285,11 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         p("")
     p("Commands:")
     p("")
-    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.skopeo", "pull.note.multi",
+    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.docker", "pull.cmd.skopeo", "pull.note.multi",
               "pull.note.multi-all"):
         if k in meta:
             p(f"- `{meta[k]}`" if ".note." not in k else f"- {meta[k]}")
-    versions = [meta[k] for k in ("version.ctr", "version.skopeo") if k in meta]
+    versions = [meta[k] for k in ("version.ctr", "version.docker", "version.skopeo") if k in meta]
     if versions:
         p(f"- versions: {'; '.join(versions)}")
     p("")
@@ -296,17 +298,18 @@ if runs("push", "strata"):
     p(f"## Push: {meta.get('push.image', '?')} to an empty registry on 127.0.0.1")
     p("")
     p("Every blob uploaded (a new registry each run, so nothing to skip or mount), then the")
-    p("manifest. containerd's `ctr` pushes the same image from its own store.")
+    p("manifest. containerd's `ctr` pushes the same image from its own store; Docker Engine's")
+    p("classic store keeps no compressed layers, so `docker push` compresses each one again.")
     p("")
     p("| system | median s | min s | max s | peak RSS |")
     p("|---|---|---|---|---|")
-    for system in ("strata", "ctr"):
+    for system in ("strata", "ctr", "docker"):
         rs = runs("push", system)
         if rs:
             med, lo, hi, rss = stats(rs)
             p(f"| {system} | {med:.3f} | {lo:.3f} | {hi:.3f} | {rss / 1024:.1f} MiB |")
     p("")
-    commands(("push.cmd.strata", "push.cmd.ctr"))
+    commands(("push.cmd.strata", "push.cmd.ctr", "push.cmd.docker"))
 
 if runs("create", "strata"):
     p(f"## Containers: create and run latency ({meta.get('containers.image', '?')})")
@@ -314,13 +317,14 @@ if runs("create", "strata"):
     p("Warm (the image is unpacked, the page cache is not dropped): what a user waits for between")
     p("typing the command and the container existing, or having run `/bin/true` and been removed.")
     p("strata has no daemon (each command opens the store, and `run` starts the container under")
-    p("its own process); `ctr` talks to a running containerd, whose runc shim starts the container.")
+    p("its own process); `ctr` talks to a running containerd, whose runc shim starts the container;")
+    p("`docker` talks to a running dockerd, which goes through its containerd the same way.")
     p("")
     p("| operation | system | median ms | min ms | max ms | peer ÷ strata (>1: strata faster) | peak RSS |")
     p("|---|---|---|---|---|---|---|")
     for op in ("create", "run"):
         base = runs(op, "strata")
-        for system in ("strata", "ctr"):
+        for system in ("strata", "ctr", "docker"):
             rs = runs(op, system)
             if rs:
                 med, lo, hi, rss = stats(rs)
@@ -331,7 +335,8 @@ if runs("create", "strata"):
     p("")
     p("Commands:")
     p("")
-    for k in ("containers.cmd.create.strata", "containers.cmd.create.ctr", "containers.cmd.run.strata", "containers.cmd.run.ctr"):
+    for k in ("containers.cmd.create.strata", "containers.cmd.create.ctr", "containers.cmd.create.docker",
+              "containers.cmd.run.strata", "containers.cmd.run.ctr", "containers.cmd.run.docker"):
         if k in meta:
             p(f"- `{meta[k]}`")
     if "version.runc" in meta:
@@ -345,19 +350,20 @@ if runs("df-warm", "strata"):
     p("`bench/make_images.py`, loaded with `strata load`). `system df` reads the image records, each")
     p("manifest and config, and the layers' usage stored when they were committed (no tree is")
     p("walked). Warm: page cache kept; cold: dropped before each run (the binary is read from disk")
-    p("too). `images` on the same store for comparison. No peer: containerd has no `df`, and")
-    p("Docker Engine is not installed on these machines.")
+    p("too). `images` on the same store for comparison. containerd has no `df`; Docker Engine's")
+    p("`docker system df` and `docker images` run on the same images (classic store), warm.")
     p("")
-    p("| command | median ms | min ms | max ms | peak RSS |")
-    p("|---|---|---|---|---|")
+    p("| command | system | median ms | min ms | max ms | peak RSS |")
+    p("|---|---|---|---|---|---|")
     for sc, label in (("df-warm", "`system df`, warm"), ("df-cold", "`system df`, cold"),
                       ("df-images", "`images`, warm")):
-        rs = runs(sc, "strata")
-        if rs:
-            med, lo, hi, rss = stats(rs)
-            p(f"| {label} | {med * 1000:.0f} | {lo * 1000:.0f} | {hi * 1000:.0f} | {rss / 1024:.1f} MiB |")
+        for system in ("strata", "docker"):
+            rs = runs(sc, system)
+            if rs:
+                med, lo, hi, rss = stats(rs)
+                p(f"| {label} | {system} | {med * 1000:.0f} | {lo * 1000:.0f} | {hi * 1000:.0f} | {rss / 1024:.1f} MiB |")
     p("")
-    commands(("df.cmd.make", "df.cmd.strata", "df.cmd.images"))
+    commands(("df.cmd.make", "df.cmd.strata", "df.cmd.images", "df.cmd.docker"))
 
 def peer_table(scenario, title, intro, keys):
     if not runs(scenario, "strata"):
@@ -370,7 +376,7 @@ def peer_table(scenario, title, intro, keys):
     p("| system | median s | min s | max s | peak RSS | strata is |")
     p("|---|---|---|---|---|---|")
     mine = stats(runs(scenario, "strata"))[0]
-    for sys in ("strata", "ctr"):
+    for sys in ("strata", "ctr", "docker"):
         rs = runs(scenario, sys)
         if not rs:
             continue
@@ -385,11 +391,11 @@ def peer_table(scenario, title, intro, keys):
 peer_table("incremental", "## Incremental pull: one new layer on an image already present",
            [f"python is in the store; python-plus adds {meta.get('incremental.layer', 'one layer')}.",
             "Only that layer is downloaded and unpacked; the rest is found by its chainID."],
-           ("incremental.cmd.strata", "incremental.cmd.ctr"))
+           ("incremental.cmd.strata", "incremental.cmd.ctr", "incremental.cmd.docker"))
 peer_table("prune", f"## Prune: removing half of {meta.get('prune.images', '?')} images, space freed",
            ["Small images sharing a base layer (bench/make_images.py). The timed command removes",
             "half of them and returns once their blobs and layers are gone from disk."],
-           ("prune.cmd.strata", "prune.cmd.ctr"))
+           ("prune.cmd.strata", "prune.cmd.ctr", "prune.cmd.docker"))
 
 if "space.bytes.strata" in meta:
     p(f"## Space: the corpus on disk ({meta.get('space.images', '?')})")
@@ -398,22 +404,51 @@ if "space.bytes.strata" in meta:
     p("root (content, snapshots, database). With `--discard-compressed` each layer's compressed")
     p("blob goes once its snapshot rebuilds to the layer's diffID from the recorded tar split;")
     p("what stays of it is that split (its headers, zstd-compressed). containerd keeps every")
-    p("layer twice, compressed and unpacked, as strata does without the flag.")
+    p("layer twice, compressed and unpacked, as strata does without the flag; Docker's classic")
+    p("overlay2 store keeps the unpacked layers only (and cannot push them byte for byte).")
     p("")
     unpacked = int(meta.get("space.bytes.unpacked", "0")) or 1
     p("| store | bytes on disk | × unpacked layers | pull time, median s |")
     p("|---|---|---|---|")
     for sys, label in (("strata", "strata (keeps compressed layers)"),
                        ("strata-discard", "strata `--discard-compressed`"),
-                       ("ctr", "containerd (`ctr images pull`)")):
+                       ("ctr", "containerd (`ctr images pull`)"),
+                       ("docker", "Docker Engine, classic overlay2 (`docker pull`)")):
         if f"space.bytes.{sys}" not in meta:
             continue
         b = int(meta[f"space.bytes.{sys}"])
-        base = int(meta.get("space.bytes.ctr-unpacked", unpacked)) if sys == "ctr" else unpacked
+        base = int(meta.get(f"space.bytes.{sys}-unpacked", unpacked)) if sys in ("ctr", "docker") else unpacked
         t = f"{stats(runs('space-pull', sys))[0]:.2f}" if runs("space-pull", sys) else "?"
         p(f"| {label} | {b / 1e6:.1f} MB | {b / base:.3f}× | {t} |")
     p("")
-    commands(("space.cmd.strata", "space.cmd.discard", "space.cmd.ctr"))
+    commands(("space.cmd.strata", "space.cmd.discard", "space.cmd.ctr", "space.cmd.docker"))
+
+if runs("migrate", "strata"):
+    p(f"## Migrate: Docker's overlay2 store of {meta.get('migrate.images', '?')}")
+    p("")
+    p("dockerd pulled the images into its classic overlay2 store "
+      f"({int(meta.get('migrate.bytes', '0')) / 1e6:.1f} MB of layer directories) and stopped.")
+    p("`strata migrate` rebuilds each layer's exact tar from Docker's tar-split and `diff`")
+    p("directory, verifies it against the diffID and unpacks it, with the files hardlinked from")
+    p("Docker's (same filesystem here) or, with `--copy`, written. Against the alternative of")
+    p("pulling the same images again from the registry, and the floor of copying Docker's layer")
+    p("directories with `cp -a`. Cold: the page cache is dropped before each run.")
+    p("")
+    p("| how | median s | min s | max s | peak RSS |")
+    p("|---|---|---|---|---|")
+    for sys, label in (("strata", "`strata migrate` (hardlinks)"), ("strata-copy", "`strata migrate --copy`"),
+                       ("pull", "`strata pull` of each image"), ("cp", "`cp -a` of overlay2/")):
+        rs = runs("migrate", sys)
+        if rs:
+            med, lo, hi, rss = stats(rs)
+            p(f"| {label} | {med:.3f} | {lo:.3f} | {hi:.3f} | {rss / 1024:.1f} MiB |")
+    p("")
+    if "migrate.bytes.strata" in meta:
+        b = int(meta["migrate.bytes.strata"])
+        p(f"The migrated store (`--copy`) takes {b / 1e6:.1f} MB: the layer blobs are kept as tar splits,")
+        p("so nothing is stored twice.")
+        p("")
+    commands(("migrate.cmd.strata", "migrate.cmd.strata-copy", "migrate.cmd.pull", "migrate.cmd.cp"))
 
 p("## Reproduce")
 p("")

@@ -3,14 +3,17 @@
 #
 #   bench/run.sh [--quick] [--runs N] [SCENARIO...]
 #
-# Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs skopeo into
-# containers-storage, from a registry on 127.0.0.1, with the floors: download, decode, tar -x),
-# push (strata vs ctr, to an empty registry), containers (create and `run --rm IMAGE /bin/true`
-# latency, strata vs ctr; warm: the page cache is not dropped for these), df (`system df` and
-# `images` on a store of 1,000 images made by bench/make_images.py, warm and cold), space (disk
-# bytes of the corpus pulled by strata keeping and discarding compressed layers, and by ctr),
-# incremental (python present, pull python plus one new layer), prune (remove half of 200
-# images, collection included).
+# Scenarios (default: all): hash, ingest, unpack, pull (strata vs containerd's ctr vs Docker
+# Engine vs skopeo into containers-storage, from a registry on 127.0.0.1, with the floors:
+# download, decode, tar -x), push (strata vs ctr vs docker, to an empty registry), containers
+# (create and `run --rm IMAGE /bin/true` latency, strata vs ctr vs docker; warm: the page cache
+# is not dropped for these), df (`system df` and `images` on a store of 1,000 images made by
+# bench/make_images.py, warm and cold, strata vs docker), space (disk bytes of the corpus pulled
+# by strata keeping and discarding compressed layers, by ctr and by docker), incremental (python
+# present, pull python plus one new layer), prune (remove half of 200 images, collection
+# included), migrate (Docker's overlay2 store of the corpus into strata, against pulling it
+# again). Docker Engine is Debian's docker.io: a dockerd of the bench's own (data root, socket,
+# no bridge or iptables), where it starts.
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
@@ -26,12 +29,12 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1; RUNS=1 ;;
     --runs) RUNS=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) SCENARIOS+=("$1") ;;
   esac
   shift
 done
-((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull incremental push containers df space prune)
+((${#SCENARIOS[@]})) || SCENARIOS=(hash ingest unpack pull incremental push containers df space prune migrate)
 
 WORK=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 mkdir -p "$WORK"
@@ -177,9 +180,10 @@ scenario_unpack() {
   rm -rf "$root" "$out"
 }
 
-REG_PIDS=() CTRD_PID=
+REG_PIDS=() CTRD_PID= DOCKERD_PID=
 stop_daemons() {
   local p
+  stop_dockerd
   for p in "${REG_PIDS[@]}" $CTRD_PID; do
     kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
   done
@@ -245,6 +249,38 @@ need_corpus() {
   echo "$corpus"
 }
 
+# fresh_dockerd: a dockerd of our own (Debian's docker.io) on an empty data root, without
+# touching the host's network setup (sets DOCKER); fails when dockerd is missing or does not
+# start. Its containerd is its own too.
+fresh_dockerd() {
+  stop_dockerd
+  command -v dockerd > /dev/null || return 1
+  local client
+  client=$(command -v /usr/bin/docker || command -v docker) || return 1
+  unmount_under "$WORK/dockerd"; rm -rf "$WORK/dockerd"; mkdir -p "$WORK/dockerd"
+  dockerd --data-root "$WORK/dockerd/root" --exec-root "$WORK/dockerd/exec" \
+    --pidfile "$WORK/dockerd/pid" -H "unix://$WORK/dockerd/sock" --storage-driver overlay2 \
+    --iptables=false --ip-masq=false --ip-forward=false --bridge=none > "$WORK/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  DOCKER=("$client" -H "unix://$WORK/dockerd/sock")
+  for _ in $(seq 300); do "${DOCKER[@]}" info > /dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench: dockerd did not start: $(tail -5 "$WORK/dockerd.log")" >&2
+  return 1
+}
+
+# stop_dockerd: stops the bench's dockerd (SIGTERM: it stops its containerd and unmounts).
+stop_dockerd() {
+  [ -n "$DOCKERD_PID" ] || return 0
+  kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
+  DOCKERD_PID=
+  unmount_under "$WORK/dockerd"
+}
+
+# docker_version: records Docker Engine's version for the report, once.
+docker_version() {
+  grep -q '"version.docker"' "$META" || meta version.docker "Docker Engine $("${DOCKER[@]}" version --format '{{.Server.Version}}')"
+}
+
 # start_containerd: a fresh containerd (fresh_containerd) when containerd and ctr are installed.
 start_containerd() {
   command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd
@@ -261,14 +297,17 @@ scenario_pull() {
     [ "$img" = multi-all ] && continue
     skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
   done
-  local have_ctr=0 have_skopeo=0
+  local have_ctr=0 have_skopeo=0 have_docker=0
   start_containerd && have_ctr=1
   command -v skopeo > /dev/null && have_skopeo=1
+  fresh_dockerd && have_docker=1 && docker_version
+  stop_dockerd
   meta pull.cmd.strata "strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest"
   meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (containerd with its own root, overlayfs snapshotter)"
+  meta pull.cmd.docker "docker pull -q REGISTRY/corpus/IMAGE:latest (dockerd restarted on an empty data root, classic overlay2 driver)"
   meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest"
   meta pull.note.multi "multi: --platform linux/arm64 for every system (the arm64 variant is one layer of its own)"
-  meta pull.note.multi-all "multi-all: multi with --all-platforms (strata, ctr; containers-storage holds one platform per name, so not skopeo): amd64 (debian-base's layer) and arm64 unpacked, the attestation kept"
+  meta pull.note.multi-all "multi-all: multi with --all-platforms (strata, ctr; containers-storage and Docker's classic store hold one platform per name, so not skopeo or docker): amd64 (debian-base's layer) and arm64 unpacked, the attestation kept"
   ((have_ctr)) && meta version.ctr "$(ctr --version)"
   ((have_skopeo)) && meta version.skopeo "$(skopeo --version)"
   for run in $(seq 1 "$RUNS"); do
@@ -276,8 +315,8 @@ scenario_pull() {
       local ref=$REG/corpus/$img:latest plat=()
       [ "$img" = multi ] && plat=(--platform linux/arm64)
       [ "$img" = multi-all ] && ref=$REG/corpus/multi:latest plat=(--all-platforms)
-      local order=(strata ctr skopeo)
-      ((run % 2)) || order=(skopeo ctr strata)
+      local order=(strata ctr docker skopeo)
+      ((run % 2)) || order=(skopeo docker ctr strata)
       # The schedule, measured: the same pull one layer at a time.
       ((QUICK)) || case $img in python|smallfiles) order+=(strata-1) ;; esac
       # The price of power-loss safety: the same pull without the syncfs before each commit.
@@ -297,6 +336,11 @@ scenario_pull() {
             ((have_ctr)) || continue
             fresh_containerd || exit 1
             timed "pull-$img" ctr "$run" -- "${CTR[@]}" images pull --plain-http "${plat[@]}" "$ref" ;;
+          docker)
+            ((have_docker)) && [ "$img" != multi-all ] || continue
+            fresh_dockerd || exit 1
+            timed "pull-$img" docker "$run" -- "${DOCKER[@]}" pull -q "${plat[@]}" "$ref"
+            stop_dockerd ;;
           skopeo)
             ((have_skopeo)) && [ "$img" != multi-all ] || continue
             unmount_under "$WORK/cs"; rm -rf "$WORK/cs"
@@ -358,7 +402,7 @@ PY
   fi
   stop_daemons
   unmount_under "$WORK/cs"; unmount_under "$WORK/ctrd"
-  rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/registry"
+  rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/registry" "$WORK/dockerd"
 }
 
 scenario_push() {
@@ -369,17 +413,19 @@ scenario_push() {
   skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$src/corpus/$img:latest"
   rm -rf "$WORK/push-root"
   "$STRATA" --root "$WORK/push-root" pull -q "$src/corpus/$img:latest" > /dev/null
-  local have_ctr=0
+  local have_ctr=0 have_docker=0
   start_containerd && have_ctr=1
   ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$src/corpus/$img:latest" > /dev/null
+  fresh_dockerd && have_docker=1 && docker_version && "${DOCKER[@]}" pull -q "$src/corpus/$img:latest" > /dev/null
   meta push.image "$img"
   meta push.cmd.strata "strata push DEST/corpus/$img:latest (tagged from the pulled image; a new, empty registry each run)"
   meta push.cmd.ctr "ctr images push --plain-http DEST/corpus/$img:latest (same image, same empty registry)"
+  meta push.cmd.docker "docker push DEST/corpus/$img:latest (same image pulled by dockerd; it compresses each layer again)"
   for run in $(seq 1 "$RUNS"); do
-    local order=(strata ctr)
-    ((run % 2)) || order=(ctr strata)
+    local order=(strata ctr docker)
+    ((run % 2)) || order=(docker ctr strata)
     for sys in "${order[@]}"; do
-      ((have_ctr)) || [ "$sys" = strata ] || continue
+      case $sys in ctr) ((have_ctr)) || continue ;; docker) ((have_docker)) || continue ;; esac
       start_registry dest; local dst=$REG dst_pid=$REG_PID
       case $sys in
         strata)
@@ -390,13 +436,17 @@ scenario_push() {
           "${CTR[@]}" images tag "$src/corpus/$img:latest" "$dst/corpus/$img:latest" > /dev/null
           timed push ctr "$run" -- "${CTR[@]}" images push --plain-http "$dst/corpus/$img:latest"
           "${CTR[@]}" images rm "$dst/corpus/$img:latest" > /dev/null ;;
+        docker)
+          "${DOCKER[@]}" tag "$src/corpus/$img:latest" "$dst/corpus/$img:latest"
+          timed push docker "$run" -- "${DOCKER[@]}" push "$dst/corpus/$img:latest"
+          "${DOCKER[@]}" rmi "$dst/corpus/$img:latest" > /dev/null ;;
       esac
       stop_registry "$dst_pid"
     done
   done
   stop_daemons
   unmount_under "$WORK/ctrd"
-  rm -rf "$WORK/push-root" "$WORK/ctrd" "$WORK/registry" "$WORK/dest"
+  rm -rf "$WORK/push-root" "$WORK/ctrd" "$WORK/registry" "$WORK/dest" "$WORK/dockerd"
 }
 
 scenario_containers() {
@@ -409,20 +459,23 @@ scenario_containers() {
   local ref=$src/corpus/$img:latest root=$WORK/ctr-root
   rm -rf "$root"
   "$STRATA" --root "$root" pull -q "$ref" > /dev/null
-  local have_ctr=0
+  local have_ctr=0 have_docker=0
   command -v runc > /dev/null && start_containerd && have_ctr=1
   ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$ref" > /dev/null
+  fresh_dockerd && have_docker=1 && docker_version && "${DOCKER[@]}" pull -q "$ref" > /dev/null
   meta containers.image "$img"
   meta containers.cmd.create.strata "strata create --name cN IMAGE /bin/true (writable layer, init layer, bundle with config.json)"
   meta containers.cmd.create.ctr "ctr containers create IMAGE cN /bin/true (snapshot + container record; the spec is made at create)"
   meta containers.cmd.run.strata "strata run --rm IMAGE /bin/true"
   meta containers.cmd.run.ctr "ctr run --rm IMAGE cN /bin/true (containerd's runc shim)"
+  meta containers.cmd.create.docker "docker create --network none --name cN IMAGE /bin/true"
+  meta containers.cmd.run.docker "docker run --rm --network none IMAGE /bin/true"
   ((have_ctr)) && meta version.runc "$(runc --version | head -1)"
   for run in $(seq 1 "$n"); do
-    local order=(strata ctr)
-    ((run % 2)) || order=(ctr strata)
+    local order=(strata ctr docker)
+    ((run % 2)) || order=(docker ctr strata)
     for sys in "${order[@]}"; do
-      ((have_ctr)) || [ "$sys" = strata ] || continue
+      case $sys in ctr) ((have_ctr)) || continue ;; docker) ((have_docker)) || continue ;; esac
       case $sys in
         strata)
           WARM=1 timed create strata "$run" -- "$STRATA" --root "$root" create --name "c$run" "$ref" /bin/true
@@ -432,13 +485,17 @@ scenario_containers() {
           WARM=1 timed create ctr "$run" -- "${CTR[@]}" containers create "$ref" "c$run" /bin/true
           "${CTR[@]}" containers rm "c$run" > /dev/null
           WARM=1 timed run ctr "$run" -- "${CTR[@]}" run --rm "$ref" "r$run" /bin/true ;;
+        docker)
+          WARM=1 timed create docker "$run" -- "${DOCKER[@]}" create --network none --name "c$run" "$ref" /bin/true
+          "${DOCKER[@]}" rm "c$run" > /dev/null
+          WARM=1 timed run docker "$run" -- "${DOCKER[@]}" run --rm --network none "$ref" /bin/true ;;
       esac
     done
   done
   stop_daemons
   unmount_under "$WORK/ctrd"
   unmount_under "$root"
-  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry" "$WORK/dockerd"
 }
 
 # Incremental pull: python is in the store; python-plus is python with one new top layer (the
@@ -455,14 +512,17 @@ scenario_incremental() {
   skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$plus:latest" "docker://$REG/corpus/python-plus:latest"
   meta incremental.layer "$(du -sh "$src" | cut -f1) of $src as one new layer on python"
   rm -rf "$plus"
-  local have_ctr=0
+  local have_ctr=0 have_docker=0
   start_containerd && have_ctr=1
+  fresh_dockerd && have_docker=1 && docker_version
+  stop_dockerd
   meta incremental.cmd.strata "strata pull -q REGISTRY/corpus/python:latest (untimed), then strata pull -q REGISTRY/corpus/python-plus:latest"
   meta incremental.cmd.ctr "ctr images pull --plain-http of python (untimed), then of python-plus"
+  meta incremental.cmd.docker "docker pull -q of python (untimed), then of python-plus"
   local root=$WORK/strata-root
   for run in $(seq 1 "$RUNS"); do
-    local order=(strata ctr)
-    ((run % 2)) || order=(ctr strata)
+    local order=(strata ctr docker)
+    ((run % 2)) || order=(docker ctr strata)
     for sys in "${order[@]}"; do
       case $sys in
         strata)
@@ -473,12 +533,18 @@ scenario_incremental() {
           fresh_containerd || exit 1
           "${CTR[@]}" images pull --plain-http "$REG/corpus/python:latest" > /dev/null
           timed incremental ctr "$run" -- "${CTR[@]}" images pull --plain-http "$REG/corpus/python-plus:latest" ;;
+        docker)
+          ((have_docker)) || continue
+          fresh_dockerd || exit 1
+          "${DOCKER[@]}" pull -q "$REG/corpus/python:latest" > /dev/null
+          timed incremental docker "$run" -- "${DOCKER[@]}" pull -q "$REG/corpus/python-plus:latest"
+          stop_dockerd ;;
       esac
     done
   done
   stop_daemons
   unmount_under "$WORK/ctrd"
-  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry" "$WORK/dockerd"
 }
 
 # Removing half of a store's images, space freed included: strata's rmi collects garbage
@@ -492,14 +558,24 @@ scenario_prune() {
   (cd "$layout" && tar -cf "$WORK/prune.tar" .)
   local names=() i
   for i in $(seq 0 $((half - 1))); do names+=("bench/img-$i:latest"); done
-  local have_ctr=0
+  local have_ctr=0 have_docker=0
   start_containerd && have_ctr=1
+  # dockerd 20.10 reads Docker archives (manifest.json), not OCI layouts: strata writes one.
+  if fresh_dockerd; then
+    have_docker=1; docker_version
+    rm -rf "$root"; "$STRATA" --root "$root" load -q -i "$layout" > /dev/null
+    local all=()
+    mapfile -t all < <("$STRATA" --root "$root" images --format '{{.Repository}}:{{.Tag}}')
+    "$STRATA" --root "$root" save -o "$WORK/prune-docker.tar" "${all[@]}"
+  fi
+  stop_dockerd
+  meta prune.cmd.docker "docker load -i ARCHIVE (strata save of the same images; untimed); docker rmi NAME… ($half names; layers removed before it returns)"
   meta prune.images "$n"
   meta prune.cmd.strata "strata load -i LAYOUT (untimed); strata rmi bench/img-0 … bench/img-$((half - 1)) (records, then garbage collection)"
   meta prune.cmd.ctr "ctr images import LAYOUT.tar (untimed); ctr images rm --sync NAME… ($half names; waits for the collector)"
   for run in $(seq 1 "$RUNS"); do
-    local order=(strata ctr)
-    ((run % 2)) || order=(ctr strata)
+    local order=(strata ctr docker)
+    ((run % 2)) || order=(docker ctr strata)
     for sys in "${order[@]}"; do
       case $sys in
         strata)
@@ -512,12 +588,18 @@ scenario_prune() {
           local cnames=()
           mapfile -t cnames < <("${CTR[@]}" images ls -q | sort -V | head -n "$half")
           timed prune ctr "$run" -- "${CTR[@]}" images rm --sync "${cnames[@]}" ;;
+        docker)
+          ((have_docker)) || continue
+          fresh_dockerd || exit 1
+          "${DOCKER[@]}" load -q -i "$WORK/prune-docker.tar" > /dev/null
+          timed prune docker "$run" -- "${DOCKER[@]}" rmi "${names[@]}"
+          stop_dockerd ;;
       esac
     done
   done
   stop_daemons
   unmount_under "$WORK/ctrd"
-  rm -rf "$root" "$WORK/ctrd" "$layout" "$WORK/prune.tar"
+  rm -rf "$root" "$WORK/ctrd" "$layout" "$WORK/prune.tar" "$WORK/prune-docker.tar" "$WORK/dockerd"
 }
 
 # Disk bytes of the whole corpus pulled three ways: strata keeping the compressed layers (as
@@ -535,15 +617,18 @@ scenario_space() {
     skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
     refs+=" $REG/corpus/$img:latest"
   done
-  local have_ctr=0
+  local have_ctr=0 have_docker=0
   start_containerd && have_ctr=1
+  fresh_dockerd && have_docker=1 && docker_version
+  stop_dockerd
+  meta space.cmd.docker "for each image: docker pull -q REGISTRY/corpus/IMAGE:latest (multi: --platform linux/arm64, as the others pull the host's); du -sB1 of dockerd's data root"
   meta space.images "${images[*]}"
   meta space.cmd.strata "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
   meta space.cmd.discard "for each image: strata --root ROOT pull -q --discard-compressed REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
   meta space.cmd.ctr "for each image: ctr images pull --plain-http REGISTRY/corpus/IMAGE:latest; du -sB1 of containerd's root"
   local root=$WORK/strata-root
   for run in $(seq 1 "$RUNS"); do
-    for sys in strata strata-discard ctr; do
+    for sys in strata strata-discard ctr docker; do
       case $sys in
         strata|strata-discard)
           local flag=""; [ "$sys" = strata-discard ] && flag=--discard-compressed
@@ -557,12 +642,19 @@ scenario_space() {
           timed space-pull ctr "$run" -- sh -c "for r in $refs; do ${CTR[*]} images pull --plain-http \$r > /dev/null || exit 1; done"
           meta space.bytes.ctr "$(du -sB1 "$WORK/ctrd/root" | cut -f1)"
           meta space.bytes.ctr-unpacked "$(du -sB1 "$WORK/ctrd/root/io.containerd.snapshotter.v1.overlayfs" | cut -f1)" ;;
+        docker)
+          ((have_docker)) || continue
+          fresh_dockerd || exit 1
+          timed space-pull docker "$run" -- sh -c "for r in $refs; do ${DOCKER[*]} pull -q \$r > /dev/null || exit 1; done"
+          stop_dockerd
+          meta space.bytes.docker "$(du -sB1 "$WORK/dockerd/root" | cut -f1)"
+          meta space.bytes.docker-unpacked "$(du -sB1 "$WORK/dockerd/root/overlay2" | cut -f1)" ;;
       esac
     done
   done
   stop_daemons
   unmount_under "$WORK/ctrd"
-  rm -rf "$root" "$WORK/ctrd" "$WORK/registry"
+  rm -rf "$root" "$WORK/ctrd" "$WORK/registry" "$WORK/dockerd"
 }
 
 scenario_df() {
@@ -576,14 +668,81 @@ scenario_df() {
   meta df.cmd.make "python3 bench/make_images.py DIR $n; strata load -i DIR"
   meta df.cmd.strata "strata system df"
   meta df.cmd.images "strata images"
+  local have_docker=0
+  if fresh_dockerd; then
+    have_docker=1; docker_version
+    local all=()
+    mapfile -t all < <("$STRATA" --root "$root" images --format '{{.Repository}}:{{.Tag}}')
+    "$STRATA" --root "$root" save -o "$WORK/df-docker.tar" "${all[@]}"
+    "${DOCKER[@]}" load -q -i "$WORK/df-docker.tar" > /dev/null
+    rm -f "$WORK/df-docker.tar"
+    meta df.cmd.docker "docker system df, docker images (the same $n images, loaded from a strata save)"
+  fi
   for run in $(seq 1 "$((RUNS * 2))"); do
     WARM=1 timed df-warm strata "$run" -- "$STRATA" --root "$root" system df
     WARM=1 timed df-images strata "$run" -- "$STRATA" --root "$root" images
+    if ((have_docker)); then
+      WARM=1 timed df-warm docker "$run" -- "${DOCKER[@]}" system df
+      WARM=1 timed df-images docker "$run" -- "${DOCKER[@]}" images
+    fi
   done
   for run in $(seq 1 "$RUNS"); do
     timed df-cold strata "$run" -- "$STRATA" --root "$root" system df
   done
-  rm -rf "$root" "$layout"
+  stop_daemons
+  rm -rf "$root" "$layout" "$WORK/dockerd"
+}
+
+# Migration: dockerd pulls the corpus into its classic overlay2 store and stops; strata then
+# migrates that store (layer files hardlinked from Docker's, the default here, or copied with
+# --copy), against pulling the same images again from the registry.
+scenario_migrate() {
+  local corpus
+  corpus=$(need_corpus migrate python)
+  local images=(debian-base python smallfiles)
+  ((QUICK)) && images=(debian-base)
+  if ! fresh_dockerd; then
+    echo "== migrate: skipped, dockerd (Debian's docker.io) is not installed or does not start"
+    meta migrate.skipped "dockerd is not installed or does not start here"
+    return 0
+  fi
+  docker_version
+  echo "== migrate: ${images[*]} from a Docker overlay2 store (strata migrate, --copy; strata pull)"
+  start_registry
+  local refs="" img
+  for img in "${images[@]}"; do
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
+    "${DOCKER[@]}" pull -q "$REG/corpus/$img:latest" > /dev/null
+    refs+=" $REG/corpus/$img:latest"
+  done
+  stop_dockerd
+  # The store dockerd left behind, kept aside (fresh_dockerd would empty it).
+  rm -rf "$WORK/docker-src"; mv "$WORK/dockerd" "$WORK/docker-src"
+  local from=$WORK/docker-src/root root=$WORK/strata-root
+  meta migrate.images "${images[*]}"
+  meta migrate.bytes "$(du -sB1 "$from/overlay2" | cut -f1)"
+  meta migrate.cmd.strata "strata --root ROOT migrate -q --from DOCKER_ROOT (files hardlinked from Docker's: same filesystem)"
+  meta migrate.cmd.strata-copy "strata --root ROOT migrate -q --copy --from DOCKER_ROOT"
+  meta migrate.cmd.pull "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest (the alternative: fetch it all again)"
+  meta migrate.cmd.cp "cp -a DOCKER_ROOT/overlay2 DIR (the floor of copying the layer files)"
+  for run in $(seq 1 "$RUNS"); do
+    local order=(strata strata-copy pull cp)
+    ((run % 2)) || order=(cp pull strata-copy strata)
+    for sys in "${order[@]}"; do
+      rm -rf "$root" "$WORK/cp"
+      case $sys in
+        strata) timed migrate strata "$run" -- "$STRATA" --root "$root" migrate -q --from "$from" ;;
+        strata-copy) timed migrate strata-copy "$run" -- "$STRATA" --root "$root" migrate -q --copy --from "$from" ;;
+        pull)
+          "$STRATA" --root "$root" info > /dev/null
+          timed migrate pull "$run" -- sh -c "for r in $refs; do '$STRATA' --root '$root' pull -q \$r > /dev/null || exit 1; done" ;;
+        cp) timed migrate cp "$run" -- cp -a "$from/overlay2" "$WORK/cp" ;;
+      esac
+    done
+  done
+  meta migrate.bytes.strata "$(rm -rf "$root"; "$STRATA" --root "$root" migrate -q --copy --from "$from" > /dev/null; du -sB1 "$root" | cut -f1)"
+  stop_daemons
+  rm -rf "$root" "$WORK/cp" "$WORK/docker-src" "$WORK/registry"
 }
 
 for s in "${SCENARIOS[@]}"; do

@@ -12,8 +12,8 @@ use std::process::Command;
 
 use common::{TestResult, opts};
 use strata_archive::{
-    ApplyStats, WhiteoutMode, apply_layer, docker_split_from, rebuild_docker_layer, rebuild_layer,
-    split_diff_id,
+    ApplyStats, WhiteoutMode, apply_layer, docker_split_from, rebuild_docker_layer,
+    rebuild_docker_layer_prefetched, rebuild_layer, split_diff_id,
 };
 
 fn apply_recorded(tar: &[u8], dest: &Path, mode: WhiteoutMode) -> Result<ApplyStats, String> {
@@ -124,6 +124,12 @@ fn dockers_tar_split_format_round_trips() -> TestResult {
     let n = rebuild_docker_layer(&json[..], &dest, &mut rebuilt)?;
     assert_eq!(n, tar.len() as u64);
     assert!(rebuilt == tar, "rebuilt bytes differ");
+    // The same from the file, with the files read ahead by other threads.
+    let json_file = tmp.path().join("tar-split.json.gz");
+    fs::write(&json_file, &json)?;
+    let mut again = Vec::new();
+    rebuild_docker_layer_prefetched(&json_file, &dest, &mut again)?;
+    assert!(again == tar, "prefetched rebuild differs");
     // A GNU sparse file has no tar-split form.
     let sparse = gnu_tar(&src, &["--format=gnu", "--sparse"])?;
     let dest = tmp.path().join("dest-sparse");

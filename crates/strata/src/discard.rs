@@ -108,7 +108,7 @@ pub fn discard_layer(
     lease: Option<&str>,
 ) -> Result<u64, DiscardError> {
     let digest = &layer.digest;
-    let labels = store_split(content, sn, digest, diff_id, chain, split, lease)?;
+    let labels = store_split(content, sn, digest, diff_id, chain, split, false, lease)?;
     // The layer was verified against its descriptor: its size is the record's.
     let marked = content
         .discard(digest, &labels)
@@ -120,8 +120,10 @@ pub fn discard_layer(
 }
 
 /// Checks that the tar split `split`, recorded while the layer blob `digest` was applied,
-/// rebuilds the committed snapshot `chain` to `diff_id`, and stores it (under `lease`).
-/// Returns the labels that tie the blob's record to the split.
+/// rebuilds the committed snapshot `chain` to `diff_id` (unless the caller did already:
+/// `verified`), and stores it (under `lease`). Returns the labels that tie the blob's record
+/// to the split.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn store_split(
     content: &ContentStore,
     sn: &dyn Snapshotter,
@@ -129,6 +131,7 @@ pub(crate) fn store_split(
     diff_id: &Digest,
     chain: &Digest,
     split: Option<RecordedSplit>,
+    verified: bool,
     lease: Option<&str>,
 ) -> Result<Labels, DiscardError> {
     let split = match split {
@@ -146,22 +149,24 @@ pub(crate) fn store_split(
             });
         }
     };
-    let tree = sn
-        .layer_dir(&chain.to_string())
-        .map_err(|source| DiscardError::Snapshot {
+    if !verified {
+        let tree = sn
+            .layer_dir(&chain.to_string())
+            .map_err(|source| DiscardError::Snapshot {
+                digest: digest.clone(),
+                source: Box::new(source),
+            })?;
+        let actual = split_diff_id(&split, &tree).map_err(|source| DiscardError::Rebuild {
             digest: digest.clone(),
             source: Box::new(source),
         })?;
-    let actual = split_diff_id(&split, &tree).map_err(|source| DiscardError::Rebuild {
-        digest: digest.clone(),
-        source: Box::new(source),
-    })?;
-    if actual != *diff_id {
-        return Err(DiscardError::Mismatch {
-            digest: digest.clone(),
-            expected: diff_id.clone(),
-            actual,
-        });
+        if actual != *diff_id {
+            return Err(DiscardError::Mismatch {
+                digest: digest.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
     }
     let split_digest = put(content, &split, lease).map_err(|source| DiscardError::Store {
         digest: digest.clone(),

@@ -259,6 +259,9 @@ pub(crate) struct Applied {
     pub split: Option<RecordedSplit>,
     /// Files taken from `reuse_from` instead of written.
     pub reused: Reused,
+    /// The committed snapshot was checked against the diffID through the split (files were
+    /// reused), so the split needs no second check.
+    pub verified: bool,
 }
 
 /// Prepares an active snapshot on `parent`, applies the layer `tar` (the blob `digest`,
@@ -348,7 +351,8 @@ fn apply_and_commit(
             actual: stats.diff_id,
         });
     }
-    if stats.reused.bytes > 0 {
+    let verified = stats.reused.bytes > 0;
+    if verified {
         // What was hashed is the tar; what is in the tree was cloned or linked: the tree
         // must rebuild to the same diffID.
         let rebuilt = match &stats.split {
@@ -366,15 +370,18 @@ fn apply_and_commit(
             });
         }
     }
-    let applied = Applied {
+    let mut applied = Applied {
         split: stats.split,
         reused: stats.reused,
+        verified,
     };
     match sn.commit(&chain.to_string(), key, &Labels::new()) {
         Ok(()) => Ok(applied),
         // Another process unpacked the same chain meanwhile: theirs is as good as ours.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             sn.remove(key).map_err(snap)?;
+            // What was checked is gone; theirs was not checked against this split.
+            applied.verified = false;
             Ok(applied)
         }
         Err(e) => Err(snap(e)),

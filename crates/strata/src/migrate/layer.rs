@@ -4,11 +4,10 @@
 //! the tar split the applier recorded rebuilds those very bytes from the snapshot when push or
 //! save need them, so nothing is stored twice.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::thread;
 
-use strata_archive::{ArchiveError, Reused, rebuild_docker_layer};
+use strata_archive::{ArchiveError, Reused, rebuild_docker_layer_prefetched};
 use strata_content::WriterOptions;
 use strata_metadata::{ContentStore, Labels, LeaseResource};
 use strata_snapshot::Snapshotter;
@@ -67,6 +66,7 @@ pub(super) fn import_layer(
         diff_id,
         &layer.chain_id,
         applied.split,
+        applied.verified,
         Some(lease),
     ) {
         Ok(labels) => {
@@ -131,12 +131,14 @@ fn apply(
     }
 }
 
-/// Writes `layer`'s exact tar to `out`; returns its size.
+/// Writes `layer`'s exact tar to `out`; returns its size. The files are read ahead by a few
+/// threads: Docker's tree is usually cold, and of many small files.
 fn rebuild(layer: &SourceLayer, out: &mut dyn Write) -> Result<u64, MigrateError> {
-    let split = File::open(&layer.tar_split).map_err(|e| MigrateError::io(&layer.tar_split, e))?;
-    rebuild_docker_layer(split, &layer.diff_dir, out).map_err(|source| MigrateError::Rebuild {
-        chain_id: layer.chain_id.clone(),
-        source: Box::new(source),
+    rebuild_docker_layer_prefetched(&layer.tar_split, &layer.diff_dir, out).map_err(|source| {
+        MigrateError::Rebuild {
+            chain_id: layer.chain_id.clone(),
+            source: Box::new(source),
+        }
     })
 }
 
