@@ -256,7 +256,7 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         p("| image | synced (default), median s | no sync, median s | cost |")
         p("|---|---|---|---|")
         for img, synced, unsynced in nosync:
-            p(f"| {img} | {synced:.3f} | {unsynced:.3f} | +{(synced / unsynced - 1) * 100:.0f}% |")
+            p(f"| {img} | {synced:.3f} | {unsynced:.3f} | {(synced / unsynced - 1) * 100:+.0f}% |")
         p("")
     seq = [(img, stats(runs(f"pull-{img}", "strata"))[0], stats(runs(f"pull-{img}", "strata-1"))[0])
            for img in ("python", "smallfiles") if runs(f"pull-{img}", "strata-1")]

@@ -307,7 +307,7 @@ scenario_pull() {
   meta pull.cmd.docker "docker pull -q REGISTRY/corpus/IMAGE:latest (dockerd restarted on an empty data root, classic overlay2 driver)"
   meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest"
   meta pull.note.multi "multi: --platform linux/arm64 for every system (the arm64 variant is one layer of its own)"
-  meta pull.note.multi-all "multi-all: multi with --all-platforms (strata, ctr; containers-storage and Docker's classic store hold one platform per name, so not skopeo or docker): amd64 (debian-base's layer) and arm64 unpacked, the attestation kept"
+  meta pull.note.multi-all "multi-all: multi with --all-platforms, strata alone: amd64 (debian-base's layer) and arm64 unpacked, the attestation kept. \`ctr images pull --all-platforms\` fails on this image (it tries to unpack the attestation: no processor for media-type application/vnd.in-toto+json); containers-storage and Docker's classic store hold one platform per name"
   ((have_ctr)) && meta version.ctr "$(ctr --version)"
   ((have_skopeo)) && meta version.skopeo "$(skopeo --version)"
   for run in $(seq 1 "$RUNS"); do
@@ -333,7 +333,9 @@ scenario_pull() {
             rm -rf "$WORK/strata-root"; "$STRATA" --root "$WORK/strata-root" info > /dev/null
             timed "pull-$img" strata-1 "$run" -- "$STRATA" --root "$WORK/strata-root" pull -q --max-concurrent-downloads 1 "$ref" ;;
           ctr)
-            ((have_ctr)) || continue
+            # ctr 1.6 fails on an index with an attestation when asked for every platform: it
+            # tries to unpack the in-toto statement as a layer (the report says so).
+            ((have_ctr)) && [ "$img" != multi-all ] || continue
             fresh_containerd || exit 1
             timed "pull-$img" ctr "$run" -- "${CTR[@]}" images pull --plain-http "${plat[@]}" "$ref" ;;
           docker)
@@ -621,7 +623,7 @@ scenario_space() {
   start_containerd && have_ctr=1
   fresh_dockerd && have_docker=1 && docker_version
   stop_dockerd
-  meta space.cmd.docker "for each image: docker pull -q REGISTRY/corpus/IMAGE:latest (multi: --platform linux/arm64, as the others pull the host's); du -sB1 of dockerd's data root"
+  meta space.cmd.docker "for each image: docker pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 of dockerd's data root"
   meta space.images "${images[*]}"
   meta space.cmd.strata "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
   meta space.cmd.discard "for each image: strata --root ROOT pull -q --discard-compressed REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"

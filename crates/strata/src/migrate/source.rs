@@ -130,14 +130,14 @@ impl DockerStore {
             containers: count_dir(&root.join("containers"))?,
         };
         for (id, names) in &tags {
+            // Docker shows no such image either: a name left behind, not worth stopping for.
             if !ids.contains(id) {
-                return Err(MigrateError::BadSource {
-                    path: driver_root.join("repositories.json"),
-                    reason: format!(
-                        "{} names image {id}, which imagedb does not hold",
-                        names[0].familiar()
-                    ),
-                });
+                let names: Vec<String> = names.iter().map(Reference::familiar).collect();
+                tracing::warn!(
+                    "{}: {} name image {id}, which imagedb does not hold: left out",
+                    driver_root.join("repositories.json").display(),
+                    names.join(", ")
+                );
             }
         }
         for id in ids {
