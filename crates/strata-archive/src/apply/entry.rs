@@ -71,7 +71,7 @@ impl<'a> Applier<'a> {
         opts: &'a ApplyOptions,
     ) -> io::Result<Self> {
         Ok(Applier {
-            reuse: reuse.map(|fd| super::reuse::Reuse::new(fd, opts.same_owner)),
+            reuse: reuse.map(|fd| super::reuse::Reuse::new(fd, dest.as_fd(), opts.same_owner)),
             opts,
             root: Root::new(dest)?,
             lowers,

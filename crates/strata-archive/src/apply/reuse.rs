@@ -52,12 +52,14 @@ pub(crate) struct Reuse {
 }
 
 impl Reuse {
-    /// Reuse from the directory `root`; hardlinks only when `link` (the apply sets owners
-    /// from the tar, so a linked file's owner is what a written one's would be).
-    pub(crate) fn new(root: OwnedFd, link: bool) -> Reuse {
+    /// Reuse from the directory `root` into `dest`; hardlinks only when `link` (the apply sets
+    /// owners from the tar, so a linked file's owner is what a written one's would be).
+    /// Clones are tried first, and only on filesystems that share extents: elsewhere the
+    /// first file would be lost to a failed attempt before links take over.
+    pub(crate) fn new(root: OwnedFd, dest: BorrowedFd<'_>, link: bool) -> Reuse {
         Reuse {
             root,
-            clone: true,
+            clone: shares_extents(dest),
             link,
             done: Reused::default(),
         }
@@ -96,7 +98,8 @@ impl Reuse {
         dir: BorrowedFd<'_>,
         base: &[u8],
     ) -> bool {
-        if !self.link {
+        // A clone gives the layer an inode of its own: links only where clones do not work.
+        if !self.link || self.clone {
             return false;
         }
         let Some((src, st)) = self.source(name, h, size) else {
@@ -155,4 +158,15 @@ impl Reuse {
             }
         }
     }
+}
+
+/// Whether the filesystem of `dir` can share extents between files (`FICLONE`): btrfs, XFS
+/// (when made with reflink, the default for years) and bcachefs.
+fn shares_extents(dir: BorrowedFd<'_>) -> bool {
+    const BTRFS: i64 = 0x9123_683e;
+    const XFS: i64 = 0x5846_5342;
+    const BCACHEFS: i64 = 0xca45_1a4e;
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(dir).is_ok_and(|st| matches!(st.f_type as i64, BTRFS | XFS | BCACHEFS))
 }
