@@ -631,9 +631,11 @@ fn garbage(
         return Ok(match DirLock::lock(path, false) {
             Ok(Some(_)) => Some(None),
             Ok(None) => None,
-            Err(e) if e.source.kind() == io::ErrorKind::NotFound => None,
             // Not a directory (a file cannot be locked this way): garbage too.
-            Err(_) => Some(None),
+            Err(e) if e.source.kind() == io::ErrorKind::NotADirectory => Some(None),
+            // Gone, or going: a btrfs subvolume being deleted by its remover can fail to
+            // open with other errors than "not found". The next cleanup looks again.
+            Err(_) => None,
         });
     }
     tracing::debug!(path = %path.display(), "not a snapshot directory, left alone");
