@@ -291,7 +291,7 @@ scenario_pull() {
   corpus=$(need_corpus pull multi)
   local images=(debian-base python smallfiles multi multi-all)
   ((QUICK)) && images=(debian-base)
-  echo "== pull: ${images[*]} from a registry on 127.0.0.1 (strata, ctr, skopeo → containers-storage)"
+  echo "== pull: ${images[*]} from a registry on 127.0.0.1 (strata, ctr, docker, skopeo → containers-storage)"
   start_registry
   for img in "${images[@]}"; do
     [ "$img" = multi-all ] && continue
@@ -410,7 +410,7 @@ PY
 scenario_push() {
   local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
   local img=python; ((QUICK)) && img=debian-base
-  echo "== push: $img to an empty registry on 127.0.0.1 (strata, ctr)"
+  echo "== push: $img to an empty registry on 127.0.0.1 (strata, ctr, docker)"
   start_registry registry; local src=$REG
   skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$src/corpus/$img:latest"
   rm -rf "$WORK/push-root"
@@ -455,7 +455,7 @@ scenario_containers() {
   local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
   local img=debian-base n=$((RUNS * 4))
   ((QUICK)) && n=1
-  echo "== containers: create and run --rm $img /bin/true (strata, ctr), $n runs each"
+  echo "== containers: create and run --rm $img /bin/true (strata, ctr, docker), $n runs each"
   start_registry registry; local src=$REG
   skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$src/corpus/$img:latest"
   local ref=$src/corpus/$img:latest root=$WORK/ctr-root
@@ -505,7 +505,7 @@ scenario_containers() {
 scenario_incremental() {
   local corpus
   corpus=$(need_corpus incremental python)
-  echo "== incremental: python present, pull python-plus (one new top layer) (strata, ctr)"
+  echo "== incremental: python present, pull python-plus (one new top layer) (strata, ctr, docker)"
   start_registry
   local plus=$WORK/plus src
   src=$(ls -d /usr/lib/python3.* 2>/dev/null | head -1); [ -n "$src" ] || src=/usr/share/doc
@@ -555,7 +555,7 @@ scenario_prune() {
   local n=200 layout=$WORK/prune-layout root=$WORK/strata-root
   ((QUICK)) && n=20
   local half=$((n / 2))
-  echo "== prune: remove $half of $n images and collect (strata, ctr)"
+  echo "== prune: remove $half of $n images and collect (strata, ctr, docker)"
   rm -rf "$layout"; python3 "$HERE/make_images.py" "$layout" "$n"
   (cd "$layout" && tar -cf "$WORK/prune.tar" .)
   local names=() i
@@ -612,7 +612,7 @@ scenario_space() {
   corpus=$(need_corpus space multi)
   local images=(debian-base python smallfiles multi)
   ((QUICK)) && images=(debian-base)
-  echo "== space: ${images[*]} pulled by strata (keeping, discarding compressed layers) and ctr"
+  echo "== space: ${images[*]} pulled by strata (keeping, discarding compressed layers), ctr and docker"
   start_registry
   local refs="" img
   for img in "${images[@]}"; do

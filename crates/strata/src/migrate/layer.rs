@@ -162,7 +162,14 @@ fn store_tar(
         ))) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    rebuild(layer, &mut w)?;
+    if let Err(e) = rebuild(layer, &mut w) {
+        // A half-written tar is no use to anyone: drop the ingest now rather than at expiry.
+        drop(w);
+        if let Err(abort) = content.abort(&r#ref) {
+            tracing::debug!("drop ingest {ref}: {abort}");
+        }
+        return Err(e);
+    }
     content.commit(
         w,
         Some(size),
