@@ -21,8 +21,23 @@ use crate::unpack::{Applied, UnpackError, apply_stream, hold};
 pub(super) struct Imported {
     /// The size of the layer's tar.
     pub size: u64,
+    /// The layer was brought in now (false: strata had it already).
+    pub new: bool,
     /// Files cloned or hardlinked from Docker's copy rather than written.
     pub reused: Reused,
+}
+
+/// The size of `layer`'s tar when strata has the layer already (its snapshot and its blob
+/// record): then there is nothing to bring in.
+pub(super) fn present(
+    content: &ContentStore,
+    sn: &dyn Snapshotter,
+    layer: &SourceLayer,
+) -> Option<u64> {
+    if sn.stat(&layer.chain_id.to_string()).is_err() {
+        return None;
+    }
+    content.info(&layer.diff_id).ok().map(|rec| rec.size)
 }
 
 /// Makes `layer` a snapshot (its parent done already) and a layer blob record, under
@@ -39,14 +54,13 @@ pub(super) fn import_layer(
     let chain = layer.chain_id.to_string();
     let diff_id = &layer.diff_id;
     hold(content, sn, Some(lease), &chain, diff_id)?;
-    if sn.stat(&chain).is_ok()
-        && let Ok(rec) = content.info(diff_id)
-    {
+    if let Some(size) = present(content, sn, layer) {
         content
             .db()
             .write(|tx| tx.add_lease_resource(lease, &LeaseResource::Content(diff_id.clone())))?;
         return Ok(Imported {
-            size: rec.size,
+            size,
+            new: false,
             reused: Reused::default(),
         });
     }
@@ -84,6 +98,7 @@ pub(super) fn import_layer(
     }
     Ok(Imported {
         size,
+        new: true,
         reused: applied.reused,
     })
 }

@@ -212,9 +212,7 @@ pub fn plan(
             size: 0,
         };
         for chain in &image.chain {
-            let here = sn.stat(&chain.to_string()).is_ok()
-                && store.content().info(&src.layers[chain].diff_id).is_ok();
-            if here {
+            if layer::present(store.content(), sn, &src.layers[chain]).is_some() {
                 planned.present += 1;
             } else if seen.insert(chain.clone()) {
                 planned.size += src.layers[chain].size;
@@ -264,10 +262,8 @@ pub fn migrate(
                 let size = match sizes.get(chain) {
                     Some(s) => *s,
                     None => {
-                        let had = sn.stat(&chain.to_string()).is_ok()
-                            && content.info(&layer.diff_id).is_ok();
                         let done = layer::import_layer(content, sn, layer, &lease, reuse)?;
-                        new_layers += usize::from(!had);
+                        new_layers += usize::from(done.new);
                         reused += done.reused;
                         sizes.insert(chain.clone(), done.size);
                         done.size

@@ -293,12 +293,8 @@ fn read_repositories(path: &Path) -> Result<BTreeMap<Digest, Vec<Reference>>, Mi
         repositories: BTreeMap<String, BTreeMap<String, String>>,
     }
     let mut out: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
-    let bytes = match read_bounded(path, MAX_REPOSITORIES) {
-        Ok(b) => b,
-        Err(MigrateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Ok(out);
-        }
-        Err(e) => return Err(e),
+    let Some(bytes) = if_exists(read_bounded(path, MAX_REPOSITORIES))? else {
+        return Ok(out);
     };
     let repos: Repositories =
         serde_json::from_slice(&bytes).map_err(|e| MigrateError::BadSource {
@@ -361,8 +357,13 @@ fn read_small(path: &Path) -> Result<String, MigrateError> {
 }
 
 fn read_small_if_exists(path: &Path) -> Result<Option<String>, MigrateError> {
-    match read_small(path) {
-        Ok(s) => Ok(Some(s)),
+    if_exists(read_small(path))
+}
+
+/// A read whose file may be absent: absent is `None`, any other failure stays one.
+fn if_exists<T>(read: Result<T, MigrateError>) -> Result<Option<T>, MigrateError> {
+    match read {
+        Ok(v) => Ok(Some(v)),
         Err(MigrateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             Ok(None)
         }
