@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Runs one command for the benchmark and prints a JSON line: wall seconds, peak RSS, status.
 
-  measure.py [--drop-caches] [--wait-idle] [--stdin FILE] -- CMD ARGS...
+  measure.py [--drop-caches] [--wait-idle] [--stdin FILE] [--record FILE SCENARIO SYSTEM RUN]
+             -- CMD ARGS...
 
 --drop-caches: sync and drop the page cache first (root only; otherwise an error), as every
   timed unpack or write must: extraction right after deleting a tree is 2-9x slower otherwise.
---wait-idle: wait (up to 30 s) until the CPUs are at least 90% idle over half a second, and
-  (after the sync) until the disks are quiet: deleting the previous run's gigabyte on a
+--wait-idle: wait (up to 30 s) until the CPUs are at least 90% idle over a quarter second,
+  and (after the sync) until the disks are quiet: deleting the previous run's gigabyte on a
   filesystem mounted with `discard` keeps the disk busy for seconds after `rm` returns.
+--record: append the result, labelled, to FILE and print one line for people instead (one
+  process per timed run: the bench makes hundreds).
 """
 import json, os, resource, subprocess, sys, time
 
 
-def cpu_idle_fraction(interval=0.5):
+def cpu_idle_fraction(interval=0.25):
     def sample():
         with open("/proc/stat") as f:
             vals = [int(x) for x in f.readline().split()[1:]]
@@ -23,7 +26,7 @@ def cpu_idle_fraction(interval=0.5):
     return (i1 - i0) / max(1, t1 - t0)
 
 
-def disk_busy_sectors(interval=0.5):
+def disk_busy_sectors(interval=0.25):
     def sample():
         total = 0
         with open("/proc/diskstats") as f:
@@ -42,7 +45,7 @@ def disk_busy_sectors(interval=0.5):
 def main():
     args = sys.argv[1:]
     drop = wait = False
-    stdin = None
+    stdin = record = None
     while args and args[0] != "--":
         a = args.pop(0)
         if a == "--drop-caches":
@@ -51,6 +54,9 @@ def main():
             wait = True
         elif a == "--stdin":
             stdin = args.pop(0)
+        elif a == "--record":
+            record = args[:4]
+            del args[:4]
         else:
             sys.exit(f"measure.py: unknown option {a}")
     cmd = args[1:]
@@ -62,7 +68,7 @@ def main():
         os.sync()
     if wait:
         deadline = time.time() + 30
-        while disk_busy_sectors() > 2048 and time.time() < deadline:
+        while disk_busy_sectors() > 1024 and time.time() < deadline:
             pass
     if drop:
         with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -72,9 +78,17 @@ def main():
     p = subprocess.run(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
-                      "status": p.returncode,
-                      "stderr": p.stderr.decode(errors="replace")[-2000:]}))
+    res = {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
+           "status": p.returncode}
+    if record and p.returncode == 0:
+        path, scenario, system, run = record
+        res.update(scenario=scenario, system=system, run=int(run))
+        with open(path, "a") as f:
+            f.write(json.dumps(res) + "\n")
+        print(f"  {scenario:<8} {system:<10} run {run}: {wall:.3f} s")
+    else:
+        res["stderr"] = p.stderr.decode(errors="replace")[-2000:]
+        print(json.dumps(res))
     sys.exit(0 if p.returncode == 0 else 1)
 
 

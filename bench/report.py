@@ -450,7 +450,25 @@ if runs("migrate", "strata"):
         p("")
     commands(("migrate.cmd.strata", "migrate.cmd.strata-copy", "migrate.cmd.pull", "migrate.cmd.cp"))
 
+if "elapsed.total" in meta:
+    p("## Run time")
+    p("")
+    total = int(meta["elapsed.total"])
+    p(f"This run of `bench/run.sh` took {total / 60:.1f} min from start to report, of which setup")
+    p(f"(packages, corpus, release build: whatever was missing) took {int(meta.get('elapsed.setup', 0))} s.")
+    p("")
+    p("| scenario | s |")
+    p("|---|---|")
+    for k, v in meta.items():
+        if k.startswith("elapsed.") and k not in ("elapsed.total", "elapsed.setup"):
+            p(f"| {k[len('elapsed.'):]} | {v} |")
+    p("")
+
 p("## Reproduce")
+p("")
+p("On a fresh Debian machine with a Rust toolchain, the full run installs what it compares")
+p("against from Debian (containerd, docker.io, skopeo, docker-registry, runc, umoci, pigz, zstd)")
+p("and builds the image corpus with `../shared/corpus/build.sh` when they are missing.")
 p("")
 p("```")
 p("sudo bench/run.sh            # full run, rewrites this page")

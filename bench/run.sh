@@ -16,6 +16,8 @@
 # no bridge or iptables), where it starts.
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
+# On a fresh Debian machine (with a Rust toolchain) it first installs the peers and tools from
+# Debian and builds the corpus with ../shared/corpus/build.sh, when they are missing.
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
 # STRATA_BENCH_DIR (default /var/tmp/strata-bench): scratch space on the filesystem to measure.
@@ -29,7 +31,7 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1; RUNS=1 ;;
     --runs) RUNS=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) SCENARIOS+=("$1") ;;
   esac
   shift
@@ -52,25 +54,55 @@ elif ((!QUICK)); then
   exit 1
 fi
 
+# meta KEY VALUE: facts for the report (commands, versions, sizes).
+meta() { python3 -c 'import json,sys; print(json.dumps({"key": sys.argv[1], "value": sys.argv[2]}))' "$1" "$2" >> "$META"; }
+STARTED=$(date +%s)
+CORPUS=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+
+# setup: installs from Debian what the bench compares against and runs (root only; without
+# root a missing peer's columns stay empty), and builds the image corpus when a scenario
+# needs it and it is not there. Does nothing on a machine that has everything.
+setup() {
+  local pkgs=(containerd docker.io skopeo docker-registry runc umoci pigz zstd curl debootstrap) missing=() p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "== setup: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  elif ((${#missing[@]})); then
+    echo "bench: not installed (run as root to install them): ${missing[*]}" >&2
+  fi
+  local s needs=0
+  for s in "${SCENARIOS[@]}"; do
+    case $s in unpack|pull|push|containers|incremental|space|migrate) needs=1 ;; esac
+  done
+  if ((needs)) && [ ! -f "$CORPUS/oci/multi/index.json" ]; then
+    local build=$REPO/../shared/corpus/build.sh
+    [ -f "$build" ] || { echo "bench: the corpus is not in $CORPUS and $build is missing" >&2; exit 1; }
+    echo "== setup: building the image corpus in $CORPUS"
+    CORPUS_DIR=$CORPUS bash "$build" rootfs
+    CORPUS_DIR=$CORPUS bash "$build" images
+  fi
+}
+setup
+
 echo "== build (release)"
 (cd "$REPO" && cargo build --release --locked -p strata -p strata-types --examples --bins -q)
 STRATA=$REPO/target/release/strata
+meta elapsed.setup $(($(date +%s) - STARTED))
 
-# meta KEY VALUE: facts for the report (commands, versions, sizes).
-meta() { python3 -c 'import json,sys; print(json.dumps({"key": sys.argv[1], "value": sys.argv[2]}))' "$1" "$2" >> "$META"; }
 # timed SCENARIO SYSTEM RUN [--stdin FILE] -- CMD...: one measured run, appended to the results.
 # With WARM=1 in the environment the page cache is left alone (latency of warm commands).
 timed() {
   local scenario=$1 system=$2 run=$3; shift 3
-  local line measure=("${MEASURE[@]}")
+  local measure=("${MEASURE[@]}")
   [ "${WARM:-0}" = 1 ] && measure=(python3 "$HERE/measure.py" --wait-idle)
-  if ! line=$("${measure[@]}" "$@"); then
-    echo "bench: $scenario/$system run $run failed: $line" >&2
+  if ! "${measure[@]}" --record "$RESULTS" "$scenario" "$system" "$run" "$@"; then
+    echo "bench: $scenario/$system run $run failed (its result is above)" >&2
     exit 1
   fi
-  python3 -c 'import json,sys; d=json.loads(sys.argv[4]); d.update(scenario=sys.argv[1], system=sys.argv[2], run=int(sys.argv[3])); d.pop("stderr"); print(json.dumps(d))' \
-    "$scenario" "$system" "$run" "$line" >> "$RESULTS"
-  printf '  %-8s %-10s run %s: %s\n' "$scenario" "$system" "$run" "$(python3 -c 'import json,sys; print("%.3f s" % json.loads(sys.argv[1])["wall"])' "$line")"
 }
 
 scenario_hash() {
@@ -184,10 +216,20 @@ REG_PIDS=() CTRD_PID= DOCKERD_PID=
 stop_daemons() {
   local p
   stop_dockerd
-  for p in "${REG_PIDS[@]}" $CTRD_PID; do
+  for p in "${REG_PIDS[@]}"; do
     kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
   done
+  [ -z "$CTRD_PID" ] || kill_group "$CTRD_PID"
   REG_PIDS=() CTRD_PID=
+}
+
+# kill_group PID: SIGKILL to the process group PID leads (a daemon started with setsid) and
+# its children. The bench's containerd and dockerd stores are thrown away after each run, so
+# nothing is lost, and a graceful stop costs 2-3 s each, hundreds of times over a full run.
+kill_group() {
+  kill -9 -- "-$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  while pgrep -g "$1" > /dev/null; do sleep 0.02; done
 }
 trap stop_daemons EXIT
 
@@ -228,10 +270,10 @@ stop_registry() {
 
 # fresh_containerd: a containerd of our own with an empty store (sets CTR).
 fresh_containerd() {
-  [ -z "$CTRD_PID" ] || { kill "$CTRD_PID"; wait "$CTRD_PID" 2>/dev/null || true; }
+  [ -z "$CTRD_PID" ] || kill_group "$CTRD_PID"
   unmount_under "$WORK/ctrd"
   rm -rf "$WORK/ctrd"; mkdir -p "$WORK/ctrd"
-  containerd --root "$WORK/ctrd/root" --state "$WORK/ctrd/state" --address "$WORK/ctrd/sock" > "$WORK/ctrd.log" 2>&1 &
+  setsid containerd --root "$WORK/ctrd/root" --state "$WORK/ctrd/state" --address "$WORK/ctrd/sock" > "$WORK/ctrd.log" 2>&1 &
   CTRD_PID=$!
   CTR=(ctr -a "$WORK/ctrd/sock" -n bench)
   for _ in $(seq 100); do "${CTR[@]}" version > /dev/null 2>&1 && return; sleep 0.1; done
@@ -241,12 +283,11 @@ fresh_containerd() {
 
 # need_corpus SCENARIO IMAGE: prints the corpus directory, or exits when IMAGE is not built.
 need_corpus() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
-  if [ ! -f "$corpus/oci/$2/index.json" ]; then
-    echo "bench: $1 needs the corpus: CORPUS_DIR=$corpus ../shared/corpus/build.sh rootfs images" >&2
+  if [ ! -f "$CORPUS/oci/$2/index.json" ]; then
+    echo "bench: $1 needs the corpus: CORPUS_DIR=$CORPUS ../shared/corpus/build.sh rootfs images" >&2
     exit 1
   fi
-  echo "$corpus"
+  echo "$CORPUS"
 }
 
 # fresh_dockerd: a dockerd of our own (Debian's docker.io) on an empty data root, without
@@ -258,7 +299,7 @@ fresh_dockerd() {
   local client
   client=$(command -v /usr/bin/docker || command -v docker) || return 1
   unmount_under "$WORK/dockerd"; rm -rf "$WORK/dockerd"; mkdir -p "$WORK/dockerd"
-  dockerd --data-root "$WORK/dockerd/root" --exec-root "$WORK/dockerd/exec" \
+  setsid dockerd --data-root "$WORK/dockerd/root" --exec-root "$WORK/dockerd/exec" \
     --pidfile "$WORK/dockerd/pid" -H "unix://$WORK/dockerd/sock" --storage-driver overlay2 \
     --iptables=false --ip-masq=false --ip-forward=false --bridge=none > "$WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
@@ -268,10 +309,15 @@ fresh_dockerd() {
   return 1
 }
 
-# stop_dockerd: stops the bench's dockerd (SIGTERM: it stops its containerd and unmounts).
+# stop_dockerd [--graceful]: stops the bench's dockerd and its containerd (SIGKILL, unless
+# --graceful: SIGTERM, for a store that is used afterwards).
 stop_dockerd() {
   [ -n "$DOCKERD_PID" ] || return 0
-  kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
+  if [ "${1:-}" = --graceful ]; then
+    kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
+  else
+    kill_group "$DOCKERD_PID"
+  fi
   DOCKERD_PID=
   unmount_under "$WORK/dockerd"
 }
@@ -408,7 +454,7 @@ PY
 }
 
 scenario_push() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  local corpus=$CORPUS
   local img=python; ((QUICK)) && img=debian-base
   echo "== push: $img to an empty registry on 127.0.0.1 (strata, ctr, docker)"
   start_registry registry; local src=$REG
@@ -452,7 +498,7 @@ scenario_push() {
 }
 
 scenario_containers() {
-  local corpus=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
+  local corpus=$CORPUS
   local img=debian-base n=$((RUNS * 4))
   ((QUICK)) && n=1
   echo "== containers: create and run --rm $img /bin/true (strata, ctr, docker), $n runs each"
@@ -717,7 +763,7 @@ scenario_migrate() {
     "${DOCKER[@]}" pull -q "$REG/corpus/$img:latest" > /dev/null
     refs+=" $REG/corpus/$img:latest"
   done
-  stop_dockerd
+  stop_dockerd --graceful
   # The store dockerd left behind, kept aside (fresh_dockerd would empty it).
   rm -rf "$WORK/docker-src"; mv "$WORK/dockerd" "$WORK/docker-src"
   local from=$WORK/docker-src/root root=$WORK/strata-root
@@ -749,7 +795,9 @@ scenario_migrate() {
 
 for s in "${SCENARIOS[@]}"; do
   declare -F "scenario_$s" > /dev/null || { echo "bench: unknown scenario $s" >&2; exit 2; }
+  t=$(date +%s)
   "scenario_$s"
+  meta "elapsed.$s" $(($(date +%s) - t))
 done
 
 meta machine.cpus "$(nproc)"
@@ -762,5 +810,6 @@ meta version.dd "$(dd --version | head -1)"
 meta date "$(date -u +%Y-%m-%dT%H:%MZ)"
 meta runs "$RUNS"
 meta quick "$QUICK"
+meta elapsed.total $(($(date +%s) - STARTED))
 python3 "$HERE/report.py" "$RESULTS" "$META" "$(dirname "$REPORT")" > "$REPORT"
 echo "== report: $REPORT"
