@@ -18,6 +18,8 @@
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
 # On a fresh Debian machine (with a Rust toolchain) it first installs the peers and tools from
 # Debian and builds the corpus with ../shared/corpus/build.sh, when they are missing.
+# --runs N: timed runs per system and scenario (default 3: the full run then fits in 30 min on
+# a fresh 2-core machine, setup included; the page gives min and max beside each median).
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
 # STRATA_BENCH_DIR (default /var/tmp/strata-bench): scratch space on the filesystem to measure.
@@ -25,7 +27,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 QUICK=0
-RUNS=5
+RUNS=3
 SCENARIOS=()
 while (($#)); do
   case "$1" in
