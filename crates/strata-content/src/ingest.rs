@@ -3,7 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::SystemTime;
@@ -15,6 +15,10 @@ use strata_types::{Digest, Sha256};
 use crate::{ContentError, LocalStore};
 
 const MAX_REF_LEN: usize = 1024;
+/// Ingest files: the owner's only, like everything in the store.
+const FILE_MODE: u32 = 0o600;
+/// Committed blobs: never written again, read by the owner only.
+pub const BLOB_MODE: u32 = 0o400;
 /// Copy and hash in chunks of this size: large enough that channel traffic is noise.
 const CHUNK: usize = 1 << 20;
 /// Ask the kernel to start writing back every this many bytes, so that the final fsync finds
@@ -79,13 +83,14 @@ impl LocalStore {
             {
                 return Err(ContentError::AlreadyExists(expected.clone()));
             }
-            fs::create_dir_all(&dir).map_err(ContentError::io("create ingest", &dir))?;
+            crate::store::private_dir(&dir).map_err(ContentError::io("create ingest", &dir))?;
             let data = dir.join("data");
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(FILE_MODE)
                 .open(&data)
                 .map_err(ContentError::io("open ingest", &data))?;
             lock(&file, r#ref, opts.wait, &data)?;
@@ -188,7 +193,14 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 fn write_small(path: &Path, contents: &[u8]) -> Result<(), ContentError> {
-    fs::write(path, contents).map_err(ContentError::io("write", path))
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .map_err(ContentError::io("write", path))
 }
 
 fn remove_ingest_dir(dir: &Path) -> Result<(), ContentError> {
@@ -423,7 +435,7 @@ impl Writer {
         self.file
             .sync_all()
             .map_err(ContentError::io("fsync ingest", &data))?;
-        fchmod(&self.file, Mode::from_raw_mode(0o444))
+        fchmod(&self.file, Mode::from_raw_mode(BLOB_MODE))
             .map_err(|e| ContentError::io("chmod ingest", &data)(e.into()))?;
         let target = self.store.blob_path(&actual);
         match renameat_with(

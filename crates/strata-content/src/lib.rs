@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! <root>/content/
-//! ├── blobs/sha256/<hex>          committed blobs, mode 0444, never rewritten
+//! ├── blobs/sha256/<hex>          committed blobs, mode 0400, never rewritten
 //! └── ingest/<sha256(ref)>/       one in-progress write, keyed by the caller's ref
 //!     ├── ref                     the ref itself (the directory name is its hash)
 //!     ├── total                   expected size, when the writer knew it
 //!     └── data                    bytes so far; flock(LOCK_EX) held by the writing process
 //! ```
+//!
+//! Directories are 0700 and ingest files 0600, whatever the umask: only the store's owner
+//! reads content (an image's layers may hold secrets; nothing here is for other users).
 //!
 //! A write goes: [`LocalStore::writer`] opens (or resumes) the ingest, the caller writes, and
 //! [`Writer::commit`] checks size and digest, fsyncs the data, renames it into `blobs/` with
@@ -25,5 +28,5 @@ mod ingest;
 mod store;
 
 pub use error::ContentError;
-pub use ingest::{IngestStatus, Writer, WriterOptions};
+pub use ingest::{BLOB_MODE, IngestStatus, Writer, WriterOptions};
 pub use store::{Blob, BlobInfo, LocalStore};

@@ -1,6 +1,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -27,7 +27,7 @@ impl LocalStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<LocalStore, ContentError> {
         let store = LocalStore { root: dir.into() };
         for d in [store.blobs_dir(), store.ingest_root()] {
-            fs::create_dir_all(&d).map_err(ContentError::io("create directory", &d))?;
+            private_dir(&d).map_err(ContentError::io("create directory", &d))?;
         }
         Ok(store)
     }
@@ -99,6 +99,11 @@ impl LocalStore {
         let path = self.blob_path(digest);
         fs::remove_file(&path).map_err(|e| not_found_or(e, digest, "remove blob", &path))
     }
+}
+
+/// Creates `dir` and its missing parents, closed to other users (mode 0700).
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 fn not_found_or(e: io::Error, digest: &Digest, op: &'static str, path: &Path) -> ContentError {

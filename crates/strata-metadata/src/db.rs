@@ -49,6 +49,7 @@ impl Db {
             path: path.to_owned(),
             source,
         };
+        create_private(path);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -159,6 +160,19 @@ impl Db {
     }
 }
 
+/// Makes a new database file the owner's only before SQLite opens it: it names every image,
+/// label and container. SQLite gives the `-wal` and `-shm` files the database file's mode.
+/// Failing here is left to SQLite's open to report.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)));
+}
+
 fn version(conn: &Connection) -> Result<u32, MetaError> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(MetaError::db("read schema version"))
@@ -221,6 +235,19 @@ mod tests {
                 let db = db.unwrap();
                 assert_eq!(db.schema_version().unwrap(), current_version());
             }
+        }
+    }
+
+    #[test]
+    fn database_files_are_the_owners_only() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        let db = Db::open(&path).unwrap();
+        db.write(|tx| tx.set_setting("k", Some("v"))).unwrap();
+        for name in ["metadata.db", "metadata.db-wal", "metadata.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{name}: {mode:o}");
         }
     }
 

@@ -283,19 +283,33 @@ pub fn with_temp_mount<T>(mounts: &[Mount], f: impl FnOnce(&Path) -> T) -> Resul
     with_temp_mount_in(&std::env::temp_dir(), mounts, f)
 }
 
-/// Mounts `mounts` on a fresh private directory (mode 0700) inside `parent`, runs `f` on it,
-/// then unmounts everything there and removes the directory. Unmounting always happens: if
-/// the mount is still busy after the retries, it is detached; if `f` panics, the mount is
-/// detached while the panic unwinds.
+/// Mounts `mounts` on a fresh directory inside a private one (mode 0700) in `parent`, runs
+/// `f` on it, then unmounts everything there and removes both directories. Unmounting always
+/// happens: if the mount is still busy after the retries, it is detached; if `f` panics, the
+/// mount is detached while the panic unwinds.
+///
+/// The mount point is not the private directory itself: a mounted root takes the mode of the
+/// snapshot's `/` (0755), and other users must not reach a container's files (its setuid
+/// programs above all) through it.
 pub fn with_temp_mount_in<T>(
     parent: &Path,
     mounts: &[Mount],
     f: impl FnOnce(&Path) -> T,
 ) -> Result<T, MountError> {
+    let dir = make_temp_dir(parent)?;
     let mut guard = TempMount {
-        path: make_temp_dir(parent)?,
+        path: dir.join("root"),
+        dir,
         mounted: false,
     };
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&guard.path)
+        .map_err(|source| MountError::Io {
+            op: "create temporary mount point",
+            path: guard.path.clone(),
+            source,
+        })?;
     mount_all(mounts, &guard.path)?;
     guard.mounted = true;
     let value = f(&guard.path);
@@ -304,6 +318,8 @@ pub fn with_temp_mount_in<T>(
 }
 
 struct TempMount {
+    /// The private directory holding the mount point.
+    dir: PathBuf,
     path: PathBuf,
     mounted: bool,
 }
@@ -315,11 +331,14 @@ impl TempMount {
             unmount_all(&self.path, UnmountFlags::DETACH)?;
         }
         self.mounted = false;
-        fs::remove_dir(&self.path).map_err(|source| MountError::Io {
-            op: "remove temporary mount point",
-            path: self.path.clone(),
-            source,
-        })
+        for p in [&self.path, &self.dir] {
+            fs::remove_dir(p).map_err(|source| MountError::Io {
+                op: "remove temporary mount point",
+                path: p.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -333,6 +352,7 @@ impl Drop for TempMount {
         }
         // Already removed on the normal path; a leftover directory is only untidy.
         let _ = fs::remove_dir(&self.path);
+        let _ = fs::remove_dir(&self.dir);
     }
 }
 

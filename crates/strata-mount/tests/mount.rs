@@ -189,6 +189,10 @@ fn temp_mount_always_unmounts() {
 
     let (content, where_) = with_temp_mount_in(&scratch, &[Mount::bind(&src, true)], |dir| {
         assert!(is_mount_point(dir));
+        // Other users cannot reach the mounted files (a container's setuid programs).
+        use std::os::unix::fs::PermissionsExt;
+        let parent = fs::metadata(dir.parent().unwrap()).unwrap();
+        assert_eq!(parent.permissions().mode() & 0o7777, 0o700);
         (fs::read_to_string(dir.join("f")).unwrap(), dir.to_owned())
     })
     .unwrap();

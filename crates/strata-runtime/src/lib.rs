@@ -15,15 +15,20 @@
 //!
 //! ```text
 //! <root>/containers/<id>/      one per container (the bundle)
-//! ├── config.json              the OCI runtime spec
+//! ├── config.json              the OCI runtime spec (0600: it holds the environment)
 //! ├── rootfs/                  mount point of the writable layer while it runs
-//! ├── hostname, hosts, resolv.conf   bind-mounted into the container
+//! ├── hostname, hosts, resolv.conf   bind-mounted into the container (0644)
 //! ├── state.json               status, pid, start/finish times, exit code (monitor-written)
 //! ├── monitor.lock             flock held by the live monitor: `wait` blocks on it
 //! └── <id>-json.log            stdout/stderr of a container started by a monitor
 //! <root>/runtime/<name>/       the runtime's own state (`runc --root`)
 //! ```
+//!
+//! Directories are 0700 and files 0600 (the log 0640), see [`files`]; the `-t` console
+//! socket lives in a fresh 0700 directory of its own, so no other user can connect to it
+//! or put one there first.
 
+pub mod files;
 pub mod logs;
 pub mod monitor;
 pub mod runc;

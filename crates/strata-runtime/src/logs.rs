@@ -38,9 +38,11 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn open(path: &Path) -> io::Result<LogWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::files::LOG)
             .open(path)?;
         Ok(LogWriter {
             file,

@@ -19,6 +19,7 @@ use std::fs::{self, File};
 use std::io::{self, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -376,7 +377,10 @@ fn reap(pid: i32) -> i32 {
 
 /// `<runtime> create` and `start`; the container's pid and its stdio.
 fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
-    let _ = fs::remove_file(cfg.dir.join("runtime.log"));
+    // Made empty and the owner's before the runtime appends to it (runc would make it 0644).
+    let log = cfg.dir.join("runtime.log");
+    let _ = fs::remove_file(&log);
+    let _ = crate::files::create_new(&log, crate::files::PRIVATE);
     let pid_file = cfg.dir.join("init.pid");
     let _ = fs::remove_file(&pid_file);
     let mut c = cfg.runtime.command(Some(&cfg.dir));
@@ -392,12 +396,13 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
         stdin: None,
     };
     if cfg.tty {
-        let sock = std::env::temp_dir().join(format!(
-            "strata-console-{}-{}.sock",
-            std::process::id(),
-            cfg.id.get(..12).unwrap_or(&cfg.id)
-        ));
-        let _ = fs::remove_file(&sock);
+        // A fresh 0700 directory: no other user can put a socket there first or connect to
+        // ours (and the bundle's path can be longer than a socket path may be).
+        let private = tempfile::Builder::new()
+            .prefix("strata-console-")
+            .tempdir()
+            .map_err(io_err("create a directory for the console socket in", &std::env::temp_dir()))?;
+        let sock = private.path().join("console.sock");
         let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
         listener
             .set_nonblocking(true)
@@ -421,7 +426,7 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
                 Err(e) => return Err(io_err("accept on", &sock)(e)),
             }
         };
-        let _ = fs::remove_file(&sock);
+        drop(private);
         io.pty = master;
         wait_runtime(cfg, child, "create")?;
     } else {
@@ -453,6 +458,8 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
         .trim()
         .parse()
         .map_err(|_| io_err("parse", &pid_file)(io::Error::from(io::ErrorKind::InvalidData)))?;
+    // The runtime writes it world-readable; the store's files are its owner's.
+    let _ = fs::set_permissions(&pid_file, fs::Permissions::from_mode(crate::files::PRIVATE));
     let mut start = cfg.runtime.command(Some(&cfg.dir));
     start
         .args(["start", &cfg.id])

@@ -9,6 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::files::private_dir;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
@@ -132,7 +134,7 @@ impl Runtime {
     }
 
     fn output(&self, op: &'static str, mut c: Command) -> Result<Output, RuntimeError> {
-        let _ = fs::create_dir_all(&self.root);
+        let _ = private_dir(&self.root);
         let out = c
             .stdin(Stdio::null())
             .output()
@@ -225,14 +227,14 @@ impl Runtime {
         process: &oci_spec::runtime::Process,
         opts: &ExecOptions,
     ) -> Result<ExecOutcome, RuntimeError> {
-        fs::create_dir_all(&self.root).map_err(|source| RuntimeError::Io {
+        private_dir(&self.root).map_err(|source| RuntimeError::Io {
             what: "create",
             path: self.root.clone(),
             source,
         })?;
         let file = tempfile_in(&self.root, process)?;
         let log_dir = self.root.join(format!("exec-{}", std::process::id()));
-        fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::Io {
+        private_dir(&log_dir).map_err(|source| RuntimeError::Io {
             what: "create",
             path: log_dir.clone(),
             source,
@@ -275,11 +277,14 @@ fn tempfile_in(dir: &Path, process: &oci_spec::runtime::Process) -> Result<PathB
         path: path.clone(),
         source: io::Error::other(e),
     })?;
-    fs::write(&path, bytes).map_err(|source| RuntimeError::Io {
-        what: "write",
-        path: path.clone(),
-        source,
-    })?;
+    // The process holds the exec's environment: the owner's only, like the bundle's spec.
+    crate::files::create_new(&path, crate::files::PRIVATE)
+        .and_then(|mut f| io::Write::write_all(&mut f, &bytes))
+        .map_err(|source| RuntimeError::Io {
+            what: "write",
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 

@@ -346,14 +346,9 @@ fn write_etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<()
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SpecError> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(io_err("write", path))
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    crate::files::write_atomic(path, bytes, crate::files::mode_of(&name))
+        .map_err(io_err("write", path))
 }
 
 /// Writes `bundle/config.json` atomically.

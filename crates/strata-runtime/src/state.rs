@@ -6,7 +6,8 @@
 //! the lock is what a crash (or reboot) of the monitor leaves; callers clean that up.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,15 +58,10 @@ pub fn read(dir: &Path) -> Result<ContainerState, RuntimeError> {
 /// Replaces the state (temporary file + rename: never half a record).
 pub fn write(dir: &Path, state: &ContainerState) -> Result<(), RuntimeError> {
     let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
     let bytes =
         serde_json::to_vec(state).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
-    let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        fs::rename(&tmp, &path)
-    };
-    write().map_err(io_err("write", &path))
+    crate::files::write_atomic(&path, &bytes, crate::files::PRIVATE)
+        .map_err(io_err("write", &path))
 }
 
 fn open_lock(dir: &Path) -> io::Result<File> {
@@ -74,6 +70,7 @@ fn open_lock(dir: &Path) -> io::Result<File> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(crate::files::PRIVATE)
         .open(dir.join(LOCK_FILE))
 }
 

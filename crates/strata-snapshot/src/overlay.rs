@@ -31,7 +31,8 @@ impl Backend for Overlay {
         fsutil::mkdir(&fs, 0o755)?;
         self.rebased(dir, parents)?;
         if kind == SnapshotKind::Active {
-            fsutil::mkdir(&dir.join("work"), 0o711)?;
+            // overlayfs's own scratch: nobody else's business (0700, as Docker's overlay2).
+            fsutil::mkdir(&dir.join("work"), 0o700)?;
         }
         Ok(())
     }

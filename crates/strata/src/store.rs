@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +13,8 @@ use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::ErrorKind;
 
 pub use strata_snapshot::SNAPSHOTTERS;
+
+mod modes;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/strata";
 
@@ -92,7 +94,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating it (mode 0711, as Docker's data root) if needed.
+    /// Opens the store at `root`, creating it if needed; a root other users can reach is
+    /// closed first (see [`modes`]).
     pub fn open(root: &Path, snapshotter: &str) -> Result<Store, StoreError> {
         if !SNAPSHOTTERS.contains(&snapshotter) {
             return Err(StoreError::UnknownSnapshotter(snapshotter.to_owned()));
@@ -151,19 +154,51 @@ fn prepare_root(root: &Path) -> Result<(), StoreError> {
         path: root.to_owned(),
         source,
     };
-    match fs::metadata(root) {
-        Ok(m) if m.is_dir() => {}
+    let existing = match fs::metadata(root) {
+        Ok(m) if m.is_dir() => Some(m.mode() & 0o7777),
         Ok(_) => return Err(create(io::Error::from(io::ErrorKind::NotADirectory))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(root).map_err(create)?;
-            fs::set_permissions(root, fs::Permissions::from_mode(0o711)).map_err(create)?;
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent).map_err(create)?;
+            }
+            match fs::DirBuilder::new().mode(modes::ROOT_MODE).create(root) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(create(e)),
+                _ => {}
+            }
+            fs::set_permissions(root, fs::Permissions::from_mode(modes::ROOT_MODE))
+                .map_err(create)?;
+            None
         }
         Err(e) => return Err(create(e)),
-    }
+    };
     access(root, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| StoreError::RootNotWritable {
         path: root.to_owned(),
         source: e.into(),
-    })
+    })?;
+    if existing.is_some_and(|mode| mode != modes::ROOT_MODE) {
+        tighten(root);
+    }
+    Ok(())
+}
+
+/// Closes a root other users can reach (one made by an older strata, or by hand), saying so
+/// once for a store that holds anything. A failure is a warning, and the next command tries
+/// again: the store itself still works.
+fn tighten(root: &Path) {
+    let had_store = root.join("metadata.db").exists();
+    match modes::tighten(root) {
+        Ok(()) if had_store => tracing::warn!(
+            "tightened the permissions of the store at {}: it is now closed to other users \
+             (directories 0700, files 0600)",
+            root.display()
+        ),
+        Ok(()) => {}
+        Err(e) => tracing::warn!(
+            "store {} is open to other users and could not be closed: {e} (run strata as the \
+             store's owner, or chmod 0700 it)",
+            root.display()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +213,7 @@ mod tests {
         assert!(store.root().join("metadata.db").exists());
         assert_eq!(
             fs::metadata(&root).unwrap().permissions().mode() & 0o777,
-            0o711
+            0o700
         );
         let err = Store::open(&root, "zfs").unwrap_err();
         assert!(

@@ -245,7 +245,7 @@ pub fn create(
         ),
     };
     let data = data_dir(store.root(), &name);
-    fs::create_dir_all(&data).map_err(io_err("create", &data))?;
+    make_data_dir(&data).map_err(io_err("create", &data))?;
     let record = VolumeRecord {
         name: name.clone(),
         driver: "local".into(),
@@ -310,6 +310,20 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("remove", &dir)(e)),
+    }
+}
+
+/// `volumes/<name>/` is the owner's only; `_data` is what the container sees at the mount
+/// point, so it starts as Docker's: 0755 (copy-up then gives it the image's mode).
+fn make_data_dir(data: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = data.parent() {
+        strata_runtime::files::private_dir(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o755).create(data) {
+        Ok(()) => fs::set_permissions(data, fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

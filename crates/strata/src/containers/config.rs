@@ -2,7 +2,7 @@
 //! `inspect`, `commit` and `rm` (the OCI `config.json` says how to run; this says why).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -68,15 +68,13 @@ impl ContainerConfig {
         serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    /// Written to a temporary file, synced and renamed over: never half a file.
+    /// Written to a temporary file, synced and renamed over: never half a file. The owner's
+    /// only: it holds the container's command and environment.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        let tmp = dir.join(format!(".{FILE}.tmp"));
-        let mut f = fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, self)
+        let mut bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(FILE))
+        bytes.push(b'\n');
+        strata_runtime::files::write_atomic(&dir.join(FILE), &bytes, strata_runtime::files::PRIVATE)
     }
 
     /// `COMMAND` as `ps` shows it: the arguments joined by spaces, quoted.

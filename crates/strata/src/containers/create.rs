@@ -184,7 +184,7 @@ fn prepare(
     record: &ContainerRecord,
 ) -> Result<(), ContainerError> {
     let bundle = dir(store.root(), &record.id);
-    fs::create_dir_all(bundle.join("rootfs"))
+    strata_runtime::files::private_dir(&bundle.join("rootfs"))
         .map_err(|e| ContainerError::io("create the container directory", e))?;
     let parent = image.top.as_ref().map(ToString::to_string);
     let init = init_layer(sn, &record.id, parent.as_deref())?;
