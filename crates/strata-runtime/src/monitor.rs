@@ -400,6 +400,7 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
         // ours (and the bundle's path can be longer than a socket path may be).
         let private = tempfile::Builder::new()
             .prefix("strata-console-")
+            .permissions(fs::Permissions::from_mode(crate::files::DIR))
             .tempdir()
             .map_err(io_err("create a directory for the console socket in", &std::env::temp_dir()))?;
         let sock = private.path().join("console.sock");

@@ -15,7 +15,7 @@
 //! host file, and bounded to 1 MiB each.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
