@@ -73,16 +73,27 @@ pub enum CapError {
     Unsupported(String),
 }
 
-/// The capabilities this kernel has (up to `/proc/sys/kernel/cap_last_cap`).
+/// The capabilities available here, as Docker counts them: those this process holds
+/// (a kernel may know more than a sandboxed root has; the runtime could not grant those),
+/// else every capability up to `/proc/sys/kernel/cap_last_cap`.
 pub fn all() -> Vec<String> {
+    let held = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(KNOWN.len() - 1);
     KNOWN
         .iter()
-        .take(last + 1)
-        .map(|c| (*c).to_owned())
+        .enumerate()
+        .filter(|(i, _)| match held {
+            Some(bits) if bits != 0 => bits & (1 << i) != 0,
+            _ => *i <= last,
+        })
+        .map(|(_, c)| (*c).to_owned())
         .collect()
 }
 
