@@ -7,6 +7,9 @@
 //!
 //! - [`spec`]: the runtime spec (`config.json`) from an image config plus the user's flags,
 //!   on Docker's default spec (namespaces, capabilities, masked and read-only paths).
+//! - [`security`]: capabilities, seccomp, no-new-privileges, AppArmor, `--privileged`; the
+//!   seccomp policy itself in [`seccomp`] (Docker's default as our own data) and
+//!   capability names in [`caps`].
 //! - [`runc`]: the runtime binary (runc by default, crun or another by name) driven by its CLI,
 //!   with its state under the store root.
 //! - [`monitor`]: the per-container monitor, attached (`run`) or detached (`run -d`, `start`).
@@ -28,9 +31,12 @@
 //! socket lives in a fresh 0700 directory of its own, so no other user can connect to it
 //! or put one there first.
 
+pub mod caps;
 pub mod files;
 pub mod logs;
 pub mod monitor;
 pub mod runc;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod state;

@@ -1,13 +1,12 @@
 //! The runtime spec (`config.json`) of a container: the image config plus the user's flags,
 //! on Docker's default spec.
 //!
-//! Docker's defaults kept here: the 14 default capabilities (bounding, effective, permitted),
-//! its mounts (`/proc`, `/dev`, `/dev/pts`, `/dev/shm` 64 MiB, `/dev/mqueue`, `/sys` and
+//! Docker's defaults kept here: its mounts (`/proc`, `/dev`, `/dev/pts`, `/dev/shm` 64 MiB, `/dev/mqueue`, `/sys` and
 //! `/sys/fs/cgroup` read-only), its masked and read-only paths, its device cgroup allow-list,
 //! namespaces pid, ipc, uts, mount and — unless `--network host` — network (runc brings up
 //! loopback in a new one; strata sets up no other networking), and `/etc/hostname`,
-//! `/etc/hosts`, `/etc/resolv.conf` bind-mounted from files in the bundle. Not yet: Docker's
-//! default seccomp profile and AppArmor profile (the container runs without either).
+//! `/etc/hosts`, `/etc/resolv.conf` bind-mounted from files in the bundle. Capabilities,
+//! seccomp, no-new-privileges, AppArmor and `--privileged` are [`crate::security`]'s.
 //!
 //! Users: `-u name|uid[:group|gid]` (else the image's `User`) resolves through the image's
 //! `/etc/passwd` and `/etc/group`, read inside the root filesystem with
@@ -26,23 +25,6 @@ use strata_types::oci::ImageConfig;
 
 /// Docker's default `PATH` when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
@@ -93,6 +75,8 @@ pub enum SpecError {
     },
     #[error("build the runtime spec")]
     Json(#[source] serde_json::Error),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }
 
 /// `--network`.
@@ -130,6 +114,8 @@ pub struct SpecOptions {
     pub read_only: bool,
     pub network: Network,
     pub mounts: Vec<BindMount>,
+    /// Capabilities, seccomp, no-new-privileges, AppArmor, `--privileged`.
+    pub security: crate::security::Security,
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SpecError + use<> {
@@ -216,7 +202,7 @@ pub fn build(
     if opts.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
-    let v = json!({
+    let mut v = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": opts.tty,
@@ -224,12 +210,6 @@ pub fn build(
             "args": args,
             "env": env,
             "cwd": cwd,
-            "capabilities": {
-                "bounding": CAPABILITIES,
-                "effective": CAPABILITIES,
-                "permitted": CAPABILITIES,
-            },
-            "noNewPrivileges": false,
             "oomScoreAdj": 0,
         },
         "root": {"path": rootfs, "readonly": opts.read_only},
@@ -243,6 +223,7 @@ pub fn build(
             "readonlyPaths": READONLY_PATHS,
         },
     });
+    opts.security.apply(&mut v)?;
     serde_json::from_value(v).map_err(SpecError::Json)
 }
 

@@ -141,6 +141,18 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
+    /// Give extended privileges to this container (all capabilities and host devices, no seccomp filter, no masked paths).
+    #[arg(long)]
+    privileged: bool,
+    /// Add Linux capabilities (NAME, CAP_NAME or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities (NAME, CAP_NAME or ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined|builtin|FILE, no-new-privileges[=true|false], apparmor=PROFILE.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opt: Vec<String>,
     /// Container host name (default: the short container ID).
     #[arg(short = 'h', long)]
     hostname: Option<String>,
@@ -383,6 +395,12 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
             read_only: args.read_only,
             network,
             mounts: Vec::new(),
+            security: super::security_opts::security(
+                args.privileged,
+                &args.cap_add,
+                &args.cap_drop,
+                &args.security_opt,
+            )?,
         },
         mounts,
         labels: super::parse_labels(&args.label).into_iter().collect(),

@@ -26,6 +26,7 @@ mod ps;
 mod pull;
 mod push;
 mod save;
+mod security_opts;
 mod settings;
 mod snapshot;
 mod system;

@@ -305,6 +305,24 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<()> {
     fail_with_all(errors)
 }
 
+/// Docker shows an empty list as `null`.
+fn null_if_empty(v: &[String]) -> Value {
+    if v.is_empty() { Value::Null } else { json!(v) }
+}
+
+/// The AppArmor profile the container runs under: none where the kernel lacks AppArmor.
+fn apparmor_profile(config: &crate::containers::config::ContainerConfig) -> String {
+    if !strata_runtime::security::apparmor_enabled() {
+        return String::new();
+    }
+    config
+        .security_opt
+        .iter()
+        .find_map(|o| o.strip_prefix("apparmor="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -> Value {
     let config = c.config.clone().unwrap_or_default();
     let st = &c.state;
@@ -338,7 +356,12 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
             "ReadonlyRootfs": config.read_only,
             "Runtime": c.record.runtime,
             "Binds": config.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source, m.destination, if m.rw { "" } else { ":ro" })).collect::<Vec<_>>(),
+            "Privileged": config.privileged,
+            "CapAdd": null_if_empty(&config.cap_add),
+            "CapDrop": null_if_empty(&config.cap_drop),
+            "SecurityOpt": null_if_empty(&config.security_opt),
         },
+        "AppArmorProfile": apparmor_profile(&config),
         "Mounts": config.mounts,
         "Config": {
             "Hostname": config.hostname,

@@ -118,6 +118,41 @@ fn mem_total() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Docker's `SecurityOptions`: the confinement every container gets unless its flags say
+/// otherwise (no cgroup namespace, user namespace or rootless mode here).
+fn security_options() -> Vec<String> {
+    let mut v = Vec::new();
+    if strata_runtime::security::apparmor_enabled() {
+        v.push("name=apparmor".to_owned());
+    }
+    if strata_runtime::seccomp::kernel_supports_seccomp() {
+        v.push("name=seccomp,profile=builtin".to_owned());
+    }
+    v
+}
+
+/// As Docker's CLI prints them (`seccomp` then `Profile: builtin`), and whether AppArmor is
+/// there at all.
+fn print_security_options() {
+    println!(" Security Options:");
+    for opt in security_options() {
+        let mut parts = opt.split(',').filter_map(|kv| kv.split_once('='));
+        if let Some((_, name)) = parts.next() {
+            println!("  {name}");
+        }
+        for (k, v) in parts {
+            let mut c = k.chars();
+            let key: String = c.next().map(|f| f.to_ascii_uppercase()).into_iter().chain(c).collect();
+            println!("   {key}: {v}");
+        }
+    }
+    if strata_runtime::security::apparmor_enabled() {
+        println!("  (apparmor: strata loads no default profile; --security-opt apparmor=NAME applies a loaded one)");
+    } else {
+        println!("  (apparmor: absent, not enabled in this kernel; containers run without an AppArmor profile)");
+    }
+}
+
 pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
     let (images, ids) = store.db().read(|tx| {
         Ok((
@@ -162,6 +197,7 @@ pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": runtimes,
         "DefaultRuntime": default_runtime,
+        "SecurityOptions": security_options(),
         "MetadataSchemaVersion": store.db().schema_version()?,
         "ClientInfo": client_version(),
     });
@@ -199,6 +235,7 @@ pub fn info(store: &Store, debug: bool, args: &InfoArgs) -> anyhow::Result<()> {
             .and_then(|r| r.version())
             .map_or_else(|e| format!(" ({e})"), |v| format!(" ({v})"));
     println!(" Default Runtime: {default_runtime}{version}");
+    print_security_options();
     println!(" Kernel Version: {}", s("KernelVersion"));
     println!(" Operating System: {}", s("OperatingSystem"));
     println!(" OSType: {}", s("OSType"));

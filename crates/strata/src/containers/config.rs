@@ -58,6 +58,16 @@ pub struct ContainerConfig {
     pub stop_signal: String,
     pub mounts: Vec<MountPoint>,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--privileged`, `--cap-add`, `--cap-drop`, `--security-opt` as given (the spec holds
+    /// their effect; containers made before them have none).
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 pub const FILE: &str = "container.json";

@@ -365,5 +365,9 @@ fn container_config(
         stop_signal: run.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
         mounts,
         labels: opts.labels.clone(),
+        privileged: spec_opts.security.privileged,
+        cap_add: spec_opts.security.cap_add.clone(),
+        cap_drop: spec_opts.security.cap_drop.clone(),
+        security_opt: spec_opts.security.opts.clone(),
     }
 }
