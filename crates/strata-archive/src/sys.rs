@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 /// How every path inside a root is resolved: symlinks (absolute or with `..`) resolve as if the
 /// root were `/`, `/proc` magic links are refused, and mount points are not crossed.
@@ -66,12 +66,26 @@ const LONGEST_PATH: usize = 4000;
 /// kernel (a layer may name one: tar's PAX `path` has no limit). The same rules: symlinks,
 /// absolute or with `..`, resolve as if `root` were `/`; `..` never climbs above it; no
 /// other filesystem is entered; at most 40 symlinks; a final symlink is followed unless
-/// `flags` has `O_NOFOLLOW`. Holds one `O_PATH` fd per level of the resolved path (`..` goes
-/// back to the one below: never through the filesystem's own `..`).
+/// `flags` has `O_NOFOLLOW`. The longest prefix the kernel takes is resolved by one
+/// `openat2` (the same rules); the rest by hand, holding one `O_PATH` fd per level (`..` goes
+/// back to the one below, never through the filesystem's own `..`). A `..` that would climb
+/// back into that prefix starts again, all by hand.
 fn open_long_in_root(
     root: BorrowedFd<'_>,
     path: &[u8],
     flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    match walk_long(root, path, flags, true) {
+        Err(rustix::io::Errno::NOTRECOVERABLE) => walk_long(root, path, flags, false),
+        r => r,
+    }
+}
+
+fn walk_long(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+    kernel_prefix: bool,
 ) -> rustix::io::Result<OwnedFd> {
     use rustix::io::Errno;
     fn parts(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -79,13 +93,30 @@ fn open_long_in_root(
     }
     let follow_last = !flags.contains(OFlags::NOFOLLOW);
     let root_dev = rustix::fs::fstat(root)?.st_dev;
-    let mut todo: std::collections::VecDeque<Vec<u8>> = parts(path).map(<[u8]>::to_vec).collect();
+    let mut rest = path;
+    // Where the walk by hand starts: `None` is `root`.
+    let mut base: Option<OwnedFd> = None;
+    if kernel_prefix && let Some(cut) = path[..LONGEST_PATH].iter().rposition(|&b| b == b'/') {
+        base = Some(openat2_in_root(
+            root,
+            &path[..cut],
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        )?);
+        rest = &path[cut + 1..];
+    }
+    let mut todo: std::collections::VecDeque<Vec<u8>> = parts(rest).map(<[u8]>::to_vec).collect();
     let mut stack: Vec<OwnedFd> = Vec::new();
     let mut links = 0;
     while let Some(c) = todo.pop_front() {
-        let cur = stack.last().map_or(root, |f| f.as_fd());
+        let cur = stack
+            .last()
+            .or(base.as_ref())
+            .map_or(root, |f| f.as_fd());
         if c == b".." {
-            stack.pop();
+            if stack.pop().is_none() && base.is_some() {
+                // Above the prefix the kernel resolved: its levels are not on the stack.
+                return Err(Errno::NOTRECOVERABLE);
+            }
             continue;
         }
         let last = todo.is_empty();
@@ -98,6 +129,7 @@ fn open_long_in_root(
             let target = rustix::fs::readlinkat(cur, c.as_slice(), Vec::new())?.into_bytes();
             if target.starts_with(b"/") {
                 stack.clear();
+                base = None;
             }
             for t in parts(&target).rev() {
                 todo.push_front(t.to_vec());
@@ -119,43 +151,30 @@ fn open_long_in_root(
         )?;
         stack.push(fd);
     }
-    let cur = stack.last().map_or(root, |f| f.as_fd());
+    let cur = stack
+        .last()
+        .or(base.as_ref())
+        .map_or(root, |f| f.as_fd());
     rustix::fs::openat(cur, ".", flags, Mode::empty())
 }
 
 /// `name` in `dir`, not following a symlink.
 pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Stat> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+    strata_fs::lstat_at(dir, name)
 }
 
 pub(crate) fn file_type(st: &Stat) -> FileType {
-    FileType::from_raw_mode(st.st_mode)
+    strata_fs::file_type(st)
 }
 
 /// Opens the directory `name` in `dir` for reading, refusing a symlink.
 pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno)
+    strata_fs::open_subdir(dir, name)
 }
 
 /// The names in an open directory, without `.` and `..`.
 pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, FileType)>> {
-    let mut out = Vec::new();
-    let mut d = Dir::read_from(dir).map_err(errno)?;
-    for entry in &mut d {
-        let entry = entry.map_err(errno)?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push((name.to_vec(), entry.file_type()));
-    }
-    Ok(out)
+    strata_fs::list(dir)
 }
 
 /// Removes `name` in `dir` and, if it is a directory, everything below it (any depth). Never
@@ -440,6 +459,42 @@ mod tests {
             let st = rustix::fs::fstat(&d).map_err(errno)?;
             assert_eq!(st.st_ino, std::os::unix::fs::MetadataExt::ino(&root_etc));
         }
+        Ok(())
+    }
+
+    /// Past PATH_MAX the resolution is done by hand, with the same rules: symlinks deep in the
+    /// path resolve inside the root, `..` stops at it.
+    #[test]
+    fn long_paths_resolve_inside_the_root() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("a"))?;
+        let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let mut dir = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let mut rel = Vec::new();
+        for _ in 0..400 {
+            rustix::fs::mkdirat(&dir, "dddddddddd", Mode::from_raw_mode(0o755)).map_err(errno)?;
+            dir = open_subdir(dir.as_fd(), b"dddddddddd")?;
+            rel.extend_from_slice(b"dddddddddd/");
+        }
+        rustix::fs::symlinkat("/a", &dir, "abs").map_err(errno)?;
+        rustix::fs::symlinkat("../".repeat(500).as_str(), &dir, "up").map_err(errno)?;
+        rustix::fs::symlinkat("../..", &dir, "two").map_err(errno)?;
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let at = |name: &str| -> io::Result<u64> {
+            let mut p = rel.clone();
+            p.extend_from_slice(name.as_bytes());
+            let d = open_dir_in(fd.as_fd(), &p)?;
+            Ok(rustix::fs::fstat(&d).map_err(errno)?.st_ino)
+        };
+        assert!(rel.len() > LONGEST_PATH);
+        assert_eq!(at("abs")?, ino(&root.join("a"))?);
+        assert_eq!(at("up")?, ino(&root)?);
+        let two_up = rustix::fs::openat(&dir, "../..", OFlags::PATH, Mode::empty()).map_err(errno)?;
+        assert_eq!(at("two")?, rustix::fs::fstat(&two_up).map_err(errno)?.st_ino);
+        assert!(at("missing").is_err());
         Ok(())
     }
 

@@ -8,7 +8,6 @@
 //! runtime, unmounts its root filesystem and records it as exited.
 
 use std::ffi::OsString;
-use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 

@@ -7,8 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use strata_metadata::ContainerRecord;
@@ -124,6 +122,8 @@ pub fn apparent_size(root: &Path) -> std::io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
