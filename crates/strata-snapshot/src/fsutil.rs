@@ -1,7 +1,6 @@
 //! Small filesystem helpers the engine and backends share.
 
 use std::fs;
-use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
