@@ -71,8 +71,8 @@
 //!
 //! # Diff
 //!
-//! [`diff_overlay_upper`] (an overlayfs upper directory) and [`diff_trees`] (two full trees)
-//! write a deterministic OCI layer tar of a change: entries in depth-first order with names
+//! [`diff_overlay_upper`] (an overlayfs upper directory), [`diff_trees`] (two full trees) and
+//! [`tar_tree`] (one whole tree: `export`) write a deterministic OCI layer tar of a change: entries in depth-first order with names
 //! sorted bytewise, ustar headers with PAX records for long names and xattrs, numeric owners
 //! and no user or group names, whole-second mtimes, whiteouts as empty regular files with
 //! every field zero, hardlinks as link entries to the first path of the inode. The same
@@ -95,7 +95,7 @@ mod tarstream;
 
 pub use apply::{ApplyOptions, ApplyStats, RecordedSplit, Reused, WhiteoutMode, apply_layer};
 pub use compression::{Compression, decompress, detect_compression};
-pub use diff::{DiffStats, diff_overlay_upper, diff_trees};
+pub use diff::{DiffStats, diff_overlay_upper, diff_trees, tar_tree};
 pub use docker_split::{docker_split_from, rebuild_docker_layer, rebuild_docker_layer_prefetched};
 pub use error::ArchiveError;
 pub use limits::Limits;

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 /// How every path inside a root is resolved: symlinks (absolute or with `..`) resolve as if the
 /// root were `/`, `/proc` magic links are refused, and mount points are not crossed.
@@ -44,6 +44,9 @@ pub(crate) fn openat2_in_root(
     path: &[u8],
     flags: OFlags,
 ) -> rustix::io::Result<OwnedFd> {
+    if path.len() > LONGEST_PATH {
+        return open_long_in_root(root, path, flags);
+    }
     let mut tries = 0;
     loop {
         match rustix::fs::openat2(root, path, flags, Mode::empty(), IN_ROOT) {
@@ -56,64 +59,128 @@ pub(crate) fn openat2_in_root(
     }
 }
 
+/// The longest path handed to the kernel whole: it refuses `PATH_MAX` (4096) bytes and more.
+const LONGEST_PATH: usize = 4000;
+
+/// `RESOLVE_IN_ROOT` done by hand, one component at a time, for a path too long for the
+/// kernel (a layer may name one: tar's PAX `path` has no limit). The same rules: symlinks,
+/// absolute or with `..`, resolve as if `root` were `/`; `..` never climbs above it; no
+/// other filesystem is entered; at most 40 symlinks; a final symlink is followed unless
+/// `flags` has `O_NOFOLLOW`. The longest prefix the kernel takes is resolved by one
+/// `openat2` (the same rules); the rest by hand, holding one `O_PATH` fd per level (`..` goes
+/// back to the one below, never through the filesystem's own `..`). A `..` that would climb
+/// back into that prefix starts again, all by hand.
+fn open_long_in_root(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    match walk_long(root, path, flags, true) {
+        Err(rustix::io::Errno::NOTRECOVERABLE) => walk_long(root, path, flags, false),
+        r => r,
+    }
+}
+
+fn walk_long(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+    kernel_prefix: bool,
+) -> rustix::io::Result<OwnedFd> {
+    use rustix::io::Errno;
+    fn parts(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+        p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+    }
+    let follow_last = !flags.contains(OFlags::NOFOLLOW);
+    let root_dev = rustix::fs::fstat(root)?.st_dev;
+    let mut rest = path;
+    // Where the walk by hand starts: `None` is `root`.
+    let mut base: Option<OwnedFd> = None;
+    if kernel_prefix && let Some(cut) = path[..LONGEST_PATH].iter().rposition(|&b| b == b'/') {
+        base = Some(openat2_in_root(
+            root,
+            &path[..cut],
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        )?);
+        rest = &path[cut + 1..];
+    }
+    let mut todo: std::collections::VecDeque<Vec<u8>> = parts(rest).map(<[u8]>::to_vec).collect();
+    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        let cur = stack
+            .last()
+            .or(base.as_ref())
+            .map_or(root, |f| f.as_fd());
+        if c == b".." {
+            if stack.pop().is_none() && base.is_some() {
+                // Above the prefix the kernel resolved: its levels are not on the stack.
+                return Err(Errno::NOTRECOVERABLE);
+            }
+            continue;
+        }
+        let last = todo.is_empty();
+        let st = rustix::fs::statat(cur, c.as_slice(), AtFlags::SYMLINK_NOFOLLOW)?;
+        if file_type(&st) == FileType::Symlink && (!last || follow_last) {
+            links += 1;
+            if links > 40 {
+                return Err(Errno::LOOP);
+            }
+            let target = rustix::fs::readlinkat(cur, c.as_slice(), Vec::new())?.into_bytes();
+            if target.starts_with(b"/") {
+                stack.clear();
+                base = None;
+            }
+            for t in parts(&target).rev() {
+                todo.push_front(t.to_vec());
+            }
+            continue;
+        }
+        if st.st_dev != root_dev {
+            return Err(Errno::XDEV);
+        }
+        if last {
+            // Not a symlink a moment ago: if it became one, fail rather than follow it.
+            return rustix::fs::openat(cur, c.as_slice(), flags | OFlags::NOFOLLOW, Mode::empty());
+        }
+        let fd = rustix::fs::openat(
+            cur,
+            c.as_slice(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        stack.push(fd);
+    }
+    let cur = stack
+        .last()
+        .or(base.as_ref())
+        .map_or(root, |f| f.as_fd());
+    rustix::fs::openat(cur, ".", flags, Mode::empty())
+}
+
 /// `name` in `dir`, not following a symlink.
 pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Stat> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+    strata_fs::lstat_at(dir, name)
 }
 
 pub(crate) fn file_type(st: &Stat) -> FileType {
-    FileType::from_raw_mode(st.st_mode)
+    strata_fs::file_type(st)
 }
 
 /// Opens the directory `name` in `dir` for reading, refusing a symlink.
 pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno)
+    strata_fs::open_subdir(dir, name)
 }
 
 /// The names in an open directory, without `.` and `..`.
 pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, FileType)>> {
-    let mut out = Vec::new();
-    let mut d = Dir::read_from(dir).map_err(errno)?;
-    for entry in &mut d {
-        let entry = entry.map_err(errno)?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push((name.to_vec(), entry.file_type()));
-    }
-    Ok(out)
+    strata_fs::list(dir)
 }
 
-/// Removes `name` in `dir` and, if it is a directory, everything below it. Never follows a
-/// symlink: a symlink is removed, not its target. A missing `name` is not an error.
+/// Removes `name` in `dir` and, if it is a directory, everything below it (any depth). Never
+/// follows a symlink: a symlink is removed, not its target. A missing `name` is not an error.
 pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) => return Ok(()),
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(rustix::io::Errno::ISDIR) => {}
-        Err(e) => return Err(errno(e)),
-    }
-    let sub = open_subdir(dir, name)?;
-    clear_dir(sub.as_fd())?;
-    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(e) => Err(errno(e)),
-    }
-}
-
-/// Removes everything inside the open directory `dir`.
-pub(crate) fn clear_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    for (name, _) in list_dir(dir)? {
-        remove_all_at(dir, &name)?;
-    }
-    Ok(())
+    strata_fs::remove_all_at(dir, name)
 }
 
 #[repr(C)]
@@ -198,14 +265,53 @@ pub(crate) fn set_xattr_at(
     .map_err(errno)
 }
 
+/// Every xattr of the inode the fd `fd` (`O_PATH` included) refers to, sorted by name.
+pub(crate) fn xattrs_of_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    // The /proc link is followed to the fd's own inode; no name is looked up again.
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
+    xattrs(&path, true)
+}
+
 /// Every xattr of `path` (not following a final symlink), sorted by name.
 pub(crate) fn xattrs_of_path(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    xattrs(path, false)
+}
+
+fn xattrs(path: &[u8], follow: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let list = |buf: &mut [u8]| {
+        if follow {
+            rustix::fs::listxattr(path, buf)
+        } else {
+            rustix::fs::llistxattr(path, buf)
+        }
+    };
+    let list_query = || {
+        if follow {
+            rustix::fs::listxattr_query(path)
+        } else {
+            rustix::fs::llistxattr_query(path)
+        }
+    };
+    let get = |key: &CString, buf: &mut [u8]| {
+        if follow {
+            rustix::fs::getxattr(path, key.as_c_str(), buf)
+        } else {
+            rustix::fs::lgetxattr(path, key.as_c_str(), buf)
+        }
+    };
+    let get_query = |key: &CString| {
+        if follow {
+            rustix::fs::getxattr_query(path, key.as_c_str())
+        } else {
+            rustix::fs::lgetxattr_query(path, key.as_c_str())
+        }
+    };
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
+        match list(&mut names[..]) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => {
-                let want = rustix::fs::llistxattr_query(path).map_err(errno)?;
+                let want = list_query().map_err(errno)?;
                 names.resize(want.max(names.len() * 2), 0);
             }
             Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
@@ -217,14 +323,13 @@ pub(crate) fn xattrs_of_path(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>
         let key_c = cstring(key)?;
         let mut value = vec![0u8; 256];
         loop {
-            match rustix::fs::lgetxattr(path, key_c.as_c_str(), &mut value[..]) {
+            match get(&key_c, &mut value[..]) {
                 Ok(n) => {
                     value.truncate(n);
                     break;
                 }
                 Err(rustix::io::Errno::RANGE) => {
-                    let want =
-                        rustix::fs::lgetxattr_query(path, key_c.as_c_str()).map_err(errno)?;
+                    let want = get_query(&key_c).map_err(errno)?;
                     value.resize(want.max(value.len() * 2), 0);
                 }
                 // Removed between list and get.
@@ -354,6 +459,42 @@ mod tests {
             let st = rustix::fs::fstat(&d).map_err(errno)?;
             assert_eq!(st.st_ino, std::os::unix::fs::MetadataExt::ino(&root_etc));
         }
+        Ok(())
+    }
+
+    /// Past PATH_MAX the resolution is done by hand, with the same rules: symlinks deep in the
+    /// path resolve inside the root, `..` stops at it.
+    #[test]
+    fn long_paths_resolve_inside_the_root() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("a"))?;
+        let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let mut dir = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .map_err(errno)?;
+        let mut rel = Vec::new();
+        for _ in 0..400 {
+            rustix::fs::mkdirat(&dir, "dddddddddd", Mode::from_raw_mode(0o755)).map_err(errno)?;
+            dir = open_subdir(dir.as_fd(), b"dddddddddd")?;
+            rel.extend_from_slice(b"dddddddddd/");
+        }
+        rustix::fs::symlinkat("/a", &dir, "abs").map_err(errno)?;
+        rustix::fs::symlinkat("../".repeat(500).as_str(), &dir, "up").map_err(errno)?;
+        rustix::fs::symlinkat("../..", &dir, "two").map_err(errno)?;
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let at = |name: &str| -> io::Result<u64> {
+            let mut p = rel.clone();
+            p.extend_from_slice(name.as_bytes());
+            let d = open_dir_in(fd.as_fd(), &p)?;
+            Ok(rustix::fs::fstat(&d).map_err(errno)?.st_ino)
+        };
+        assert!(rel.len() > LONGEST_PATH);
+        assert_eq!(at("abs")?, ino(&root.join("a"))?);
+        assert_eq!(at("up")?, ino(&root)?);
+        let two_up = rustix::fs::openat(&dir, "../..", OFlags::PATH, Mode::empty()).map_err(errno)?;
+        assert_eq!(at("two")?, rustix::fs::fstat(&two_up).map_err(errno)?.st_ino);
+        assert!(at("missing").is_err());
         Ok(())
     }
 

@@ -3,12 +3,13 @@
 //! attributes (overlay's `trusted.*`, capabilities, ACLs) and timestamps.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -16,45 +17,111 @@ use rustix::io::Errno;
 use crate::error::FsError;
 use crate::fsutil::set_owner_and_mode;
 
-/// Copies `src` (a directory) to `dst`, which must not exist.
+/// `name` in the open directory `dir`, as a path of constant length (`dir` is reached through
+/// its /proc link): the trees copied can be deeper than `PATH_MAX`.
+fn at(dir: &OwnedFd, name: &[u8]) -> PathBuf {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name);
+    PathBuf::from(OsString::from_vec(p))
+}
+
+/// A directory being copied: both fds, the names left, its own metadata (set last: copying
+/// its children changes its times).
+struct Frame {
+    src: OwnedFd,
+    dst: OwnedFd,
+    names: std::vec::IntoIter<(Vec<u8>, FileType)>,
+    rel: Vec<u8>,
+    meta: fs::Metadata,
+}
+
+/// Copies `src` (a directory) to `dst`, which must not exist. Iterative, through directory
+/// fds: any depth, any path length.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
     let meta = fs::symlink_metadata(src).map_err(FsError::at("inspect", src))?;
-    Copier {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dst)
+        .map_err(FsError::at("create directory", dst))?;
+    let open = |p: &Path| strata_fs::open_dir(p).map_err(FsError::at("open", p));
+    let (src_fd, dst_fd) = (open(src)?, open(dst)?);
+    let mut copier = Copier {
         links: HashMap::new(),
         reflink: true,
+        dst_top: open(dst)?,
+    };
+    let names = strata_fs::list(src_fd.as_fd()).map_err(FsError::at("list", src))?;
+    let mut stack = vec![Frame {
+        src: src_fd,
+        dst: dst_fd,
+        names: names.into_iter(),
+        rel: Vec::new(),
+        meta,
+    }];
+    while let Some(frame) = stack.last_mut() {
+        let Some((name, _)) = frame.names.next() else {
+            if let Some(done) = stack.pop() {
+                set_metadata(&at(&done.src, b"."), &at(&done.dst, b"."), &done.meta)?;
+            }
+            continue;
+        };
+        let (s, d) = (at(&frame.src, &name), at(&frame.dst, &name));
+        let mut rel = frame.rel.clone();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&name);
+        let m = fs::symlink_metadata(&s).map_err(FsError::at("inspect", &s))?;
+        if !m.is_dir() {
+            copier.copy(&s, &d, &m, rel)?;
+            continue;
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&d)
+            .map_err(FsError::at("create directory", &d))?;
+        let sub_src = strata_fs::open_subdir(frame.src.as_fd(), &name)
+            .map_err(FsError::at("open", &s))?;
+        let sub_dst = strata_fs::open_subdir(frame.dst.as_fd(), &name)
+            .map_err(FsError::at("open", &d))?;
+        let names = strata_fs::list(sub_src.as_fd()).map_err(FsError::at("list", &s))?;
+        stack.push(Frame {
+            src: sub_src,
+            dst: sub_dst,
+            names: names.into_iter(),
+            rel,
+            meta: m,
+        });
     }
-    .copy(src, dst, &meta)
+    Ok(())
 }
 
 struct Copier {
-    /// (device, inode) of multiply linked files already copied → where the copy is.
-    links: HashMap<(u64, u64), std::path::PathBuf>,
+    /// (device, inode) of multiply linked files already copied → the copy's path in `dst`.
+    links: HashMap<(u64, u64), Vec<u8>>,
     /// Still worth trying `FICLONE` (cleared at the first "not supported").
     reflink: bool,
+    dst_top: OwnedFd,
 }
 
 impl Copier {
-    fn copy(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {
+    /// Copies the non-directory `src` to `dst` (`rel` in the copy).
+    fn copy(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        meta: &fs::Metadata,
+        rel: Vec<u8>,
+    ) -> Result<(), FsError> {
         let ft = meta.file_type();
-        if !ft.is_dir() && meta.nlink() > 1 {
+        if meta.nlink() > 1 {
             let id = (meta.dev(), meta.ino());
             if let Some(first) = self.links.get(&id) {
-                return fs::hard_link(first, dst).map_err(FsError::at("hard link", dst));
+                return self.link_to(first, dst);
             }
-            self.links.insert(id, dst.to_owned());
+            self.links.insert(id, rel);
         }
-        if ft.is_dir() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dst)
-                .map_err(FsError::at("create directory", dst))?;
-            for entry in fs::read_dir(src).map_err(FsError::at("list", src))? {
-                let entry = entry.map_err(FsError::at("list", src))?;
-                let child = entry.path();
-                let m = entry.metadata().map_err(FsError::at("inspect", &child))?;
-                self.copy(&child, &dst.join(entry.file_name()), &m)?;
-            }
-        } else if ft.is_file() {
+        if ft.is_file() {
             self.copy_file(src, dst, meta)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(src).map_err(FsError::at("read link", src))?;
@@ -71,6 +138,23 @@ impl Copier {
             .map_err(|e| FsError::new("create node", dst, e.into()))?;
         }
         set_metadata(src, dst, meta)
+    }
+
+    /// Hard links the copy at `first` (relative to the copy's top) as `dst`.
+    fn link_to(&self, first: &[u8], dst: &Path) -> Result<(), FsError> {
+        let first_path = PathBuf::from(OsStr::from_bytes(first));
+        let entry = strata_fs::entry_beneath(self.dst_top.as_fd(), first)
+            .map_err(FsError::at("find hard link target", &first_path))?
+            .ok_or_else(|| {
+                FsError::new(
+                    "find hard link target",
+                    &first_path,
+                    io::Error::from(io::ErrorKind::NotFound),
+                )
+            })?;
+        let proc = format!("/proc/self/fd/{}", entry.fd().as_raw_fd());
+        rustix::fs::linkat(CWD, proc.as_str(), CWD, dst, AtFlags::SYMLINK_FOLLOW)
+            .map_err(|e| FsError::new("hard link", dst, e.into()))
     }
 
     fn copy_file(&mut self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), FsError> {

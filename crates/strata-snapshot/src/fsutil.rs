@@ -1,7 +1,6 @@
 //! Small filesystem helpers the engine and backends share.
 
 use std::fs;
-use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,42 +11,10 @@ use rustix::fs::{AtFlags, CWD, FlockOperation, Gid, Mode, OFlags, Uid};
 use crate::error::FsError;
 
 /// Deletes a tree, tolerating entries that vanish meanwhile (another process deleting the
-/// same leftover). Does not follow symlinks or cross into other mounts' content (a mount
-/// point inside fails to be removed instead).
+/// same leftover). Walks through directory fds (any depth or path length), never follows a
+/// symlink and never enters another mount (a mount point inside fails, its content untouched).
 pub(crate) fn remove_tree(path: &Path) -> Result<(), FsError> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(FsError::new("inspect", path, e)),
-    };
-    if !meta.is_dir() {
-        return ignore_missing(fs::remove_file(path)).map_err(FsError::at("remove", path));
-    }
-    let entries = match fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(FsError::new("list", path, e)),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(FsError::new("list", path, e)),
-        };
-        let child = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => remove_tree(&child)?,
-            _ => ignore_missing(fs::remove_file(&child)).map_err(FsError::at("remove", &child))?,
-        }
-    }
-    ignore_missing(fs::remove_dir(path)).map_err(FsError::at("remove directory", path))
-}
-
-fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
-    }
+    strata_fs::remove_tree(path).map_err(FsError::at("remove", path))
 }
 
 /// `syncfs(2)` on the filesystem holding `path`: every dirty page and inode of it reaches the

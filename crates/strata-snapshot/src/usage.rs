@@ -1,50 +1,57 @@
 //! `du` for one snapshot's tree.
 
 use std::collections::HashSet;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsFd;
 use std::path::Path;
+
+use rustix::fs::FileType;
 
 use crate::Usage;
 use crate::error::FsError;
 
 /// Blocks allocated (`st_blocks * 512`) and inodes under `root`, `root` included; an inode
-/// with several links is counted once. Stays on `root`'s filesystem, as `du -x` does.
+/// with several links is counted once. Stays on `root`'s filesystem, as `du -x` does. Walks
+/// through directory fds: any depth, any path length.
 pub(crate) fn disk_usage(root: &Path) -> Result<Usage, FsError> {
-    let top = fs::symlink_metadata(root).map_err(FsError::at("inspect", root))?;
-    let mut usage = Usage::default();
-    let mut seen = HashSet::new();
-    let mut count = |m: &fs::Metadata, usage: &mut Usage| {
-        if m.nlink() > 1 && !m.is_dir() && !seen.insert((m.dev(), m.ino())) {
-            return;
+    let top = match strata_fs::open_dir(root) {
+        Ok(fd) => fd,
+        // Not a directory: just itself.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            let m = std::fs::symlink_metadata(root).map_err(FsError::at("inspect", root))?;
+            return Ok(Usage {
+                size: std::os::unix::fs::MetadataExt::blocks(&m) * 512,
+                inodes: 1,
+            });
         }
-        usage.inodes += 1;
-        usage.size += m.blocks() * 512;
+        Err(e) => return Err(FsError::new("open", root, e)),
     };
-    count(&top, &mut usage);
-    if !top.is_dir() {
-        return Ok(usage);
-    }
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs::read_dir(&dir).map_err(FsError::at("list", &dir))? {
-            let entry = entry.map_err(FsError::at("list", &dir))?;
-            let path = entry.path();
-            let m = fs::symlink_metadata(&path).map_err(FsError::at("inspect", &path))?;
-            if m.dev() != top.dev() {
-                continue;
-            }
-            count(&m, &mut usage);
-            if m.is_dir() {
-                dirs.push(path);
-            }
+    let st = rustix::fs::fstat(&top).map_err(|e| FsError::new("inspect", root, e.into()))?;
+    let dev = st.st_dev;
+    let mut usage = Usage {
+        size: st.st_blocks as u64 * 512,
+        inodes: 1,
+    };
+    let mut seen = HashSet::new();
+    strata_fs::walk(top.as_fd(), |m| {
+        if m.st_dev != dev {
+            return false;
         }
-    }
+        let dir = strata_fs::file_type(m) == FileType::Directory;
+        if dir || m.st_nlink <= 1 || seen.insert((m.st_dev, m.st_ino)) {
+            usage.inodes += 1;
+            usage.size += m.st_blocks as u64 * 512;
+        }
+        true
+    })
+    .map_err(FsError::at("measure", root))?;
     Ok(usage)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]

@@ -423,7 +423,7 @@ fn containers(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<
         );
         if opts.repair {
             let _ = crate::containers::rootfs::unmount(store.root(), &name);
-            match std::fs::remove_dir_all(&path) {
+            match strata_fs::remove_tree(&path) {
                 Ok(()) => f.repaired = Some("removed".into()),
                 Err(e) => tracing::warn!("fsck: remove {}: {e}", path.display()),
             }

@@ -306,11 +306,7 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
         r => r?,
     }
     let dir = store.root().join("volumes").join(name);
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("remove", &dir)(e)),
-    }
+    strata_fs::remove_tree(&dir).map_err(io_err("remove", &dir))
 }
 
 /// `volumes/<name>/` is the owner's only; `_data` is what the container sees at the mount
@@ -417,16 +413,12 @@ pub fn copy_image_content(rootfs: &Path, target: &str, data: &Path) -> Result<()
     if !fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
-    let empty = tempfile::tempdir().map_err(io_err(
-        "create a temporary directory in",
-        &std::env::temp_dir(),
-    ))?;
     let (reader, writer) = io::pipe().map_err(io_err("create a pipe for", data))?;
     let copy = |e: strata_archive::ArchiveError| {
         io_err("copy the image's content into", data)(io::Error::other(e))
     };
     std::thread::scope(|s| {
-        let producer = s.spawn(move || strata_archive::diff_trees(empty.path(), &src, writer));
+        let producer = s.spawn(move || strata_archive::tar_tree(&src, writer));
         let opts = strata_archive::ApplyOptions::new(
             target.to_owned(),
             strata_archive::WhiteoutMode::Delete,

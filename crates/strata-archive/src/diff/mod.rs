@@ -21,19 +21,28 @@
 //! containerd does), so a layer never relies on directories being created implicitly.
 //! Hardlinks: the first path of an inode in that order is emitted as the file, later paths as
 //! hardlink entries to it (mode, owner and mtime kept, no data, no xattrs). Sockets are
-//! skipped. Sparse files are emitted with their holes as zeros. The trees must not change
-//! during the diff (a file whose size changes while read is an error); it walks with `lstat`
-//! and opens files with `O_NOFOLLOW`, so symlinks in the trees are never followed.
+//! skipped. Sparse files are emitted with their holes as zeros.
+//!
+//! The trees are walked through directory fds (`strata-fs`): paths of any length, any depth,
+//! and a tree that changes while it is read — a running container's — cannot lead the walk
+//! out of it. Each entry is listed, then opened once without following it (`O_PATH|
+//! O_NOFOLLOW`) and its header, symlink target, data and children all come from that open
+//! inode; a directory swapped for a symlink to `/` in between is written as the symlink it has
+//! become. A file whose size changes while it is read is still an error (`Changed`): the tar
+//! would be inconsistent.
 
 mod writer;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata};
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FileType, Stat};
+use strata_fs::Entry;
 use strata_types::Digest;
 
 use writer::{OutEntry, OutKind, TarWriter};
@@ -61,16 +70,23 @@ pub struct DiffStats {
 /// entries (`redirect_dir`, `metacopy` mount options) are not understood; strata's overlay
 /// mounts do not enable them.
 pub fn diff_overlay_upper(upper: &Path, w: impl Write) -> Result<DiffStats, ArchiveError> {
-    let mut e = Emitter::new(w);
-    e.walk_upper(upper, &[])?;
+    let mut e = Emitter::new(w, Mode::Upper);
+    e.run(None, upper)?;
     e.finish()
 }
 
 /// Writes the layer tar that turns `old` into `new` (two full trees) to `w`. See the module
 /// doc for what counts as a change and what that costs.
 pub fn diff_trees(old: &Path, new: &Path, w: impl Write) -> Result<DiffStats, ArchiveError> {
-    let mut e = Emitter::new(w);
-    e.walk_trees(Some(old), new, &[])?;
+    let mut e = Emitter::new(w, Mode::Trees);
+    e.run(Some(old), new)?;
+    e.finish()
+}
+
+/// Writes the whole tree `root` (everything in it is new) to `w`: `export`.
+pub fn tar_tree(root: &Path, w: impl Write) -> Result<DiffStats, ArchiveError> {
+    let mut e = Emitter::new(w, Mode::Trees);
+    e.run(None, root)?;
     e.finish()
 }
 
@@ -79,12 +95,14 @@ fn walk_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArchiveE
     move |source| ArchiveError::Walk { op, path, source }
 }
 
-/// One directory entry of a tree, with what the diff needs to know about it.
+/// One directory entry of a tree, with what the diff needs to know about it. The listing's
+/// view: before anything of it is written or read, it is opened and checked ([`settle`]).
 #[derive(Debug)]
 struct Node {
     name: Vec<u8>,
+    /// For messages only: nothing is ever opened by this path.
     path: PathBuf,
-    md: Metadata,
+    st: Stat,
     /// Allowed xattrs, sorted.
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Overlayfs marked this directory opaque.
@@ -92,70 +110,96 @@ struct Node {
 }
 
 impl Node {
-    fn read(path: PathBuf, name: Vec<u8>) -> Result<Node, ArchiveError> {
-        let md = fs::symlink_metadata(&path).map_err(walk_err("lstat", &path))?;
-        let all = sys::xattrs_of_path(path.as_os_str().as_bytes())
-            .map_err(walk_err("read xattrs of", &path))?;
+    /// `name` in `dir` as it is now (`None`: gone).
+    fn read(dir: BorrowedFd<'_>, name: Vec<u8>, path: PathBuf) -> Result<Option<Node>, ArchiveError> {
+        let st = match strata_fs::lstat_at(dir, &name) {
+            Ok(st) => st,
+            Err(e) if sys::is_errno(&e, rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(walk_err("lstat", &path)(e)),
+        };
+        Self::with_stat(dir, name, path, st).map(Some)
+    }
+
+    fn with_stat(
+        dir: BorrowedFd<'_>,
+        name: Vec<u8>,
+        path: PathBuf,
+        st: Stat,
+    ) -> Result<Node, ArchiveError> {
+        let all = match sys::xattrs_at(dir, &name) {
+            Ok(all) => all,
+            // Gone since the stat: nothing will be emitted for it anyway.
+            Err(e) if sys::is_errno(&e, rustix::io::Errno::NOENT) => Vec::new(),
+            Err(e) => return Err(walk_err("read xattrs of", &path)(e)),
+        };
+        Ok(Self::with_xattrs(name, path, st, all))
+    }
+
+    fn with_xattrs(
+        name: Vec<u8>,
+        path: PathBuf,
+        st: Stat,
+        all: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Node {
         let opaque = all.iter().any(|(k, v)| {
             (k == b"trusted.overlay.opaque" || k == b"user.overlay.opaque") && v == b"y"
         });
         let xattrs = all.into_iter().filter(|(k, _)| xattr_allowed(k)).collect();
-        Ok(Node {
+        Node {
             name,
             path,
-            md,
+            st,
             xattrs,
             opaque,
-        })
+        }
+    }
+
+    fn file_type(&self) -> FileType {
+        strata_fs::file_type(&self.st)
     }
 
     fn is_dir(&self) -> bool {
-        self.md.file_type().is_dir()
+        self.file_type() == FileType::Directory
     }
 
     fn is_overlay_whiteout(&self) -> bool {
-        self.md.file_type().is_char_device() && self.md.rdev() == 0
+        self.file_type() == FileType::CharacterDevice && self.st.st_rdev == 0
     }
 
-    fn link_target(&self) -> Result<Vec<u8>, ArchiveError> {
-        fs::read_link(&self.path)
-            .map(|t| t.into_os_string().into_vec())
-            .map_err(walk_err("read symlink", &self.path))
-    }
-
-    /// The tar entry for this node at `rel`; `None` for sockets.
-    fn entry(&self, rel: Vec<u8>) -> Result<Option<OutEntry>, ArchiveError> {
-        let ft = self.md.file_type();
-        let (kind, link) = if ft.is_dir() {
-            (OutKind::Dir, Vec::new())
-        } else if ft.is_file() {
-            (OutKind::Regular, Vec::new())
-        } else if ft.is_symlink() {
-            (OutKind::Symlink, self.link_target()?)
-        } else if ft.is_char_device() {
-            (OutKind::Char, Vec::new())
-        } else if ft.is_block_device() {
-            (OutKind::Block, Vec::new())
-        } else if ft.is_fifo() {
-            (OutKind::Fifo, Vec::new())
-        } else {
-            tracing::debug!(path = %self.path.display(), "socket skipped in diff");
-            return Ok(None);
+    /// The tar entry for this node at `rel`; `None` for sockets. `entry` is this node opened
+    /// (the symlink target is read from it).
+    fn entry(&self, entry: &Entry, rel: Vec<u8>) -> Result<Option<OutEntry>, ArchiveError> {
+        let (kind, link) = match self.file_type() {
+            FileType::Directory => (OutKind::Dir, Vec::new()),
+            FileType::RegularFile => (OutKind::Regular, Vec::new()),
+            FileType::Symlink => (
+                OutKind::Symlink,
+                entry
+                    .read_link()
+                    .map_err(walk_err("read symlink", &self.path))?,
+            ),
+            FileType::CharacterDevice => (OutKind::Char, Vec::new()),
+            FileType::BlockDevice => (OutKind::Block, Vec::new()),
+            FileType::Fifo => (OutKind::Fifo, Vec::new()),
+            _ => {
+                tracing::debug!(path = %self.path.display(), "socket skipped in diff");
+                return Ok(None);
+            }
         };
-        let rdev = self.md.rdev();
+        let rdev = self.st.st_rdev;
         Ok(Some(OutEntry {
             kind,
             path: rel,
             link,
-            mode: self.md.mode() & 0o7777,
-            uid: u64::from(self.md.uid()),
-            gid: u64::from(self.md.gid()),
+            mode: self.st.st_mode & 0o7777,
+            uid: u64::from(self.st.st_uid),
+            gid: u64::from(self.st.st_gid),
             size: if kind == OutKind::Regular {
-                self.md.len()
+                u64::try_from(self.st.st_size).unwrap_or(0)
             } else {
                 0
             },
-            mtime: self.md.mtime(),
+            mtime: self.st.st_mtime,
             major: rustix::fs::major(rdev),
             minor: rustix::fs::minor(rdev),
             xattrs: self.xattrs.clone(),
@@ -163,13 +207,38 @@ impl Node {
     }
 }
 
-/// The entries of directory `dir`, in no particular order.
-fn children(dir: &Path) -> Result<Vec<Node>, ArchiveError> {
+/// Opens the entry `node` was listed as and returns it with a node that describes exactly the
+/// inode opened (re-read when the name now holds another one); `None`: it is gone. Whatever
+/// a live tree does after this, what is written comes from this one open inode: a directory
+/// swapped for a symlink to `/` is a symlink here, never a way out of the tree.
+fn settle(dir: BorrowedFd<'_>, node: Node) -> Result<Option<(Node, Entry)>, ArchiveError> {
+    let Some(entry) = Entry::open(dir, &node.name).map_err(walk_err("open", &node.path))? else {
+        return Ok(None);
+    };
+    let (st, was) = (&entry.stat, &node.st);
+    if (st.st_dev, st.st_ino, st.st_mode) == (was.st_dev, was.st_ino, was.st_mode) {
+        return Ok(Some((Node { st: entry.stat, ..node }, entry)));
+    }
+    let all = if entry.file_type() == FileType::Symlink {
+        // A symlink's own xattrs can only be read by name; the name may have changed again,
+        // but those are metadata of the tree's own inodes, never data.
+        sys::xattrs_at(dir, &node.name)
+    } else {
+        sys::xattrs_of_fd(entry.fd())
+    }
+    .map_err(walk_err("read xattrs of", &node.path))?;
+    let fresh = Node::with_xattrs(node.name, node.path, entry.stat, all);
+    Ok(Some((fresh, entry)))
+}
+
+/// The entries of the open directory `dir`, in no particular order.
+fn children(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<Node>, ArchiveError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(walk_err("read directory", dir))? {
-        let entry = entry.map_err(walk_err("read directory", dir))?;
-        let name = entry.file_name().into_vec();
-        out.push(Node::read(entry.path(), name)?);
+    for (name, _) in strata_fs::list(dir).map_err(walk_err("read directory", path))? {
+        let p = path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
+        if let Some(node) = Node::read(dir, name, p)? {
+            out.push(node);
+        }
     }
     Ok(out)
 }
@@ -192,9 +261,32 @@ fn whiteout_name(name: &[u8]) -> Vec<u8> {
 
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
+/// What the walk reads: an overlay upper directory, or full trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Upper,
+    Trees,
+}
+
+enum Item {
+    /// A whiteout or opaque marker.
+    Marker,
+    /// An entry of the new tree, with the same name in the old one.
+    Present(Box<Node>, Option<Box<Node>>),
+}
+
+/// A directory being walked: its open fd (and the old tree's), what is left to write.
+struct Frame {
+    new: OwnedFd,
+    old: Option<OwnedFd>,
+    rel: Vec<u8>,
+    items: std::vec::IntoIter<(Vec<u8>, Item)>,
+}
+
 /// Walks trees and writes what they say, in order.
 struct Emitter<W: Write> {
     tar: TarWriter<W>,
+    mode: Mode,
     /// `(dev, ino)` of emitted files with more than one link → the path emitted first.
     links: HashMap<(u64, u64), Vec<u8>>,
     /// The directories on the current walk path that have not been emitted yet (`None`: they
@@ -209,9 +301,10 @@ impl<W: Write> std::fmt::Debug for Emitter<W> {
 }
 
 impl<W: Write> Emitter<W> {
-    fn new(w: W) -> Self {
+    fn new(w: W, mode: Mode) -> Self {
         Emitter {
             tar: TarWriter::new(w),
+            mode,
             links: HashMap::new(),
             pending: Vec::new(),
         }
@@ -229,7 +322,7 @@ impl<W: Write> Emitter<W> {
         })
     }
 
-    fn write(&mut self, e: &OutEntry, file: Option<&Path>) -> Result<(), ArchiveError> {
+    fn write(&mut self, e: &OutEntry, file: Option<(File, &Path)>) -> Result<(), ArchiveError> {
         for i in 0..self.pending.len() {
             if let Some(dir) = self.pending[i].take() {
                 self.write_one(&dir, None)?;
@@ -238,16 +331,10 @@ impl<W: Write> Emitter<W> {
         self.write_one(e, file)
     }
 
-    fn write_one(&mut self, e: &OutEntry, file: Option<&Path>) -> Result<(), ArchiveError> {
-        let mut f = match file {
-            Some(p) if e.kind == OutKind::Regular && e.size > 0 => Some(
-                File::options()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(p)
-                    .map_err(walk_err("open", p))?,
-            ),
-            _ => None,
+    fn write_one(&mut self, e: &OutEntry, file: Option<(File, &Path)>) -> Result<(), ArchiveError> {
+        let (mut f, path) = match file {
+            Some((f, p)) => (Some(f), p.to_owned()),
+            None => (None, PathBuf::new()),
         };
         let r = self.tar.append(e, f.as_mut().map(|f| f as &mut dyn Read));
         match r {
@@ -255,23 +342,24 @@ impl<W: Write> Emitter<W> {
             Err(writer::CopyError::Write(source)) => Err(ArchiveError::Write { source }),
             Err(writer::CopyError::Read(source)) => Err(ArchiveError::Walk {
                 op: "read",
-                path: file.map(Path::to_owned).unwrap_or_default(),
+                path,
                 source,
             }),
             Err(writer::CopyError::Size) => Err(ArchiveError::Changed {
-                path: file.map(Path::to_owned).unwrap_or_default(),
+                path,
                 expected: e.size,
             }),
         }
     }
 
-    /// Emits `node` at `rel` (a hardlink entry if its inode was emitted already).
-    fn emit(&mut self, node: &Node, rel: Vec<u8>) -> Result<(), ArchiveError> {
-        let Some(mut e) = node.entry(rel)? else {
+    /// Emits `node` (opened as `entry`) at `rel`: a hardlink entry if its inode was emitted
+    /// already; a regular file's data is read from `entry` itself.
+    fn emit(&mut self, node: &Node, entry: &Entry, rel: Vec<u8>) -> Result<(), ArchiveError> {
+        let Some(mut e) = node.entry(entry, rel)? else {
             return Ok(());
         };
-        if e.kind != OutKind::Dir && node.md.nlink() > 1 {
-            let key = (node.md.dev(), node.md.ino());
+        if e.kind != OutKind::Dir && node.st.st_nlink > 1 {
+            let key = (node.st.st_dev, node.st.st_ino);
             if let Some(first) = self.links.get(&key) {
                 e.kind = OutKind::Hardlink;
                 e.link = first.clone();
@@ -283,111 +371,184 @@ impl<W: Write> Emitter<W> {
             }
             self.links.insert(key, e.path.clone());
         }
-        self.write(&e, Some(&node.path))
-    }
-
-    fn walk_upper(&mut self, dir: &Path, rel: &[u8]) -> Result<(), ArchiveError> {
-        enum Item {
-            Marker,
-            Node(Box<Node>),
-        }
-        let mut items: Vec<(Vec<u8>, Item)> = Vec::new();
-        let here = Node::read(dir.to_owned(), Vec::new())?;
-        if here.opaque {
-            items.push((OPAQUE.to_vec(), Item::Marker));
-        }
-        for node in children(dir)? {
-            if node.is_overlay_whiteout() {
-                items.push((whiteout_name(&node.name), Item::Marker));
-            } else {
-                items.push((node.name.clone(), Item::Node(Box::new(node))));
-            }
-        }
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, item) in items {
-            let path = join(rel, &name);
-            match item {
-                Item::Marker => self.write(&OutEntry::marker(path), None)?,
-                Item::Node(node) => {
-                    self.emit(&node, path.clone())?;
-                    if node.is_dir() {
-                        self.pending.push(None);
-                        self.walk_upper(&node.path, &path)?;
-                        self.pending.pop();
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn walk_trees(
-        &mut self,
-        old: Option<&Path>,
-        new: &Path,
-        rel: &[u8],
-    ) -> Result<(), ArchiveError> {
-        enum Item {
-            Removed,
-            Present(Box<Node>, Option<Box<Node>>),
-        }
-        let mut old_nodes: HashMap<Vec<u8>, Node> = match old {
-            Some(o) => children(o)?
-                .into_iter()
-                .map(|n| (n.name.clone(), n))
-                .collect(),
-            None => HashMap::new(),
+        let file = if e.kind == OutKind::Regular && e.size > 0 {
+            let f = entry.open_file().map_err(walk_err("open", &node.path))?;
+            Some((f, node.path.as_path()))
+        } else {
+            None
         };
+        self.write(&e, file)
+    }
+
+    /// What to write for the directory `new` (and the same directory of the old tree), in
+    /// output order.
+    fn items(
+        &self,
+        new: BorrowedFd<'_>,
+        old: Option<BorrowedFd<'_>>,
+        new_path: &Path,
+        old_path: &Path,
+        opaque: bool,
+    ) -> Result<Vec<(Vec<u8>, Item)>, ArchiveError> {
         let mut items: Vec<(Vec<u8>, Item)> = Vec::new();
-        for node in children(new)? {
-            let before = old_nodes.remove(&node.name).map(Box::new);
-            items.push((node.name.clone(), Item::Present(Box::new(node), before)));
-        }
-        for name in old_nodes.into_keys() {
-            items.push((whiteout_name(&name), Item::Removed));
+        if self.mode == Mode::Upper {
+            if opaque {
+                items.push((OPAQUE.to_vec(), Item::Marker));
+            }
+            let listed = children(new, new_path)?;
+            #[cfg(test)]
+            tests::after_listing(new_path);
+            for node in listed {
+                if node.is_overlay_whiteout() {
+                    items.push((whiteout_name(&node.name), Item::Marker));
+                } else {
+                    items.push((node.name.clone(), Item::Present(Box::new(node), None)));
+                }
+            }
+        } else {
+            let mut old_nodes: HashMap<Vec<u8>, Node> = match old {
+                Some(o) => children(o, old_path)?
+                    .into_iter()
+                    .map(|n| (n.name.clone(), n))
+                    .collect(),
+                None => HashMap::new(),
+            };
+            let listed = children(new, new_path)?;
+            #[cfg(test)]
+            tests::after_listing(new_path);
+            for node in listed {
+                let before = old_nodes.remove(&node.name).map(Box::new);
+                items.push((node.name.clone(), Item::Present(Box::new(node), before)));
+            }
+            for name in old_nodes.into_keys() {
+                items.push((whiteout_name(&name), Item::Marker));
+            }
         }
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, item) in items {
-            let path = join(rel, &name);
-            match item {
-                Item::Removed => self.write(&OutEntry::marker(path), None)?,
-                Item::Present(node, before) if node.is_dir() => match before {
-                    Some(b) if b.is_dir() => {
-                        if dir_changed(&b, &node) {
-                            self.emit(&node, path.clone())?;
-                            self.pending.push(None);
-                        } else {
-                            self.pending.push(node.entry(path.clone())?);
-                        }
-                        self.walk_trees(Some(&b.path), &node.path, &path)?;
-                        self.pending.pop();
-                    }
-                    _ => {
-                        self.emit(&node, path.clone())?;
-                        self.pending.push(None);
-                        self.walk_trees(None, &node.path, &path)?;
-                        self.pending.pop();
-                    }
-                },
-                Item::Present(node, before) => {
-                    let changed = match &before {
-                        None => true,
-                        Some(b) => file_changed(b, &node)?,
-                    };
-                    if changed {
-                        self.emit(&node, path)?;
-                    }
+        Ok(items)
+    }
+
+    /// Walks `new` (against `old`), depth first with an explicit stack: depth is the tree's
+    /// to choose, and each level holds one directory fd (two for two trees), never a path.
+    fn run(&mut self, old: Option<&Path>, new: &Path) -> Result<(), ArchiveError> {
+        let new_fd = strata_fs::open_dir(new).map_err(walk_err("open", new))?;
+        let old_fd = old
+            .map(|p| strata_fs::open_dir(p).map_err(walk_err("open", p)))
+            .transpose()?;
+        let opaque = self.mode == Mode::Upper
+            && sys::xattrs_at(new_fd.as_fd(), b"")
+                .map_err(walk_err("read xattrs of", new))?
+                .iter()
+                .any(|(k, v)| {
+                    (k == b"trusted.overlay.opaque" || k == b"user.overlay.opaque") && v == b"y"
+                });
+        let old_path = old.unwrap_or(new);
+        let items = self.items(
+            new_fd.as_fd(),
+            old_fd.as_ref().map(|f| f.as_fd()),
+            new,
+            old_path,
+            opaque,
+        )?;
+        let mut stack = vec![Frame {
+            new: new_fd,
+            old: old_fd,
+            rel: Vec::new(),
+            items: items.into_iter(),
+        }];
+        let (new, old_path) = (new.to_owned(), old_path.to_owned());
+        while let Some(frame) = stack.last_mut() {
+            let Some((name, item)) = frame.items.next() else {
+                stack.pop();
+                if !stack.is_empty() {
+                    self.pending.pop();
                 }
+                continue;
+            };
+            let rel = join(&frame.rel, &name);
+            let Item::Present(node, before) = item else {
+                self.write(&OutEntry::marker(rel), None)?;
+                continue;
+            };
+            if let Some(child) = self.process(frame, *node, before, rel, &new, &old_path)? {
+                stack.push(child);
             }
         }
         Ok(())
+    }
+
+    /// Writes what `node` (listed in `frame`) needs; for a directory, returns its frame to
+    /// walk next (its pending entry pushed).
+    fn process(
+        &mut self,
+        frame: &Frame,
+        node: Node,
+        before: Option<Box<Node>>,
+        rel: Vec<u8>,
+        new_top: &Path,
+        old_top: &Path,
+    ) -> Result<Option<Frame>, ArchiveError> {
+        if !node.is_dir()
+            && let (Some(b), Some(old)) = (&before, &frame.old)
+            && !file_changed(old.as_fd(), b, frame.new.as_fd(), &node)?
+        {
+            return Ok(None);
+        }
+        let Some((node, entry)) = settle(frame.new.as_fd(), node)? else {
+            return Ok(None);
+        };
+        if !node.is_dir() {
+            self.emit(&node, &entry, rel)?;
+            return Ok(None);
+        }
+        let old = match (before, &frame.old) {
+            (Some(b), Some(old)) if b.is_dir() => {
+                settle(old.as_fd(), *b)?.filter(|(b, _)| b.is_dir())
+            }
+            _ => None,
+        };
+        match &old {
+            Some((b, _)) if !dir_changed(b, &node) => {
+                let pending = node.entry(&entry, rel.clone())?;
+                self.pending.push(pending);
+            }
+            _ => {
+                self.emit(&node, &entry, rel.clone())?;
+                self.pending.push(None);
+            }
+        }
+        let opened = (|| -> Result<Frame, ArchiveError> {
+            let new = entry.open_dir().map_err(walk_err("open directory", &node.path))?;
+            let old = match &old {
+                Some((b, e)) => Some(e.open_dir().map_err(walk_err("open directory", &b.path))?),
+                None => None,
+            };
+            let rel_os = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&rel);
+            let items = self.items(
+                new.as_fd(),
+                old.as_ref().map(|f| f.as_fd()),
+                &new_top.join(rel_os),
+                &old_top.join(rel_os),
+                node.opaque,
+            )?;
+            Ok(Frame {
+                new,
+                old,
+                rel,
+                items: items.into_iter(),
+            })
+        })();
+        if opened.is_err() {
+            self.pending.pop();
+        }
+        opened.map(Some)
     }
 }
 
 fn same_attrs(a: &Node, b: &Node) -> bool {
-    a.md.mode() == b.md.mode()
-        && a.md.uid() == b.md.uid()
-        && a.md.gid() == b.md.gid()
+    a.st.st_mode == b.st.st_mode
+        && a.st.st_uid == b.st.st_uid
+        && a.st.st_gid == b.st.st_gid
         && a.xattrs == b.xattrs
 }
 
@@ -395,41 +556,63 @@ fn dir_changed(old: &Node, new: &Node) -> bool {
     !same_attrs(old, new)
 }
 
-/// containerd's rule for non-directories (see the module doc).
-fn file_changed(old: &Node, new: &Node) -> Result<bool, ArchiveError> {
-    if !same_attrs(old, new) || old.md.rdev() != new.md.rdev() {
+/// containerd's rule for non-directories (see the module doc); `old_dir` and `new_dir` hold
+/// the two nodes.
+fn file_changed(
+    old_dir: BorrowedFd<'_>,
+    old: &Node,
+    new_dir: BorrowedFd<'_>,
+    new: &Node,
+) -> Result<bool, ArchiveError> {
+    if !same_attrs(old, new) || old.st.st_rdev != new.st.st_rdev {
         return Ok(true);
     }
-    if new.md.file_type().is_symlink() {
-        return Ok(old.link_target()? != new.link_target()?);
+    if new.file_type() == FileType::Symlink {
+        let target = |dir, n: &Node| {
+            rustix::fs::readlinkat(dir, n.name.as_slice(), Vec::new())
+                .map(|t| t.into_bytes())
+                .map_err(|e| walk_err("read symlink", &n.path)(sys::errno(e)))
+        };
+        return Ok(target(old_dir, old)? != target(new_dir, new)?);
     }
-    if old.md.len() != new.md.len() || old.md.mtime() != new.md.mtime() {
+    if old.st.st_size != new.st.st_size || old.st.st_mtime != new.st.st_mtime {
         return Ok(true);
     }
-    let (on, nn) = (old.md.mtime_nsec(), new.md.mtime_nsec());
+    let (on, nn) = (old.st.st_mtime_nsec, new.st.st_mtime_nsec);
     if on == 0 && nn == 0 {
-        if new.md.file_type().is_file() && new.md.len() > 0 {
-            return Ok(!same_content(&old.path, &new.path)?);
+        if new.file_type() == FileType::RegularFile && new.st.st_size > 0 {
+            return Ok(!same_content(old_dir, old, new_dir, new)?);
         }
         return Ok(false);
     }
     Ok(on != nn)
 }
 
-fn same_content(a: &Path, b: &Path) -> Result<bool, ArchiveError> {
-    let open = |p: &Path| {
-        File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(p)
-            .map_err(walk_err("open", p))
+/// Whether the two regular files hold the same bytes; one that is no longer the file listed
+/// counts as changed.
+fn same_content(
+    old_dir: BorrowedFd<'_>,
+    old: &Node,
+    new_dir: BorrowedFd<'_>,
+    new: &Node,
+) -> Result<bool, ArchiveError> {
+    let open = |dir, n: &Node| -> Result<Option<File>, ArchiveError> {
+        let Some(e) = Entry::open(dir, &n.name).map_err(walk_err("open", &n.path))? else {
+            return Ok(None);
+        };
+        if e.id() != (n.st.st_dev, n.st.st_ino) || e.file_type() != FileType::RegularFile {
+            return Ok(None);
+        }
+        e.open_file().map(Some).map_err(walk_err("open", &n.path))
     };
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (Some(mut fa), Some(mut fb)) = (open(old_dir, old)?, open(new_dir, new)?) else {
+        return Ok(false);
+    };
     let mut ba = vec![0u8; 256 << 10];
     let mut bb = vec![0u8; 256 << 10];
     loop {
-        let na = read_full(&mut fa, &mut ba).map_err(walk_err("read", a))?;
-        let nb = read_full(&mut fb, &mut bb).map_err(walk_err("read", b))?;
+        let na = read_full(&mut fa, &mut ba).map_err(walk_err("read", &old.path))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(walk_err("read", &new.path))?;
         if na != nb || ba[..na] != bb[..nb] {
             return Ok(false);
         }

@@ -8,6 +8,7 @@
 //! `D`. Parent directories of a change are listed as changed, as Docker lists them.
 
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use strata_archive::DiffStats;
@@ -85,6 +86,9 @@ pub fn changes(sn: &dyn Snapshotter, key: &str) -> Result<Vec<Change>, Container
         produced.and(names.map_err(|e| ContainerError::io("read the diff", e)))
     })?;
     with_parent(sn, key, |parent| {
+        // Looked up one component at a time: paths can be longer than PATH_MAX.
+        let parent = strata_fs::open_dir(parent)
+            .map_err(|e| ContainerError::io("open the parent snapshot", e))?;
         let mut out = Vec::new();
         for name in names {
             let name = name.trim_end_matches('/');
@@ -96,7 +100,8 @@ pub fn changes(sn: &dyn Snapshotter, key: &str) -> Result<Vec<Change>, Container
                 Some(deleted) if dir.is_empty() => (format!("/{deleted}"), 'D'),
                 Some(deleted) => (format!("/{dir}/{deleted}"), 'D'),
                 None => {
-                    let exists = std::fs::symlink_metadata(parent.join(name)).is_ok();
+                    let exists = strata_fs::entry_beneath(parent.as_fd(), name.as_bytes())
+                        .is_ok_and(|e| e.is_some());
                     (format!("/{name}"), if exists { 'C' } else { 'A' })
                 }
             };

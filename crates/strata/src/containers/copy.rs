@@ -4,13 +4,19 @@
 //! nothing in it can swap a directory for a symlink half way; every container path is
 //! resolved inside the container's root (symlinks as if the root were `/`); writing into the
 //! container goes through strata-archive's applier, which opens every entry's parent with
-//! `openat2(RESOLVE_IN_ROOT)`; reading from it never follows a symlink; and nothing of the
+//! `openat2(RESOLVE_IN_ROOT)`; reading from it never follows a symlink (entries are opened
+//! once, relative to their directory's fd, at any depth); and nothing of the
 //! container is ever loaded or run by strata. Extraction on the host is the tar crate's
 //! `unpack_in`, which refuses entries that would land outside the destination.
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, OFlags};
+use strata_fs::Entry;
 
 use strata_metadata::ContainerRecord;
 use strata_snapshot::Snapshotter;
@@ -94,9 +100,9 @@ pub fn tar_of(
     } else {
         path.to_owned()
     };
-    let meta = fs::symlink_metadata(&top)?;
-    if meta.is_dir() {
-        append_dir(&mut b, &top, name.map(PathBuf::from), keep_owners)?;
+    let top = entry_at(&top)?;
+    if top.file_type() == FileType::Directory {
+        append_dir(&mut b, top, name.map(PathBuf::from), keep_owners)?;
     } else {
         let name = name.unwrap_or("file");
         append_one(&mut b, &top, Path::new(name), keep_owners)?;
@@ -104,64 +110,83 @@ pub fn tar_of(
     b.finish()
 }
 
+/// `path` opened without following its last component.
+fn entry_at(path: &Path) -> io::Result<Entry> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(strata_fs::errno)?;
+    Entry::from_fd(fd)
+}
+
+/// One tar entry for `e` (opened once: its header, target and data all come from that inode).
 fn append_one<W: Write>(
     b: &mut tar::Builder<W>,
-    path: &Path,
+    e: &Entry,
     name: &Path,
     keep_owners: bool,
 ) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
+    let meta = fs::File::from(e.fd().try_clone_to_owned()?).metadata()?;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
     if !keep_owners {
         h.set_uid(0);
         h.set_gid(0);
     }
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        b.append_link(&mut h, name, fs::read_link(path)?)
-    } else if ft.is_file() {
-        // O_NOFOLLOW: the path was a regular file when listed and must still be one.
-        let f = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
-        b.append_data(&mut h, name, f)
-    } else if ft.is_dir() {
-        h.set_size(0);
-        b.append_data(&mut h, name, io::empty())
-    } else {
-        // Devices, fifos: metadata only; sockets are skipped as Docker skips them.
-        if std::os::unix::fs::FileTypeExt::is_socket(&ft) {
-            return Ok(());
+    match e.file_type() {
+        FileType::Symlink => {
+            let target = PathBuf::from(std::ffi::OsString::from_vec(e.read_link()?));
+            b.append_link(&mut h, name, target)
         }
-        h.set_size(0);
-        b.append_data(&mut h, name, io::empty())
+        FileType::RegularFile => b.append_data(&mut h, name, e.open_file()?),
+        // Devices, fifos: metadata only; sockets are skipped as Docker skips them.
+        FileType::Socket => Ok(()),
+        _ => {
+            h.set_size(0);
+            b.append_data(&mut h, name, io::empty())
+        }
     }
 }
 
-use std::os::unix::fs::OpenOptionsExt;
-
+/// The directory `top` and everything below it, depth first with names sorted, through
+/// directory fds (any depth or path length; nothing followed).
 fn append_dir<W: Write>(
     b: &mut tar::Builder<W>,
-    dir: &Path,
+    top: Entry,
     name: Option<PathBuf>,
     keep_owners: bool,
 ) -> io::Result<()> {
     if let Some(n) = &name {
-        append_one(b, dir, n, keep_owners)?;
+        append_one(b, &top, n, keep_owners)?;
     }
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(fs::DirEntry::file_name);
-    for e in entries {
-        let child_name = match &name {
-            Some(n) => n.join(e.file_name()),
-            None => PathBuf::from(e.file_name()),
+    let sorted = |dir: &std::os::fd::OwnedFd| -> io::Result<std::vec::IntoIter<Vec<u8>>> {
+        let mut names: Vec<Vec<u8>> = strata_fs::list(dir.as_fd())?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        Ok(names.into_iter())
+    };
+    let dir = top.open_dir()?;
+    let mut stack = vec![(sorted(&dir)?, dir, name)];
+    while let Some((names, dir, prefix)) = stack.last_mut() {
+        let Some(child) = names.next() else {
+            stack.pop();
+            continue;
         };
-        if e.file_type()?.is_dir() {
-            append_dir(b, &e.path(), Some(child_name), keep_owners)?;
-        } else {
-            append_one(b, &e.path(), &child_name, keep_owners)?;
+        let Some(e) = Entry::open(dir.as_fd(), &child)? else {
+            continue;
+        };
+        let child = std::ffi::OsStr::from_bytes(&child);
+        let child_name = prefix
+            .as_ref()
+            .map_or_else(|| PathBuf::from(child), |p| p.join(child));
+        append_one(b, &e, &child_name, keep_owners)?;
+        if e.file_type() == FileType::Directory {
+            let sub = e.open_dir()?;
+            stack.push((sorted(&sub)?, sub, Some(child_name)));
         }
     }
     Ok(())
@@ -355,12 +380,13 @@ pub fn copy_in(
                         } else {
                             p.clone()
                         };
-                        if fs::symlink_metadata(&top)?.is_dir() {
+                        let top_entry = entry_at(&top)?;
+                        if top_entry.file_type() == FileType::Directory {
                             let mut b = tar::Builder::new(w);
                             b.follow_symlinks(false);
                             append_dir(
                                 &mut b,
-                                &top,
+                                top_entry,
                                 Some(name.unwrap_or_else(|| rel.clone())),
                                 keep_owners,
                             )?;

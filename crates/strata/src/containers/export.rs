@@ -1,5 +1,6 @@
 //! `export`: the container's root filesystem, flattened into one tar (the image's layers and
-//! the writable layer merged, whiteouts applied), as `docker export` writes it.
+//! the writable layer merged, whiteouts applied), as `docker export` writes it. A running
+//! container is read as it runs (not paused, as Docker), safely: see `strata_archive::tar_tree`.
 
 use std::io::Write;
 
@@ -16,12 +17,9 @@ pub fn export(
     record: &ContainerRecord,
     w: impl Write,
 ) -> Result<u64, ContainerError> {
-    let empty = tempfile::tempdir_in(store.root())
-        .map_err(|e| ContainerError::io("create a temporary directory", e))?;
-    let stats = rootfs::with_rootfs(store, sn, record, |root| {
-        // Everything of `root` is "new" against an empty tree: a full, deterministic tar.
-        strata_archive::diff_trees(empty.path(), root, w)
-    })?
+    // The whole tree, read through directory fds: a running container that swaps a
+    // directory for a symlink meanwhile gets the symlink exported, never what it points at.
+    let stats = rootfs::with_rootfs(store, sn, record, |root| strata_archive::tar_tree(root, w))?
     .map_err(|e| ContainerError::io("export the root filesystem", std::io::Error::other(e)))?;
     Ok(stats.bytes)
 }

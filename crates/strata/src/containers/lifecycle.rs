@@ -8,7 +8,6 @@
 //! runtime, unmounts its root filesystem and records it as exited.
 
 use std::ffi::OsString;
-use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -271,11 +270,9 @@ fn remove_stopped(
         Err(e) => return Err(e.into()),
     }
     let d = dir(store.root(), &record.id);
-    match fs::remove_dir_all(&d) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(ContainerError::io("remove the container directory", e)),
-    }
+    // Through directory fds (any depth) and never into a mount still under it.
+    strata_fs::remove_tree(&d)
+        .map_err(|e| ContainerError::io("remove the container directory", e))?;
     if volumes {
         for name in anonymous {
             match crate::volumes::remove(store, &name, true) {

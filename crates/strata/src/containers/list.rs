@@ -6,8 +6,7 @@
 //! its layer snapshots, the figure `images` shows).
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use strata_metadata::ContainerRecord;
@@ -103,27 +102,28 @@ pub fn writable_size(sn: &dyn Snapshotter, key: &str) -> Result<u64, ContainerEr
     }
 }
 
-/// Sum of the sizes of everything but directories under `root`, each inode once.
+/// Sum of the sizes of everything but directories under `root`, each inode once. Walks
+/// through directory fds: a writable layer can be deeper than `PATH_MAX`.
 pub fn apparent_size(root: &Path) -> std::io::Result<u64> {
+    let top = strata_fs::open_dir(root)?;
     let mut seen = HashSet::new();
     let mut total = 0;
-    let mut dirs = vec![root.to_owned()];
-    while let Some(d) = dirs.pop() {
-        for entry in fs::read_dir(&d)? {
-            let entry = entry?;
-            let m = entry.metadata()?;
-            if m.is_dir() {
-                dirs.push(entry.path());
-            } else if m.nlink() < 2 || seen.insert((m.dev(), m.ino())) {
-                total += m.size();
-            }
+    strata_fs::walk(top.as_fd(), |m| {
+        if strata_fs::file_type(m) == rustix::fs::FileType::Directory {
+            return true;
         }
-    }
+        if m.st_nlink < 2 || seen.insert((m.st_dev, m.st_ino)) {
+            total += u64::try_from(m.st_size).unwrap_or(0);
+        }
+        false
+    })?;
     Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
