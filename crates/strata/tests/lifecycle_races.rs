@@ -15,11 +15,11 @@ use common::containers::{busybox, ready, run, until};
 
 /// The container's id.
 fn id_of(s: &Strata, name: &str) -> String {
-    s.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_owned()
+    s.ok(&["container", "inspect", "-f", "{{.Id}}", name]).trim().to_owned()
 }
 
 fn status(s: &Strata, name: &str) -> String {
-    s.ok(&["inspect", "-f", "{{.State.Status}}", name])
+    s.ok(&["container", "inspect", "-f", "{{.State.Status}}", name])
         .trim()
         .to_owned()
 }
@@ -71,6 +71,8 @@ fn alive(pid: i64) -> bool {
 /// container; every start's (code, stdout, stderr).
 fn start_concurrently(s: &Strata, name: &str, n: usize) -> Vec<(i32, String, String)> {
     let barrier = std::sync::Barrier::new(n + 2);
+    let ps = ["ps", "-a"];
+    let inspect = ["container", "inspect", name];
     std::thread::scope(|scope| {
         let starts: Vec<_> = (0..n)
             .map(|_| {
@@ -80,7 +82,7 @@ fn start_concurrently(s: &Strata, name: &str, n: usize) -> Vec<(i32, String, Str
                 })
             })
             .collect();
-        for probe in [&["ps", "-a"][..], &["inspect", name][..]] {
+        for probe in [&ps[..], &inspect[..]] {
             let barrier = &barrier;
             scope.spawn(move || {
                 barrier.wait();
@@ -259,7 +261,7 @@ fn assert_gone(s: &Strata, id: &str, pids: &[i64]) {
 }
 
 fn init_pid(s: &Strata, name: &str) -> i64 {
-    s.ok(&["inspect", "-f", "{{.State.Pid}}", name])
+    s.ok(&["container", "inspect", "-f", "{{.State.Pid}}", name])
         .trim()
         .parse()
         .unwrap()
@@ -276,13 +278,13 @@ fn rm_f_removes_when_the_runtime_fails_delete() {
         return;
     }
     fake.fail(&["delete"]);
-    s.ok(&["create", "--name", "c", "busybox", "sleep", "1000"]);
-    let id = id_of(&s, "c");
+    s.ok(&["create", "--name", "box", "busybox", "sleep", "1000"]);
+    let id = id_of(&s, "box");
     // The stale-record cleanup before `create` fails: a warning, not a failed start.
-    s.ok(&["start", "c"]);
-    assert_eq!(status(&s, "c"), "running");
-    let pid = init_pid(&s, "c");
-    let (code, _, err) = run(&s, &["rm", "-f", "c"]);
+    s.ok(&["start", "box"]);
+    assert_eq!(status(&s, "box"), "running");
+    let pid = init_pid(&s, "box");
+    let (code, _, err) = run(&s, &["rm", "-f", "box"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("fake runtime: delete fails"), "warned: {err}");
     assert_gone(&s, &id, &[pid]);
@@ -298,11 +300,11 @@ fn rm_f_kills_through_the_cgroup_when_the_runtime_fails_kill() {
     if !busybox(&s) {
         return;
     }
-    s.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "1000"]);
-    let id = id_of(&s, "c");
-    let pid = init_pid(&s, "c");
+    s.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let id = id_of(&s, "box");
+    let pid = init_pid(&s, "box");
     fake.fail(&["kill", "delete"]);
-    let (code, _, err) = run(&s, &["rm", "-f", "c"]);
+    let (code, _, err) = run(&s, &["rm", "-f", "box"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("fake runtime: kill fails"), "warned: {err}");
     assert_gone(&s, &id, &[pid]);
@@ -387,10 +389,10 @@ fn exec_d_processes_are_reaped() {
     if !busybox(&s) {
         return;
     }
-    s.ok(&["run", "-d", "--name", "z", "busybox", "sleep", "1000"]);
-    let id = id_of(&s, "z");
+    s.ok(&["run", "-d", "--name", "zz", "busybox", "sleep", "1000"]);
+    let id = id_of(&s, "zz");
     for _ in 0..3 {
-        s.ok(&["exec", "-d", "z", "sleep", "1"]);
+        s.ok(&["exec", "-d", "zz", "sleep", "1"]);
     }
     std::thread::sleep(Duration::from_millis(2500));
     let strata = std::fs::canonicalize(Strata::bin()).unwrap();
@@ -403,7 +405,7 @@ fn exec_d_processes_are_reaped() {
         &s,
         &[
             "exec",
-            "z",
+            "zz",
             "sh",
             "-c",
             "grep -l '^State:.*Z' /proc/[0-9]*/status; true",
@@ -414,8 +416,8 @@ fn exec_d_processes_are_reaped() {
     // The exec monitors are gone with their processes.
     assert!(processes_with(&["container-monitor", "--exec", &id]).is_empty());
     // A command that cannot start is still an error, as Docker's `exec -d`.
-    let (code, _, err) = run(&s, &["exec", "-d", "z", "/no/such/command"]);
+    let (code, _, err) = run(&s, &["exec", "-d", "zz", "/no/such/command"]);
     assert_ne!(code, 0);
     assert!(err.contains("no such file"), "{err}");
-    s.ok(&["rm", "-f", "z"]);
+    s.ok(&["rm", "-f", "zz"]);
 }

@@ -67,6 +67,7 @@ pub enum Started {
 /// only while the container still exists (a `--rm` monitor or an `rm` may have removed it
 /// while this waited).
 #[must_use]
+#[derive(Debug)]
 pub struct Locked(#[allow(dead_code)] Option<fs::File>);
 
 pub fn lock(store: &Store, record: &ContainerRecord) -> Result<Locked, ContainerError> {
