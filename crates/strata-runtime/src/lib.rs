@@ -14,6 +14,7 @@
 //!   with its state under the store root.
 //! - [`monitor`]: the per-container monitor, attached (`run`) or detached (`run -d`, `start`).
 //! - [`state`]: what the monitor records (`state.json`) and how others wait on it.
+//! - [`cleanup`]: removing a container when the runtime fails to (through its cgroup).
 //! - [`logs`]: the container log (Docker's `json-file` format) and reading it back.
 //!
 //! ```text
@@ -23,6 +24,7 @@
 //! ├── hostname, hosts, resolv.conf   bind-mounted into the container (0644)
 //! ├── state.json               status, pid, start/finish times, exit code (monitor-written)
 //! ├── monitor.lock             flock held by the live monitor: `wait` blocks on it
+//! ├── lifecycle.lock           flock held by start, cleanup and removal (see [`state`])
 //! └── <id>-json.log            stdout/stderr of a container started by a monitor
 //! <root>/runtime/<name>/       the runtime's own state (`runc --root`)
 //! ```
@@ -32,6 +34,7 @@
 //! or put one there first.
 
 pub mod caps;
+pub mod cleanup;
 pub mod files;
 pub mod logs;
 pub mod monitor;

@@ -6,13 +6,18 @@
 //! start`, records `running` with the pid, copies the output into the json-file log (and,
 //! attached, to its own stdout/stderr), reaps the container's init (reparented to it when
 //! `create` exits), records the exit status (128 + N for a signal, as Docker), deletes the
-//! runtime's record and hands over to the caller's `on_exit` (unmount, `--rm`).
+//! runtime's record and hands over to the caller's `on_exit` (unmount, `--rm`) with the lock
+//! still held, so that `wait` returns once the root filesystem is unmounted. A monitor that
+//! cannot take the lock (another one has it) or cannot start the container touches nothing
+//! else: the `start` waiting for its report holds the container's lifecycle lock and cleans up.
 //!
 //! Detached (`run -d`, `start`), it is the `strata` binary started by [`start_detached`] in a
 //! session of its own with no stdio, reporting `ok PID` or `err MESSAGE` over a pipe on fd 3
 //! so that the command that started it can return the runtime's own error. Attached (`run`
 //! without `-d`, `start -a`), the `strata` process itself is the monitor ([`run_attached`]),
 //! forwarding its stdin and the signals it gets to the container.
+//!
+//! `exec -d` gets a monitor of its own ([`exec_detached`]) that reaps the exec'd process.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -32,6 +37,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use rustix::pipe::{PipeFlags, pipe_with};
 
+use crate::cleanup;
 use crate::logs::{LogWriter, Stream};
 use crate::runc::{Runtime, RuntimeError, io_err, last_error};
 use crate::state::{self, ContainerState, Status};
@@ -54,19 +60,40 @@ pub struct MonitorConfig {
 }
 
 /// Starts a monitor process (`monitor_exe monitor_args...`) for the container and returns
-/// the container's pid once it runs, or the runtime's error if it could not start.
+/// the container's pid once it runs, or the runtime's error if it could not start (the
+/// monitor has then exited, and has left the root filesystem to the caller).
 pub fn start_detached(
     monitor_exe: &Path,
     monitor_args: &[OsString],
     cfg: &MonitorConfig,
 ) -> Result<i32, RuntimeError> {
+    let report = spawn_reporting(monitor_exe, monitor_args, None, cfg)?;
+    report.parse().map_err(|_| RuntimeError::Failed {
+        op: "start",
+        message: format!("bad monitor report {report:?}"),
+    })
+}
+
+/// Runs `monitor_exe monitor_args...` in a session of its own with no stdio (`input` on its
+/// stdin) and fd 3 a pipe it reports on; what follows its `ok `, or its `err OP MESSAGE` as
+/// the runtime's error. The child is waited for unless it reported success.
+fn spawn_reporting(
+    monitor_exe: &Path,
+    monitor_args: &[OsString],
+    input: Option<&[u8]>,
+    cfg: &MonitorConfig,
+) -> Result<String, RuntimeError> {
     let (reader, writer) = pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| io_err("create a pipe for", &cfg.dir)(e.into()))?;
     let raw = writer.as_raw_fd();
     let mut c = Command::new(monitor_exe);
     c.args(monitor_args)
         .env(SYNC_FD_ENV, "3")
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -90,21 +117,26 @@ pub fn start_detached(
         source,
     })?;
     drop(writer);
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        // A monitor that fails early does not read it; its report says why.
+        let _ = stdin.write_all(input);
+    }
     let mut report = String::new();
     File::from(reader)
         .read_to_string(&mut report)
         .map_err(io_err("read the monitor's report for", &cfg.dir))?;
-    if let Some(pid) = report.strip_prefix("ok ") {
-        return pid.trim().parse().map_err(|_| RuntimeError::Failed {
-            op: "start",
-            message: format!("bad monitor report {report:?}"),
-        });
+    if let Some(ok) = report.strip_prefix("ok ") {
+        return Ok(ok.trim().to_owned());
     }
+    let status = child.wait().map_err(|source| RuntimeError::Spawn {
+        binary: monitor_exe.to_owned(),
+        source,
+    })?;
     if let Some(message) = report.strip_prefix("err ") {
-        let _ = child.wait();
         let (op, message) = match message.split_once(' ') {
             Some(("create", m)) => ("create", m),
             Some(("start", m)) => ("start", m),
+            Some(("exec", m)) => ("exec", m),
             _ => ("start", message),
         };
         return Err(RuntimeError::Failed {
@@ -112,10 +144,6 @@ pub fn start_detached(
             message: message.trim().to_owned(),
         });
     }
-    let status = child.wait().map_err(|source| RuntimeError::Spawn {
-        binary: monitor_exe.to_owned(),
-        source,
-    })?;
     Err(RuntimeError::Failed {
         op: "start",
         message: format!(
@@ -125,44 +153,147 @@ pub fn start_detached(
     })
 }
 
-/// The detached monitor's body (the hidden `strata` subcommand calls it): runs the container
-/// to its end, then `on_exit`.
-pub fn monitor_main(
-    cfg: MonitorConfig,
-    on_exit: impl FnOnce(&ContainerState),
-) -> Result<(), RuntimeError> {
-    // SAFETY: the fd was put there for us by `start_detached` (checked to be open below).
-    let sync = std::env::var(SYNC_FD_ENV)
+/// Writes `err OP MESSAGE` for the process waiting on the monitor's report.
+fn report_failure(sync: &mut Option<File>, e: &RuntimeError) {
+    if let Some(s) = sync {
+        let _ = match e {
+            RuntimeError::Failed { op, message } => write!(s, "err {op} {message}"),
+            e => write!(s, "err start {e}"),
+        };
+    }
+}
+
+/// The fd `start_detached` put there for us to report on, kept from the runtime's processes.
+fn sync_fd() -> Option<File> {
+    let fd = std::env::var(SYNC_FD_ENV)
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
-        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
-        .map(|fd| unsafe { File::from_raw_fd(fd) });
+        // SAFETY: fcntl on an fd number only queries or sets its flags.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } >= 0)?;
+    // SAFETY: the fd is open (checked above) and ours alone: `spawn_reporting` made it.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// The detached monitor's body (the hidden `strata` subcommand calls it): runs the container
+/// to its end, then `on_exit` with the final state and the monitor's lock (still held: the
+/// container counts as running until `on_exit` drops it). A monitor that cannot take the lock
+/// or start the container returns its error without `on_exit`: it leaves the root
+/// filesystem to the `start` that is waiting for its report.
+pub fn monitor_main(
+    cfg: MonitorConfig,
+    on_exit: impl FnOnce(&ContainerState, File),
+) -> Result<(), RuntimeError> {
+    let mut sync = sync_fd();
     // SAFETY: plain libc calls setting signal dispositions.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
-    let result = Monitor::new(&cfg).and_then(|m| m.run(&cfg, sync, None));
-    match result {
-        Ok(st) => {
-            on_exit(&st);
-            Ok(())
+    let monitor = match Monitor::new(&cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            report_failure(&mut sync, &e);
+            return Err(e);
         }
-        Err(failure) => {
-            let (st, e) = *failure;
-            on_exit(&st);
-            Err(e)
-        }
-    }
+    };
+    let finished = monitor.run(&cfg, sync, None, || {})?;
+    on_exit(&finished.state, finished.lock);
+    finished.error.map_or(Ok(()), Err)
 }
 
-/// Runs the container attached to this process's stdio; returns when it exits.
-pub fn run_attached(cfg: &MonitorConfig) -> Result<ContainerState, RuntimeError> {
+/// Runs the container attached to this process's stdio; returns when it exits, with the
+/// monitor's lock still held. `on_running` is called once `running` is recorded.
+pub fn run_attached(
+    cfg: &MonitorConfig,
+    on_running: impl FnOnce(),
+) -> Result<Finished, RuntimeError> {
     install_forwarding();
     let raw = RawTerminal::enter(cfg.tty);
-    let result = Monitor::new(cfg).and_then(|m| m.run(cfg, None, Some(Attach)));
+    let result = Monitor::new(cfg).and_then(|m| m.run(cfg, None, Some(Attach), on_running));
     drop(raw);
-    result.map_err(|failure| failure.1)
+    result
+}
+
+/// A container that ran and exited.
+#[derive(Debug)]
+pub struct Finished {
+    pub state: ContainerState,
+    /// `monitor.lock`, held until dropped.
+    pub lock: File,
+    /// Recording the exit failed.
+    pub error: Option<RuntimeError>,
+}
+
+/// `exec -d` through a monitor of its own (as Podman runs a conmon per exec session): a
+/// process in a session of its own that is a child subreaper, runs `<runtime> exec
+/// --detach`, reports, and then reaps the exec'd process — reparented to it when the runtime
+/// exits — so that it never stays a zombie. Returns the runtime's exit code.
+pub fn exec_detached(
+    monitor_exe: &Path,
+    monitor_args: &[OsString],
+    cfg: &MonitorConfig,
+    process: &oci_spec::runtime::Process,
+) -> Result<i32, RuntimeError> {
+    let json = serde_json::to_vec(process)
+        .map_err(|e| io_err("encode the exec process for", &cfg.dir)(io::Error::other(e)))?;
+    let report = spawn_reporting(monitor_exe, monitor_args, Some(&json), cfg)?;
+    report.parse().map_err(|_| RuntimeError::Failed {
+        op: "exec",
+        message: format!("bad exec monitor report {report:?}"),
+    })
+}
+
+/// The exec monitor's body: the process (JSON) on stdin; see [`exec_detached`].
+pub fn exec_monitor_main(cfg: MonitorConfig) -> Result<(), RuntimeError> {
+    let mut sync = sync_fd();
+    // SAFETY: plain libc calls setting signal dispositions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let started = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .map_err(|e| io_err("become subreaper for", &cfg.dir)(e.into()))
+        .and_then(|()| {
+            let mut json = Vec::new();
+            io::stdin()
+                .read_to_end(&mut json)
+                .map_err(io_err("read the exec process for", &cfg.dir))?;
+            serde_json::from_slice::<oci_spec::runtime::Process>(&json)
+                .map_err(|e| io_err("parse the exec process for", &cfg.dir)(io::Error::other(e)))
+        })
+        .and_then(|process| {
+            let opts = crate::runc::ExecOptions {
+                detach: true,
+                ..Default::default()
+            };
+            cfg.runtime.exec(&cfg.id, &process, &opts)
+        });
+    match started {
+        Ok(outcome) => {
+            if let Some(s) = &mut sync {
+                let _ = write!(s, "ok {}", outcome.exit_code);
+            }
+        }
+        Err(e) => {
+            report_failure(&mut sync, &e);
+            return Err(e);
+        }
+    }
+    drop(sync);
+    reap_all();
+    Ok(())
+}
+
+/// Reaps every child (and every orphan reparented to this subreaper) until none is left.
+fn reap_all() {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid pointer.
+        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if got < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
 }
 
 /// Attached: output also to this process's stdout/stderr, its stdin to the container.
@@ -170,11 +301,28 @@ pub fn run_attached(cfg: &MonitorConfig) -> Result<ContainerState, RuntimeError>
 struct Attach;
 
 struct Monitor {
-    _lock: File,
+    lock: File,
     log: LogWriter,
 }
 
-type Failure = Box<(ContainerState, RuntimeError)>;
+/// A start that failed: the runtime's remains removed, the failure recorded (Docker's exit
+/// code and message) and reported; the error to return.
+fn not_started(
+    cfg: &MonitorConfig,
+    sync: &mut Option<File>,
+    mut st: ContainerState,
+    e: RuntimeError,
+) -> RuntimeError {
+    if let Err(d) = cleanup::force_delete(&cfg.runtime, &cfg.id, &cfg.dir) {
+        tracing::warn!("delete {} from the runtime: {d}", cfg.id);
+    }
+    st.exit_code = Some(e.exit_code());
+    st.error = Some(e.to_string());
+    st.monitor_pid = None;
+    let _ = state::write(&cfg.dir, &st);
+    report_failure(sync, &e);
+    e
+}
 
 /// What `create` gave the monitor to hold.
 struct Stdio3 {
@@ -187,12 +335,11 @@ struct Stdio3 {
 }
 
 impl Monitor {
-    fn new(cfg: &MonitorConfig) -> Result<Monitor, Failure> {
-        let fail = |e| Box::new((state::read(&cfg.dir).unwrap_or_default(), e));
-        let lock = state::lock_for_monitor(&cfg.dir).map_err(fail)?;
-        let log = LogWriter::open(&cfg.log_path)
-            .map_err(|e| fail(io_err("open log", &cfg.log_path)(e)))?;
-        Ok(Monitor { _lock: lock, log })
+    /// Takes the lock and opens the log; touches nothing of the container's on failure.
+    fn new(cfg: &MonitorConfig) -> Result<Monitor, RuntimeError> {
+        let lock = state::lock_for_monitor(&cfg.dir)?;
+        let log = LogWriter::open(&cfg.log_path).map_err(io_err("open log", &cfg.log_path))?;
+        Ok(Monitor { lock, log })
     }
 
     fn run(
@@ -200,40 +347,33 @@ impl Monitor {
         cfg: &MonitorConfig,
         mut sync: Option<File>,
         attach: Option<Attach>,
-    ) -> Result<ContainerState, Failure> {
+        on_running: impl FnOnce(),
+    ) -> Result<Finished, RuntimeError> {
         let mut st = ContainerState {
             monitor_pid: Some(std::process::id() as i32),
             ..ContainerState::default()
         };
-        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            return Err(Box::new((
-                st,
-                io_err("become subreaper for", &cfg.dir)(e.into()),
-            )));
-        }
-        let (pid, io) = match launch(cfg) {
+        let launched = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| io_err("become subreaper for", &cfg.dir)(e.into()))
+            .and_then(|()| launch(cfg));
+        let (pid, io) = match launched {
             Ok(x) => x,
-            Err(e) => {
-                let _ = cfg.runtime.delete(&cfg.id, true);
-                st.exit_code = Some(e.exit_code());
-                st.error = Some(e.to_string());
-                st.monitor_pid = None;
-                let _ = state::write(&cfg.dir, &st);
-                if let (Some(s), RuntimeError::Failed { op, message }) = (&mut sync, &e) {
-                    let _ = write!(s, "err {op} {message}");
-                }
-                return Err(Box::new((st, e)));
-            }
+            Err(e) => return Err(not_started(cfg, &mut sync, st, e)),
         };
         st.status = Status::Running;
         st.pid = Some(pid);
         st.started_at = Some(SystemTime::now());
         if let Err(e) = state::write(&cfg.dir, &st) {
-            return Err(Box::new((st, e)));
+            // Unrecorded, it would run unsupervised: stop it.
+            let _ = cfg.runtime.kill(&cfg.id, libc::SIGKILL, true);
+            st.status = Status::Created;
+            st.pid = None;
+            return Err(not_started(cfg, &mut sync, st, e));
         }
         if let Some(mut s) = sync.take() {
             let _ = write!(s, "ok {pid}");
         }
+        on_running();
         let code = self.supervise(pid, io, attach.is_some());
         st.status = Status::Exited;
         st.pid = None;
@@ -241,13 +381,14 @@ impl Monitor {
         st.finished_at = Some(SystemTime::now());
         let _ = self.log.flush();
         let recorded = state::write(&cfg.dir, &st);
-        if let Err(e) = cfg.runtime.delete(&cfg.id, true) {
+        if let Err(e) = cleanup::force_delete(&cfg.runtime, &cfg.id, &cfg.dir) {
             tracing::warn!("delete {} from the runtime: {e}", cfg.id);
         }
-        match recorded {
-            Ok(()) => Ok(st),
-            Err(e) => Err(Box::new((st, e))),
-        }
+        Ok(Finished {
+            state: st,
+            lock: self.lock,
+            error: recorded.err(),
+        })
     }
 
     /// Copies output until the container's init has exited and its output is drained;

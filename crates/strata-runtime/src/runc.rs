@@ -25,6 +25,17 @@ pub enum RuntimeError {
     /// The runtime's own message, as Docker shows it.
     #[error("OCI runtime {op} failed: {message}")]
     Failed { op: &'static str, message: String },
+    /// The runtime failed; the container was killed through its cgroup and its runtime
+    /// state removed instead (`left`: what of that failed too).
+    #[error("{runtime}; {}", bypass_outcome(.left))]
+    Bypassed {
+        runtime: Box<RuntimeError>,
+        left: Vec<String>,
+    },
+    #[error("cannot kill through the cgroup {0:?}: not an absolute cgroupfs path")]
+    CgroupPath(String),
+    #[error("{count} processes still in the cgroup {cgroup} after SIGKILL")]
+    ProcessesLeft { cgroup: String, count: usize },
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -52,6 +63,14 @@ impl RuntimeError {
         } else {
             125
         }
+    }
+}
+
+fn bypass_outcome(left: &[String]) -> String {
+    if left.is_empty() {
+        "killed the container through its cgroup and removed its runtime state instead".into()
+    } else {
+        format!("the fallback failed too: {}", left.join("; "))
     }
 }
 
@@ -216,6 +235,24 @@ impl Runtime {
             Ok(_) => Ok(()),
             Err(RuntimeError::Failed { message, .. }) if not_exist(&message) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Drops the runtime's own record of `id` (its state directory under `--root`) without
+    /// asking the runtime: for a runtime whose `delete` fails, once the container's processes
+    /// are gone.
+    pub fn forget(&self, id: &str) -> Result<(), RuntimeError> {
+        let plain = !id.is_empty() && id != "." && id != ".." && !id.contains('/');
+        let dir = self.root.join(id);
+        if !plain {
+            return Err(io_err("refuse to remove", &dir)(io::Error::from(
+                io::ErrorKind::InvalidInput,
+            )));
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &dir)(e)),
         }
     }
 

@@ -4,6 +4,12 @@
 //! "is it running" is one non-blocking lock attempt and `wait` is one blocking one — no
 //! polling of pids, which can be reused. A `state.json` that says running while nobody holds
 //! the lock is what a crash (or reboot) of the monitor leaves; callers clean that up.
+//!
+//! `lifecycle.lock` serializes the changes of a container's state that are not the monitor's
+//! own: a `start` holds it from its look at the state until its monitor has recorded
+//! `running`, and cleanup, removal and the monitor's unmount after the exit hold it too. Lock
+//! order: a monitor may wait for `lifecycle.lock` while it holds `monitor.lock`; nobody waits
+//! for `monitor.lock` while holding `lifecycle.lock`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -18,6 +24,11 @@ use crate::runc::{RuntimeError, io_err};
 
 pub const STATE_FILE: &str = "state.json";
 pub const LOCK_FILE: &str = "monitor.lock";
+pub const LIFECYCLE_LOCK_FILE: &str = "lifecycle.lock";
+
+/// How long a new monitor retries its lock: probes (`ps`, `wait`) hold it shared for an
+/// instant, and must never make a monitor fail.
+const MONITOR_LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Docker's `State.Status` values that strata has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,22 +76,62 @@ pub fn write(dir: &Path, state: &ContainerState) -> Result<(), RuntimeError> {
 }
 
 fn open_lock(dir: &Path) -> io::Result<File> {
+    open_lock_file(&dir.join(LOCK_FILE))
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(crate::files::PRIVATE)
-        .open(dir.join(LOCK_FILE))
+        .open(path)
 }
 
-/// The monitor's lock, held exclusively for as long as the returned file is open.
+/// The monitor's lock, held exclusively for as long as the returned file is open. A probe
+/// holding it shared is waited for; another monitor holding it is an error.
 pub fn lock_for_monitor(dir: &Path) -> Result<File, RuntimeError> {
+    lock_for_monitor_within(dir, MONITOR_LOCK_PATIENCE)
+}
+
+fn lock_for_monitor_within(dir: &Path, patience: Duration) -> Result<File, RuntimeError> {
     let path = dir.join(LOCK_FILE);
     let f = open_lock(dir).map_err(io_err("open", &path))?;
-    flock(&f, FlockOperation::NonBlockingLockExclusive)
-        .map_err(|e| io_err("lock (is another monitor running?)", &path)(e.into()))?;
-    Ok(f)
+    let deadline = Instant::now() + patience;
+    loop {
+        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => {
+                return Err(io_err("lock (is another monitor running?)", &path)(
+                    e.into(),
+                ));
+            }
+        }
+    }
+}
+
+/// The container's lifecycle lock (see the module doc), held until the file is dropped;
+/// `None` when the container's directory is gone (it was removed, or never fully created).
+pub fn lock_lifecycle(dir: &Path) -> Result<Option<File>, RuntimeError> {
+    let path = dir.join(LIFECYCLE_LOCK_FILE);
+    let f = match open_lock_file(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("open", &path)(e)),
+    };
+    loop {
+        match flock(&f, FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(Some(f)),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(io_err("lock", &path)(e.into())),
+        }
+    }
 }
 
 /// True while a monitor holds the lock.
@@ -144,7 +195,7 @@ mod tests {
         assert!(!monitor_alive(t.path()));
         let lock = lock_for_monitor(t.path()).unwrap();
         assert!(monitor_alive(t.path()));
-        assert!(lock_for_monitor(t.path()).is_err());
+        assert!(lock_for_monitor_within(t.path(), Duration::from_millis(30)).is_err());
         assert_eq!(
             wait(t.path(), Some(Duration::from_millis(50))).unwrap(),
             None
@@ -164,5 +215,39 @@ mod tests {
         drop(lock);
         assert_eq!(waiter.join().unwrap().unwrap().exit_code, Some(3));
         assert!(!monitor_alive(t.path()));
+    }
+
+    #[test]
+    fn a_probe_holding_the_lock_shared_does_not_fail_the_monitor() {
+        let t = tempfile::tempdir().unwrap();
+        // What `monitor_alive` and `wait` do, for longer than an instant.
+        let probe = open_lock(t.path()).unwrap();
+        flock(&probe, FlockOperation::NonBlockingLockShared).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(probe);
+        });
+        let lock = lock_for_monitor(t.path()).unwrap();
+        releaser.join().unwrap();
+        assert!(monitor_alive(t.path()));
+        drop(lock);
+    }
+
+    #[test]
+    fn the_lifecycle_lock_is_exclusive_and_absent_with_its_directory() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(lock_lifecycle(&t.path().join("gone")).unwrap().is_none());
+        let held = lock_lifecycle(t.path()).unwrap().unwrap();
+        let dir = t.path().to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            let second = lock_lifecycle(&dir).unwrap();
+            tx.send(()).unwrap();
+            drop(second);
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        other.join().unwrap();
     }
 }

@@ -4,33 +4,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Strata;
+use common::containers::{busybox, load, ready, run, until};
 use strata_testutil::{
-    Compression, ImageBuilder, LayerBuilder, LayoutEntry, Registry, build_index, busybox_layer,
-    push_index, require_root, require_tool, tar_dir, write_layout,
+    Compression, ImageBuilder, LayerBuilder, Registry, build_index, busybox_layer, push_index,
+    require_tool,
 };
-
-/// Root, runc and busybox-static, or why the test skips.
-fn ready() -> bool {
-    require_root("mounts overlays and runs containers")
-        && require_tool("runc")
-        && require_tool("busybox")
-}
-
-/// Loads `images` (name, image) into the store through an OCI layout.
-fn load(s: &Strata, images: &[(&str, &strata_testutil::Image)]) {
-    let dir = s.scratch("layout");
-    let entries: Vec<(&str, LayoutEntry<'_>)> = images
-        .iter()
-        .map(|(n, i)| (*n, LayoutEntry::Image(i)))
-        .collect();
-    write_layout(&dir, &entries).unwrap();
-    let tar = tar_dir(&dir).unwrap();
-    s.ok_input(&["load"], &tar);
-    std::fs::remove_dir_all(&dir).unwrap();
-}
 
 /// The walkthrough's two images: a busybox base and a final image adding one layer.
 fn acme_images() -> Option<(strata_testutil::Image, strata_testutil::Image)> {
@@ -52,36 +33,6 @@ fn acme_images() -> Option<(strata_testutil::Image, strata_testutil::Image)> {
         .config(|c| c["config"]["Cmd"] = serde_json::json!(["/app/hello.sh"]))
         .build();
     Some((base, fin))
-}
-
-fn busybox(s: &Strata) -> bool {
-    let Some(layer) = busybox_layer() else {
-        return false;
-    };
-    let img = ImageBuilder::new()
-        .layer(layer.build(Compression::Gzip))
-        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
-        .build();
-    load(s, &[("busybox:latest", &img)]);
-    true
-}
-
-/// Runs `strata args`, returning (exit code, stdout, stderr).
-fn run(s: &Strata, args: &[&str]) -> (i32, String, String) {
-    let out = s.run_input(args, b"");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

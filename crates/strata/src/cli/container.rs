@@ -227,6 +227,9 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
+    /// Monitor an `exec -d` process (read as JSON from stdin) instead of the container.
+    #[arg(long)]
+    exec: bool,
     id: String,
 }
 
@@ -283,19 +286,33 @@ fn start(
     record: &ContainerRecord,
     attach: bool,
 ) -> Result<Started, ContainerError> {
+    let (exe, args) = monitor_command(store, record, false)?;
+    lifecycle::start(store, sn, record, attach, &exe, &args)
+}
+
+/// This binary and the arguments that make it the monitor of `record` (or, with `exec`, of
+/// an `exec -d` process in it).
+pub(super) fn monitor_command(
+    store: &Store,
+    record: &ContainerRecord,
+    exec: bool,
+) -> Result<(PathBuf, Vec<OsString>), ContainerError> {
     let exe = std::env::current_exe().map_err(|e| ContainerError::Io {
         what: "find the strata binary for the container monitor",
         source: e,
     })?;
-    let args: Vec<OsString> = vec![
+    let mut args: Vec<OsString> = vec![
         "--root".into(),
         store.root().into(),
         "--snapshotter".into(),
         record.snapshotter.clone().into(),
         "container-monitor".into(),
-        record.id.clone().into(),
     ];
-    lifecycle::start(store, sn, record, attach, &exe, &args)
+    if exec {
+        args.push("--exec".into());
+    }
+    args.push(record.id.clone().into());
+    Ok((exe, args))
 }
 
 /// A start failure with Docker's exit code: 127 command not found, 126 not executable,
@@ -441,10 +458,14 @@ fn read_env_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
 /// The hidden monitor command: runs the container to its end (see strata_runtime::monitor).
 fn monitor(store: &Store, args: &MonitorArgs) -> anyhow::Result<()> {
     let record = store.db().read(|tx| Ok(lookup(tx, &args.id)))??;
-    let sn = store.snapshotter()?;
     let cfg = lifecycle::monitor_config(store, &record)?;
-    strata_runtime::monitor::monitor_main(cfg, |_state| {
-        lifecycle::after_exit(store, sn.as_ref(), &record);
+    if args.exec {
+        strata_runtime::monitor::exec_monitor_main(cfg)?;
+        return Ok(());
+    }
+    let sn = store.snapshotter()?;
+    strata_runtime::monitor::monitor_main(cfg, |_state, lock| {
+        lifecycle::after_exit(store, sn.as_ref(), &record, lock);
     })?;
     Ok(())
 }

@@ -228,6 +228,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|e| super::container::expand_env(e))
         .collect();
+    let (exe, monitor_args) = super::container::monitor_command(store, &record, true)?;
     let code = lifecycle::exec(
         store,
         &record,
@@ -240,6 +241,8 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
             interactive: args.interactive,
             detach: args.detach,
         },
+        &exe,
+        &monitor_args,
     )
     .map_err(|e| {
         let code = match &e {

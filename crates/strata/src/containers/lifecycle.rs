@@ -12,8 +12,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use strata_metadata::ContainerRecord;
+use strata_runtime::cleanup;
 use strata_runtime::monitor::{self, MonitorConfig};
-use strata_runtime::runc::Runtime;
+use strata_runtime::runc::{Runtime, RuntimeError};
 use strata_runtime::state::{self, ContainerState, Status};
 use strata_snapshot::Snapshotter;
 use strata_types::ErrorKind;
@@ -61,10 +62,29 @@ pub enum Started {
     Exited(ContainerState),
 }
 
+/// The container's lifecycle lock (see [`strata_runtime::state`]), held while alive; taken
+/// only while the container still exists (a `--rm` monitor or an `rm` may have removed it
+/// while this waited).
+#[must_use]
+#[derive(Debug)]
+pub struct Locked(#[allow(dead_code)] Option<fs::File>);
+
+pub fn lock(store: &Store, record: &ContainerRecord) -> Result<Locked, ContainerError> {
+    let guard = state::lock_lifecycle(&dir(store.root(), &record.id))?;
+    if store.db().read(|tx| tx.container(&record.id))?.is_none() {
+        return Err(ContainerError::NotFound(record.name.clone()));
+    }
+    Ok(Locked(guard))
+}
+
 /// Starts a created or exited container. Detached: a monitor process is spawned (the
 /// `strata` binary at `monitor_exe` with `monitor_args`) and this returns once the container
 /// runs. Attached: this process is the monitor; returns when the container exits (and, for
 /// `--rm`, after it is removed).
+///
+/// The lifecycle lock is held from the look at the state until the monitor has recorded
+/// `running`, so of concurrent starts one starts the container and the others find it
+/// running ([`ContainerError::AlreadyRunning`]).
 pub fn start(
     store: &Store,
     sn: &dyn Snapshotter,
@@ -73,37 +93,68 @@ pub fn start(
     monitor_exe: &Path,
     monitor_args: &[OsString],
 ) -> Result<Started, ContainerError> {
-    let st = reconcile(store, sn, record)?;
-    if st.status == Status::Running {
-        return Err(ContainerError::AlreadyRunning(record.name.clone()));
-    }
+    let d = dir(store.root(), &record.id);
+    let guard = loop {
+        let guard = lock(store, record)?;
+        let st = reconcile_locked(store, sn, record)?;
+        if !state::monitor_alive(&d) {
+            break guard;
+        }
+        if st.status == Status::Running {
+            return Err(ContainerError::AlreadyRunning(record.name.clone()));
+        }
+        // A monitor finishing (unmount, --rm) waits for this lock: let it, then look again.
+        drop(guard);
+        state::wait(&d, None)?;
+    };
     let cfg = monitor_config(store, record)?;
     rootfs::mount(store, sn, record)?;
     // A runtime record of an earlier run would make `create` fail with "already exists".
-    cfg.runtime.delete(&record.id, true)?;
-    if !attach {
-        return match monitor::start_detached(monitor_exe, monitor_args, &cfg) {
-            Ok(pid) => Ok(Started::Detached(pid)),
-            Err(e) => {
-                // The monitor unmounts on its way out; not if it never ran.
-                if !state::monitor_alive(&cfg.dir) {
-                    let _ = rootfs::unmount(store.root(), &record.id);
-                }
-                Err(e.into())
-            }
-        };
+    if let Err(e) = cleanup::force_delete(&cfg.runtime, &record.id, &d) {
+        tracing::warn!("container {}: {e}", record.id);
     }
-    let result = monitor::run_attached(&cfg);
-    after_exit(store, sn, record);
-    Ok(Started::Exited(result?))
+    // A monitor that failed has exited and left the root filesystem to us.
+    let unmount_after = |e: RuntimeError| {
+        if let Err(u) = rootfs::unmount(store.root(), &record.id) {
+            tracing::warn!("container {}: {u}", record.id);
+        }
+        ContainerError::from(e)
+    };
+    if !attach {
+        let pid = monitor::start_detached(monitor_exe, monitor_args, &cfg).map_err(unmount_after)?;
+        drop(guard);
+        return Ok(Started::Detached(pid));
+    }
+    let mut guard = Some(guard);
+    let finished = monitor::run_attached(&cfg, || drop(guard.take())).map_err(unmount_after)?;
+    after_exit(store, sn, record, finished.lock);
+    match finished.error {
+        Some(e) => Err(e.into()),
+        None => Ok(Started::Exited(finished.state)),
+    }
 }
 
 /// What the monitor does once the container has exited and the runtime forgot it: unmount
-/// the root filesystem and, for `--rm`, remove the container.
-pub fn after_exit(store: &Store, sn: &dyn Snapshotter, record: &ContainerRecord) {
+/// the root filesystem, release `monitor_lock` (the container no longer runs) and, for
+/// `--rm`, remove the container — under the lifecycle lock, so that no `start` comes between.
+pub fn after_exit(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+    monitor_lock: fs::File,
+) {
+    let _guard = match lock(store, record) {
+        Ok(g) => g,
+        Err(e) => {
+            // Removed by `rm -f` that gave up waiting for us: nothing left to do.
+            tracing::debug!("container {}: {e}", record.id);
+            return;
+        }
+    };
     if let Err(e) = rootfs::unmount(store.root(), &record.id) {
         tracing::warn!("container {}: {e}", record.id);
     }
+    drop(monitor_lock);
     let auto_remove =
         ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
     if auto_remove && let Err(e) = remove_stopped(store, sn, record, true) {
@@ -118,6 +169,21 @@ pub fn reconcile(
     record: &ContainerRecord,
 ) -> Result<ContainerState, ContainerError> {
     let d = dir(store.root(), &record.id);
+    let st = state::read(&d)?;
+    if st.status != Status::Running || state::monitor_alive(&d) {
+        return Ok(st);
+    }
+    let _guard = lock(store, record)?;
+    reconcile_locked(store, sn, record)
+}
+
+/// [`reconcile`] under the lifecycle lock.
+fn reconcile_locked(
+    store: &Store,
+    sn: &dyn Snapshotter,
+    record: &ContainerRecord,
+) -> Result<ContainerState, ContainerError> {
+    let d = dir(store.root(), &record.id);
     let mut st = state::read(&d)?;
     if st.status != Status::Running || state::monitor_alive(&d) {
         return Ok(st);
@@ -127,7 +193,9 @@ pub fn reconcile(
         if let Err(e) = rt.kill(&record.id, libc::SIGKILL, true) {
             tracing::debug!("kill {}: {e}", record.id);
         }
-        rt.delete(&record.id, true)?;
+        if let Err(e) = cleanup::force_delete(&rt, &record.id, &d) {
+            tracing::warn!("container {}: {e}", record.id);
+        }
     }
     rootfs::unmount(store.root(), &record.id)?;
     st.status = Status::Exited;
@@ -174,11 +242,17 @@ pub fn stop(
     Ok(())
 }
 
-/// Sends `signal`; a container that exits meanwhile is not an error.
+/// Sends `signal`; a container that exits meanwhile is not an error. SIGKILL that the
+/// runtime fails to deliver goes through the container's cgroup.
 fn signal_running(rt: &Runtime, d: &Path, id: &str, signal: i32) -> Result<(), ContainerError> {
     match rt.kill(id, signal, signal == libc::SIGKILL) {
         Ok(()) => Ok(()),
         Err(_) if !state::monitor_alive(d) => Ok(()),
+        Err(e) if signal == libc::SIGKILL => {
+            tracing::warn!("container {id}: {e}; killing it through its cgroup");
+            let path = cleanup::cgroups_path(d).ok_or(e)?;
+            Ok(cleanup::kill_cgroup(&path)?)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -211,8 +285,9 @@ pub fn wait(
     Ok(st.exit_code.unwrap_or(0))
 }
 
-/// `rm [-f] [-v]`: a running container is refused unless `force` (then killed first);
-/// `volumes` also removes its anonymous volumes.
+/// `rm [-f] [-v]`: a running container is refused unless `force` (then killed first:
+/// through the runtime, else through its cgroup); `volumes` also removes its anonymous
+/// volumes. With `force`, what the runtime fails to do is done without it and warned about.
 pub fn remove(
     store: &Store,
     sn: &dyn Snapshotter,
@@ -220,21 +295,48 @@ pub fn remove(
     force: bool,
     volumes: bool,
 ) -> Result<(), ContainerError> {
-    if reconcile(store, sn, record)?.status == Status::Running {
-        if !force {
-            return Err(ContainerError::RemoveRunning(record.name.clone()));
+    let d = dir(store.root(), &record.id);
+    let mut killed = false;
+    loop {
+        let guard = match lock(store, record) {
+            // Killed here, removed by its own monitor (`--rm`).
+            Err(ContainerError::NotFound(_)) if killed => return Ok(()),
+            other => other?,
+        };
+        let st = reconcile_locked(store, sn, record)?;
+        if !state::monitor_alive(&d) {
+            return remove_stopped(store, sn, record, volumes);
         }
-        let d = dir(store.root(), &record.id);
-        let rt = runtime_for(store.root(), &record.runtime)?;
-        signal_running(&rt, &d, &record.id, libc::SIGKILL)?;
-        state::wait(&d, None)?;
+        // Under the lock a live monitor has recorded `running`, or is finishing and waits
+        // for this lock.
+        if st.status == Status::Running {
+            if !force {
+                return Err(ContainerError::RemoveRunning(record.name.clone()));
+            }
+            let rt = runtime_for(store.root(), &record.runtime)?;
+            signal_running(&rt, &d, &record.id, libc::SIGKILL)?;
+            killed = true;
+        }
+        drop(guard);
+        if state::wait(&d, Some(MONITOR_EXIT_PATIENCE))?.is_none() {
+            tracing::warn!(
+                "container {}: its monitor did not exit {}s after SIGKILL; removing it anyway",
+                record.id,
+                MONITOR_EXIT_PATIENCE.as_secs()
+            );
+            let _guard = lock(store, record)?;
+            return remove_stopped(store, sn, record, volumes);
+        }
     }
-    remove_stopped(store, sn, record, volumes)
 }
 
-/// Removes a container that is not running: runtime state, mount, writable layer, record,
-/// directory — in that order, so an interrupted `rm` leaves a record that `rm` finishes —
-/// and then, with `volumes`, the anonymous volumes no other container uses.
+/// How long `rm -f` waits for the monitor of a killed container.
+const MONITOR_EXIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Removes a container that is not running (the caller holds its lifecycle lock): runtime
+/// state, mount, writable layer, record, directory — in that order, so an interrupted `rm`
+/// leaves a record that `rm` finishes — and then, with `volumes`, the anonymous volumes no
+/// other container uses. A runtime that fails is bypassed with a warning.
 fn remove_stopped(
     store: &Store,
     sn: &dyn Snapshotter,
@@ -250,8 +352,14 @@ fn remove_stopped(
                 .collect()
         })
         .unwrap_or_default();
-    if let Ok(rt) = runtime_for(store.root(), &record.runtime) {
-        rt.delete(&record.id, true)?;
+    let d = dir(store.root(), &record.id);
+    match runtime_for(store.root(), &record.runtime) {
+        Ok(rt) => {
+            if let Err(e) = cleanup::force_delete(&rt, &record.id, &d) {
+                tracing::warn!("container {}: {e}", record.id);
+            }
+        }
+        Err(e) => tracing::warn!("container {}: {e}", record.id),
     }
     rootfs::unmount(store.root(), &record.id)?;
     if let Some(key) = &record.snapshot_key {
@@ -269,9 +377,13 @@ fn remove_stopped(
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    let d = dir(store.root(), &record.id);
-    // Through directory fds (any depth) and never into a mount still under it.
+    // Through directory fds (any depth) and never into a mount still under it. A waiter on
+    // the lifecycle lock may have made a new lock file meanwhile: once more.
     strata_fs::remove_tree(&d)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::DirectoryNotEmpty => strata_fs::remove_tree(&d),
+            _ => Err(e),
+        })
         .map_err(|e| ContainerError::io("remove the container directory", e))?;
     if volumes {
         for name in anonymous {
@@ -371,12 +483,15 @@ pub struct ExecRequest {
     pub detach: bool,
 }
 
-/// `exec`: runs another process in the running container, attached to this process's stdio
-/// (or detached); its exit code.
+/// `exec`: runs another process in the running container, attached to this process's stdio;
+/// its exit code. Detached, through an exec monitor (`monitor_exe monitor_args`) that reaps
+/// the process when it exits.
 pub fn exec(
     store: &Store,
     record: &ContainerRecord,
     req: ExecRequest,
+    monitor_exe: &Path,
+    monitor_args: &[OsString],
 ) -> Result<i32, ContainerError> {
     let d = dir(store.root(), &record.id);
     let base = oci_spec::runtime::Spec::load(d.join("config.json"))
@@ -390,12 +505,21 @@ pub fn exec(
         req.user.as_deref(),
         req.tty,
     )?;
+    if req.detach {
+        let cfg = monitor_config(store, record)?;
+        return Ok(monitor::exec_detached(
+            monitor_exe,
+            monitor_args,
+            &cfg,
+            &process,
+        )?);
+    }
     let rt = runtime_for(store.root(), &record.runtime)?;
     let outcome = rt.exec(
         &record.id,
         &process,
         &strata_runtime::runc::ExecOptions {
-            detach: req.detach,
+            detach: false,
             tty: req.tty,
             interactive: req.interactive,
         },

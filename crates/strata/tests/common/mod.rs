@@ -1,6 +1,8 @@
 //! Driving the real `strata` binary against a throwaway store root.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod containers;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
