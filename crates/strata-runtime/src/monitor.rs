@@ -31,7 +31,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use rustix::pipe::{PipeFlags, pipe_with};
 
-use crate::logs::{LogWriter, Stream};
+use crate::logs::{LogDriver, LogWriter, Stream};
 use crate::runc::{Runtime, RuntimeError, io_err, last_error};
 use crate::state::{self, ContainerState, Status};
 
@@ -50,6 +50,8 @@ pub struct MonitorConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub log_path: PathBuf,
+    /// What becomes of the output: the json-file log (rotated per its options), or nothing.
+    pub log: LogDriver,
 }
 
 /// Starts a monitor process (`monitor_exe monitor_args...`) for the container and returns
@@ -189,7 +191,7 @@ impl Monitor {
     fn new(cfg: &MonitorConfig) -> Result<Monitor, Failure> {
         let fail = |e| Box::new((state::read(&cfg.dir).unwrap_or_default(), e));
         let lock = state::lock_for_monitor(&cfg.dir).map_err(fail)?;
-        let log = LogWriter::open(&cfg.log_path)
+        let log = LogWriter::open(&cfg.log_path, &cfg.log)
             .map_err(|e| fail(io_err("open log", &cfg.log_path)(e)))?;
         Ok(Monitor { _lock: lock, log })
     }

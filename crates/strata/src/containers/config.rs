@@ -58,6 +58,10 @@ pub struct ContainerConfig {
     pub stop_signal: String,
     pub mounts: Vec<MountPoint>,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--log-driver`/`--log-opt` over the store's defaults (absent in older records:
+    /// json-file, unbounded).
+    #[serde(default)]
+    pub log_config: strata_runtime::logs::LogConfig,
 }
 
 pub const FILE: &str = "container.json";
