@@ -149,6 +149,8 @@ pub fn rfc3339_nanos(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -302,7 +304,7 @@ mod tests {
     fn since_and_until_filter_by_entry_time() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("c-json.log");
-        let at = |s: u64| UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000 + s);
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
         let lines: String = (0..5)
             .map(|i| {
                 format!(
@@ -338,7 +340,7 @@ mod tests {
                 let mut w = LogWriter::open(&path, &json_file(Some(3000), 5, false)).unwrap();
                 for chunk in out.as_bytes().chunks(11 * 10) {
                     w.write(Stream::Stdout, chunk).unwrap();
-                    std::thread::sleep(std::time::Duration::from_millis(15));
+                    std::thread::sleep(Duration::from_millis(15));
                 }
                 drop(lock);
             })

@@ -144,7 +144,7 @@ fn log_opts_rotate_while_running_and_logs_reads_across_files() {
         serde_json::from_str(&s.ok(&["system", "df", "-v", "--format", "json"])).unwrap();
     let shown = bytes(df["Containers"][0]["LogSize"].as_str().unwrap());
     assert!((shown - on_disk as f64).abs() / (on_disk as f64) < 0.01, "{df}");
-    let summary = s.ok(&["system", "df", "--format", "{{json .}}"]);
+    let summary = s.ok(&["system", "df", "--format", "json"]);
     let row: Value = serde_json::from_str(summary.lines().nth(1).unwrap()).unwrap();
     assert!(bytes(row["LogSize"].as_str().unwrap()) > 2e5, "{row}");
     assert!(s.ok(&["system", "df", "-v"]).contains("LOG SIZE"));

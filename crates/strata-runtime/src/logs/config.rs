@@ -211,7 +211,7 @@ pub fn parse_size(s: &str) -> Result<u64, LogOptError> {
         return Err(bad());
     }
     let bytes = n * mult;
-    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+    if bytes.is_nan() || bytes < 1.0 || bytes >= u64::MAX as f64 {
         return Err(LogOptError::SizeNotPositive);
     }
     Ok(bytes as u64)
