@@ -15,7 +15,8 @@
 //! - [`monitor`]: the per-container monitor, attached (`run`) or detached (`run -d`, `start`).
 //! - [`state`]: what the monitor records (`state.json`) and how others wait on it.
 //! - [`cleanup`]: removing a container when the runtime fails to (through its cgroup).
-//! - [`logs`]: the container log (Docker's `json-file` format) and reading it back.
+//! - [`logs`]: the container log (Docker's `json-file` format, rotated by size) and reading
+//!   it back.
 //!
 //! ```text
 //! <root>/containers/<id>/      one per container (the bundle)
@@ -25,7 +26,8 @@
 //! ├── state.json               status, pid, start/finish times, exit code (monitor-written)
 //! ├── monitor.lock             flock held by the live monitor: `wait` blocks on it
 //! ├── lifecycle.lock           flock held by start, cleanup and removal (see [`state`])
-//! └── <id>-json.log            stdout/stderr of a container started by a monitor
+//! ├── <id>-json.log            stdout/stderr of a container started by a monitor
+//! └── <id>-json.log.N[.gz]     its rotated files (`--log-opt max-size`, `max-file`)
 //! <root>/runtime/<name>/       the runtime's own state (`runc --root`)
 //! ```
 //!

@@ -38,7 +38,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg}
 use rustix::pipe::{PipeFlags, pipe_with};
 
 use crate::cleanup;
-use crate::logs::{LogWriter, Stream};
+use crate::logs::{LogDriver, LogWriter, Stream};
 use crate::runc::{Runtime, RuntimeError, io_err, last_error};
 use crate::state::{self, ContainerState, Status};
 
@@ -57,6 +57,8 @@ pub struct MonitorConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub log_path: PathBuf,
+    /// What becomes of the output: the json-file log (rotated per its options), or nothing.
+    pub log: LogDriver,
 }
 
 /// Starts a monitor process (`monitor_exe monitor_args...`) for the container and returns
@@ -338,7 +340,7 @@ impl Monitor {
     /// Takes the lock and opens the log; touches nothing of the container's on failure.
     fn new(cfg: &MonitorConfig) -> Result<Monitor, RuntimeError> {
         let lock = state::lock_for_monitor(&cfg.dir)?;
-        let log = LogWriter::open(&cfg.log_path).map_err(io_err("open log", &cfg.log_path))?;
+        let log = LogWriter::open(&cfg.log_path, &cfg.log).map_err(io_err("open log", &cfg.log_path))?;
         Ok(Monitor { lock, log })
     }
 

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Subcommand};
 use strata_metadata::ContainerRecord;
 use strata_remote::Reference;
+use strata_runtime::logs::LogConfig;
 use strata_runtime::spec::{Network, SpecOptions};
 use strata_snapshot::Snapshotter;
 
@@ -184,6 +185,12 @@ pub struct CreateArgs {
         value_name = "NAME"
     )]
     runtime: String,
+    /// Logging driver for the container: json-file or none (default: the store's `log-driver` setting).
+    #[arg(long, value_name = "DRIVER")]
+    log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE (k, m, g), max-file=N, compress=true|false (over the store's `log-opts` setting).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
     /// Pull image before running ("always", "missing", "never").
     #[arg(long, default_value = "missing", value_name = "POLICY")]
     pull: String,
@@ -421,6 +428,7 @@ fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Res
         },
         mounts,
         labels: super::parse_labels(&args.label).into_iter().collect(),
+        log_config: LogConfig::from_flags(args.log_driver.as_deref(), &args.log_opt)?,
     })
 }
 

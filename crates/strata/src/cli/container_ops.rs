@@ -55,6 +55,12 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs ("all" for every line).
     #[arg(short = 'n', long, default_value = "all")]
     tail: String,
+    /// Show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
     #[arg(value_name = "CONTAINER")]
     container: String,
 }
@@ -185,6 +191,11 @@ pub fn wait(store: &Store, args: &WaitArgs) -> anyhow::Result<()> {
 
 pub fn logs(store: &Store, args: &LogsArgs) -> anyhow::Result<()> {
     let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
+    let d = dir(store.root(), &record.id);
+    let config = crate::containers::config::ContainerConfig::read(&d).unwrap_or_default();
+    if config.log_config.kind == strata_runtime::logs::config::NONE {
+        bail!("configured logging driver does not support reading");
+    }
     let tail = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -192,21 +203,28 @@ pub fn logs(store: &Store, args: &LogsArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("invalid --tail value: {n}"))?,
         ),
     };
+    let now = std::time::SystemTime::now();
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<_> {
+        v.as_deref()
+            .map(|s| {
+                super::timefmt::parse_since(s, now).with_context(|| {
+                    format!("invalid value for \"{flag}\": {s:?}: a timestamp (RFC 3339, a date, Unix seconds) or a duration such as 42m")
+                })
+            })
+            .transpose()
+    };
     let opts = LogOptions {
         follow: args.follow,
         timestamps: args.timestamps,
         tail,
+        since: time("since", &args.since)?,
+        until: time("until", &args.until)?,
     };
     let path = lifecycle::log_path(store.root(), &record.id);
-    let mut out = std::io::stdout().lock();
+    // Buffered: a long log is written in large pieces (the reader flushes when it waits).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut err = std::io::stderr().lock();
-    copy_logs(
-        &path,
-        &dir(store.root(), &record.id),
-        &opts,
-        &mut out,
-        &mut err,
-    )?;
+    copy_logs(&path, &d, &opts, &mut out, &mut err)?;
     Ok(())
 }
 

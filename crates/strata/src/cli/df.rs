@@ -35,7 +35,7 @@ const HEADERS: &[(&str, &str)] = &[
     ("Reclaimable", "RECLAIMABLE"),
 ];
 const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}";
-const CONTAINERS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}";
+const CONTAINERS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.LogSize}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}";
 const VOLUMES_TABLE: &str = "table {{.Name}}\t{{.Links}}\t{{.Size}}";
 const VOLUME_HEADERS: &[(&str, &str)] = &[("Name", "VOLUME NAME"), ("Links", "LINKS")];
 const CACHE_TABLE: &str = "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}";
@@ -63,7 +63,7 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
     // Containers' sizes need the snapshotter too: without it there is no df to give.
     let sn = store.snapshotter()?;
     let usage = images_usage(store, Some(sn.as_ref()))?;
-    let (containers, volumes) = (container_items(store, sn.as_ref())?, volume_items(store)?);
+    let ((containers, logs), volumes) = (container_items(store, sn.as_ref())?, volume_items(store)?);
 
     let count = |items: &[(Value, u64, bool)]| {
         let size: u64 = items.iter().map(|(_, s, _)| s).sum();
@@ -82,7 +82,8 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
                "UnpackedSize": human_size(usage.total.unpacked),
                "DiscardedSize": human_size(usage.discarded)}),
         json!({"Type": "Containers", "TotalCount": nc.to_string(), "Active": ac.to_string(),
-               "Size": human_size(sc), "Reclaimable": reclaimable(rc, sc)}),
+               "Size": human_size(sc), "Reclaimable": reclaimable(rc, sc),
+               "LogSize": human_size(logs)}),
         json!({"Type": "Local Volumes", "TotalCount": nv.to_string(), "Active": av.to_string(),
                "Size": human_size(sv), "Reclaimable": reclaimable(rv, sv)}),
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
@@ -91,7 +92,7 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
     if !args.verbose {
         print_list(&rows, args.format.as_deref(), false, "Type", TABLE, HEADERS)?;
         if args.format.is_none() {
-            breakdown(&usage);
+            breakdown(&usage, sc, logs);
         }
         return Ok(());
     }
@@ -114,13 +115,18 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
         super::image::HEADERS,
     )?;
     println!("\nContainers space usage:\n");
+    let headers: Vec<(&str, &str)> = super::ps::HEADERS
+        .iter()
+        .copied()
+        .chain([("LogSize", "LOG SIZE")])
+        .collect();
     print_list(
         &containers,
         Some(CONTAINERS_TABLE),
         false,
         "ID",
         "",
-        super::ps::HEADERS,
+        &headers,
     )?;
     println!("\nLocal Volumes space usage:\n");
     print_list(
@@ -133,13 +139,14 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
     )?;
     println!("\nBuild cache usage: 0B\n");
     print_list(&[], Some(CACHE_TABLE), false, "ID", "", CACHE_HEADERS)?;
-    breakdown(&usage);
+    breakdown(&usage, sc, logs);
     Ok(())
 }
 
 /// What Docker's table does not show: compressed and unpacked image bytes apart (with the
-/// containerd image store every layer is on disk twice), and what no image uses.
-fn breakdown(usage: &ImagesUsage) {
+/// containerd image store every layer is on disk twice), what no image uses, and the
+/// containers' logs beside their writable layers.
+fn breakdown(usage: &ImagesUsage, writable: u64, logs: u64) {
     print!(
         "\nImages: {} compressed content + {} unpacked layers",
         human_size(usage.total.content),
@@ -160,6 +167,13 @@ fn breakdown(usage: &ImagesUsage) {
             human_size(usage.unreferenced.content),
             human_size(usage.unreferenced.unpacked),
             human_size(usage.ingests)
+        );
+    }
+    if logs > 0 {
+        println!(
+            "Containers: {} writable layers + {} logs",
+            human_size(writable),
+            human_size(logs)
         );
     }
 }
@@ -211,14 +225,18 @@ fn image_items(usage: &ImagesUsage) -> Vec<Value> {
         .collect()
 }
 
-/// Each container's row (SIZE: its writable layer), size and whether it runs.
+/// Each container's row (SIZE: its writable layer, as Docker's; LOG SIZE: its log files),
+/// size and whether it runs; and all their logs' bytes.
+type ContainerItems = (Vec<(Value, u64, bool)>, u64);
+
 fn container_items(
     store: &Store,
     sn: &dyn strata_snapshot::Snapshotter,
-) -> anyhow::Result<Vec<(Value, u64, bool)>> {
+) -> anyhow::Result<ContainerItems> {
     let mut all = containers::list(store, sn)?;
     all.reverse();
-    Ok(all
+    let mut logs = 0;
+    let items = all
         .iter()
         .map(|c| {
             let rw = c.record.snapshot_key.as_deref().map_or(0, |key| {
@@ -227,11 +245,15 @@ fn container_items(
                     0
                 })
             });
+            let log = crate::containers::logs::log_size(store.root(), &c.record.id);
+            logs += log;
             let mut item = super::ps::ps_item(store, c, None, false);
             item["Size"] = json!(human_size(rw));
+            item["LogSize"] = json!(human_size(log));
             (item, rw, c.state.status == Status::Running)
         })
-        .collect())
+        .collect();
+    Ok((items, logs))
 }
 
 /// Each volume's row, size and whether a container uses it.

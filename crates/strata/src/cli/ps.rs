@@ -327,6 +327,10 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
     let config = c.config.clone().unwrap_or_default();
     let st = &c.state;
     let zero = "0001-01-01T00:00:00Z".to_owned();
+    let mut log_config = config.log_config.clone();
+    if log_config.kind.is_empty() {
+        log_config.kind = strata_runtime::logs::config::JSON_FILE.into();
+    }
     let mut v = json!({
         "Id": c.record.id,
         "Created": rfc3339(c.record.created),
@@ -346,7 +350,7 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
             "FinishedAt": st.finished_at.map_or_else(|| zero.clone(), rfc3339),
         },
         "Image": config.image_id,
-        "LogPath": crate::containers::lifecycle::log_path(store.root(), &c.record.id),
+        "LogPath": if log_config.kind == strata_runtime::logs::config::NONE { std::path::PathBuf::new() } else { crate::containers::lifecycle::log_path(store.root(), &c.record.id) },
         "Name": format!("/{}", c.record.name),
         "Driver": c.record.snapshotter,
         "Platform": "linux",
@@ -355,6 +359,7 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
             "AutoRemove": config.auto_remove,
             "ReadonlyRootfs": config.read_only,
             "Runtime": c.record.runtime,
+            "LogConfig": log_config,
             "Binds": config.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source, m.destination, if m.rw { "" } else { ":ro" })).collect::<Vec<_>>(),
             "Privileged": config.privileged,
             "CapAdd": null_if_empty(&config.cap_add),

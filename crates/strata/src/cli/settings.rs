@@ -5,14 +5,38 @@
 use anyhow::bail;
 use clap::Args;
 
+use crate::containers::logs as log_settings;
 use crate::store::Store;
 
-/// Every setting: name, default, what it does.
-const SETTINGS: &[(&str, &str, &str)] = &[(
-    crate::discard::SETTING,
-    "false",
-    "delete each layer's compressed blob once its unpacked snapshot is verified (pull)",
-)];
+/// One setting: its name, default, what it does, and the check that gives a new value's
+/// canonical form.
+struct Setting {
+    name: &'static str,
+    default: &'static str,
+    about: &'static str,
+    check: fn(&str, &str) -> anyhow::Result<String>,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        name: crate::discard::SETTING,
+        default: "false",
+        about: "delete each layer's compressed blob once its unpacked snapshot is verified (pull)",
+        check: check_bool,
+    },
+    Setting {
+        name: log_settings::SETTING_DRIVER,
+        default: log_settings::DEFAULT_DRIVER,
+        about: "logging driver of new containers: json-file or none (Docker's daemon.json log-driver)",
+        check: check_log,
+    },
+    Setting {
+        name: log_settings::SETTING_OPTS,
+        default: log_settings::DEFAULT_OPTS,
+        about: "json-file options of new containers, KEY=VALUE,…: max-size, max-file, compress (\"\": unbounded)",
+        check: check_log,
+    },
+];
 
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
@@ -26,37 +50,44 @@ pub fn run(store: &Store, args: &SettingsArgs) -> anyhow::Result<()> {
     let Some(key) = &args.key else {
         let mut tw = strata_format::TabWriter::docker();
         tw.write_str("KEY\tVALUE\tDESCRIPTION\n");
-        for (name, default, about) in SETTINGS {
-            let value = store.db().read(|tx| tx.setting(name))?;
-            let value = value.as_deref().unwrap_or(default);
-            tw.write_str(&format!("{name}\t{value}\t{about}\n"));
+        for s in SETTINGS {
+            let value = store.db().read(|tx| tx.setting(s.name))?;
+            let value = value.as_deref().unwrap_or(s.default);
+            tw.write_str(&format!("{}\t{value}\t{}\n", s.name, s.about));
         }
         print!("{}", tw.flush());
         return Ok(());
     };
-    let Some((name, default, _)) = SETTINGS.iter().find(|(n, _, _)| n == key) else {
-        let known: Vec<&str> = SETTINGS.iter().map(|s| s.0).collect();
+    let Some(s) = SETTINGS.iter().find(|s| s.name == key) else {
+        let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
         bail!("unknown setting {key:?} (known: {})", known.join(", "));
     };
     match args.value.as_deref() {
         None => {
-            let value = store.db().read(|tx| tx.setting(name))?;
-            println!("{}", value.as_deref().unwrap_or(default));
+            let value = store.db().read(|tx| tx.setting(s.name))?;
+            println!("{}", value.as_deref().unwrap_or(s.default));
         }
-        Some("default") => store.db().write(|tx| tx.set_setting(name, None))?,
+        Some("default") => store.db().write(|tx| tx.set_setting(s.name, None))?,
         Some(v) => {
-            let v = v.to_ascii_lowercase();
-            if !matches!(
-                v.as_str(),
-                "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
-            ) {
-                bail!("{name} is true or false, not {v:?}");
-            }
-            let on = crate::discard::setting_enabled(Some(&v));
-            store
-                .db()
-                .write(|tx| tx.set_setting(name, Some(if on { "true" } else { "false" })))?;
+            let v = (s.check)(s.name, v)?;
+            store.db().write(|tx| tx.set_setting(s.name, Some(&v)))?;
         }
     }
     Ok(())
+}
+
+fn check_bool(name: &str, v: &str) -> anyhow::Result<String> {
+    let v = v.to_ascii_lowercase();
+    if !matches!(
+        v.as_str(),
+        "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
+    ) {
+        bail!("{name} is true or false, not {v:?}");
+    }
+    let on = crate::discard::setting_enabled(Some(&v));
+    Ok(if on { "true" } else { "false" }.to_owned())
+}
+
+fn check_log(name: &str, v: &str) -> anyhow::Result<String> {
+    log_settings::check_setting(name, v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }

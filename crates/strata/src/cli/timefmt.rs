@@ -111,6 +111,30 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
+/// A `--since`/`--until` value as Docker takes it: an RFC 3339 timestamp, a date
+/// (`2024-01-31`, midnight UTC), Unix seconds (`1700000000.5`), or a duration back from `now`
+/// (`42m`, `1h30m`).
+pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    if s.len() == 10 && let Some(t) = parse_rfc3339(&format!("{s}T00:00:00Z")) {
+        return Some(t);
+    }
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if digits(secs) && (frac.is_empty() || digits(frac)) {
+        let nanos = if frac.is_empty() {
+            0
+        } else {
+            let f = &frac[..frac.len().min(9)];
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        };
+        return Some(UNIX_EPOCH + std::time::Duration::new(secs.parse().ok()?, nanos));
+    }
+    now.checked_sub(crate::gc::parse_duration(s)?)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -125,6 +149,25 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(951_782_400 + 3661, 120_000_000);
         assert_eq!(rfc3339(t), "2000-02-29T01:01:01.12Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_since_values() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+        assert_eq!(parse_since("2024-01-01T00:00:00Z", now), Some(now));
+        assert_eq!(parse_since("2024-01-01", now), Some(now));
+        assert_eq!(parse_since("1704067200", now), Some(now));
+        assert_eq!(
+            parse_since("1704067200.25", now),
+            Some(now + Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_since("1h30m", now),
+            Some(now - Duration::from_secs(5400))
+        );
+        for bad in ["", "yesterday", "12x", "1.2.3"] {
+            assert_eq!(parse_since(bad, now), None, "{bad}");
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct ContainerConfig {
     pub cap_drop: Vec<String>,
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// `--log-driver`/`--log-opt` over the store's defaults (absent in older records:
+    /// json-file, unbounded).
+    #[serde(default)]
+    pub log_config: strata_runtime::logs::LogConfig,
 }
 
 pub const FILE: &str = "container.json";

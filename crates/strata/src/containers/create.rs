@@ -41,6 +41,8 @@ pub struct CreateOptions {
     /// `-v` and `--mount`, in order.
     pub mounts: Vec<MountSpec>,
     pub labels: BTreeMap<String, String>,
+    /// `--log-driver`/`--log-opt`; the store's defaults fill in the rest at create.
+    pub log_config: strata_runtime::logs::LogConfig,
 }
 
 /// The image a container is made from, resolved for this machine.
@@ -125,6 +127,10 @@ pub fn create(
     {
         return Err(ContainerError::InvalidName(name.clone()));
     }
+    let opts = &CreateOptions {
+        log_config: super::logs::for_container(store, &opts.log_config)?,
+        ..opts.clone()
+    };
     let id = names::new_id().map_err(|e| ContainerError::io("generate container id", e))?;
     let mut labels: Labels = opts.labels.clone().into_iter().collect();
     labels.insert(LABEL_IMAGE_ID.to_owned(), image.target.digest.to_string());
@@ -369,5 +375,6 @@ fn container_config(
         cap_add: spec_opts.security.cap_add.clone(),
         cap_drop: spec_opts.security.cap_drop.clone(),
         security_opt: spec_opts.security.opts.clone(),
+        log_config: opts.log_config.clone(),
     }
 }

@@ -50,6 +50,7 @@ pub fn monitor_config(
         tty: config.tty,
         open_stdin: config.open_stdin,
         log_path: log_path(store.root(), &record.id),
+        log: config.log_config.driver()?,
     })
 }
 

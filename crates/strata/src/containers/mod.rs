@@ -19,6 +19,7 @@ pub mod create;
 pub mod export;
 pub mod lifecycle;
 pub mod list;
+pub mod logs;
 pub mod names;
 pub mod rootfs;
 
@@ -74,6 +75,8 @@ pub enum ContainerError {
     #[error(transparent)]
     Spec(#[from] strata_runtime::spec::SpecError),
     #[error(transparent)]
+    LogOpt(#[from] strata_runtime::logs::LogOptError),
+    #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
     Runtime(#[from] strata_runtime::runc::RuntimeError),
@@ -106,7 +109,9 @@ impl ContainerError {
             | ContainerError::ImageNotFound(_)
             | ContainerError::PlatformMissing(_)
             | ContainerError::NoSnapshot(_) => ErrorKind::NotFound,
-            ContainerError::InvalidName(_) => ErrorKind::InvalidArgument,
+            ContainerError::InvalidName(_) | ContainerError::LogOpt(_) => {
+                ErrorKind::InvalidArgument
+            }
             ContainerError::NameInUse(..) => ErrorKind::AlreadyExists,
             ContainerError::AlreadyRunning(_)
             | ContainerError::NotRunning(_)
