@@ -7,12 +7,50 @@ use clap::Args;
 
 use crate::store::Store;
 
-/// Every setting: name, default, what it does.
-const SETTINGS: &[(&str, &str, &str)] = &[(
-    crate::discard::SETTING,
-    "false",
-    "delete each layer's compressed blob once its unpacked snapshot is verified (pull)",
-)];
+/// Every setting: name, default, what it does, and how a value is checked and normalized.
+type Check = fn(&str) -> anyhow::Result<String>;
+const SETTINGS: &[(&str, &str, &str, Check)] = &[
+    (
+        crate::discard::SETTING,
+        "false",
+        "delete each layer's compressed blob once its unpacked snapshot is verified (pull)",
+        boolean,
+    ),
+    (
+        crate::runtime::SETTING_LOW_SPEED_LIMIT,
+        "1KiB",
+        "give up a download slower than this (bytes/s) for low-speed-time; 0: never",
+        speed,
+    ),
+    (
+        crate::runtime::SETTING_LOW_SPEED_TIME,
+        "30s",
+        "how long a download may stay under low-speed-limit",
+        speed_time,
+    ),
+];
+
+fn boolean(v: &str) -> anyhow::Result<String> {
+    let v = v.to_ascii_lowercase();
+    if !matches!(
+        v.as_str(),
+        "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
+    ) {
+        bail!("true or false, not {v:?}");
+    }
+    let on = crate::discard::setting_enabled(Some(&v));
+    Ok(if on { "true" } else { "false" }.to_owned())
+}
+
+fn speed(v: &str) -> anyhow::Result<String> {
+    crate::runtime::parse_speed(v).map_err(anyhow::Error::msg)?;
+    Ok(v.trim().to_owned())
+}
+
+fn speed_time(v: &str) -> anyhow::Result<String> {
+    crate::runtime::parse_speed_time(v).map_err(anyhow::Error::msg)?;
+    Ok(v.trim().to_owned())
+}
 
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
@@ -26,7 +64,7 @@ pub fn run(store: &Store, args: &SettingsArgs) -> anyhow::Result<()> {
     let Some(key) = &args.key else {
         let mut tw = strata_format::TabWriter::docker();
         tw.write_str("KEY\tVALUE\tDESCRIPTION\n");
-        for (name, default, about) in SETTINGS {
+        for (name, default, about, _) in SETTINGS {
             let value = store.db().read(|tx| tx.setting(name))?;
             let value = value.as_deref().unwrap_or(default);
             tw.write_str(&format!("{name}\t{value}\t{about}\n"));
@@ -34,7 +72,7 @@ pub fn run(store: &Store, args: &SettingsArgs) -> anyhow::Result<()> {
         print!("{}", tw.flush());
         return Ok(());
     };
-    let Some((name, default, _)) = SETTINGS.iter().find(|(n, _, _)| n == key) else {
+    let Some((name, default, _, check)) = SETTINGS.iter().find(|(n, ..)| n == key) else {
         let known: Vec<&str> = SETTINGS.iter().map(|s| s.0).collect();
         bail!("unknown setting {key:?} (known: {})", known.join(", "));
     };
@@ -45,17 +83,8 @@ pub fn run(store: &Store, args: &SettingsArgs) -> anyhow::Result<()> {
         }
         Some("default") => store.db().write(|tx| tx.set_setting(name, None))?,
         Some(v) => {
-            let v = v.to_ascii_lowercase();
-            if !matches!(
-                v.as_str(),
-                "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
-            ) {
-                bail!("{name} is true or false, not {v:?}");
-            }
-            let on = crate::discard::setting_enabled(Some(&v));
-            store
-                .db()
-                .write(|tx| tx.set_setting(name, Some(if on { "true" } else { "false" })))?;
+            let v = check(v).map_err(|e| e.context(format!("invalid value for {name}")))?;
+            store.db().write(|tx| tx.set_setting(name, Some(&v)))?;
         }
     }
     Ok(())
