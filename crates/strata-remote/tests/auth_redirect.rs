@@ -153,52 +153,35 @@ fn blobs_of(image: &strata_testutil::Image) -> Vec<(String, Bytes)> {
         .collect()
 }
 
-/// An htpasswd registry holding `image` at `team/app:v1`, a proxy in front of it that
-/// redirects blob GETs to a storage host answering `mode`, and a client with the proxy's
-/// credentials.
+/// A registry (behind `reg_addr`, wanting alice's credentials) holding `image` at
+/// `team/app:v1`, a proxy in front of it that redirects blob GETs to a storage host
+/// answering `mode`, and a client with alice's credentials for the proxy.
 struct Setup {
-    _reg: AuthRegistry,
     proxy: Proxy,
     storage: StorageHost,
     client: Client,
     r: Reference,
 }
 
-async fn setup(mode: Storage, salt: &str) -> Option<Setup> {
-    if !require_tool("docker-registry") {
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("htpasswd");
-    std::fs::write(&file, htpasswd_line("alice", "wonderland")).expect("htpasswd");
-    let auth = format!(
-        "  htpasswd:\n    realm: strata-test\n    path: {}\n",
-        file.display()
-    );
-    let reg = AuthRegistry::start(&auth, dir).await.expect("registry");
+async fn redirected(reg_addr: &str, mode: Storage, salt: &str) -> Setup {
     let image = sample_image(false, salt);
     let seeder = client();
-    write_basic(&seeder, &reg.addr(), "alice", "wonderland");
-    push(
-        &seeder,
-        &reference(&format!("{}/team/app:v1", reg.addr())),
-        &image,
-    )
-    .await;
+    write_basic(&seeder, reg_addr, "alice", "wonderland");
+    let origin = reference(&format!("{reg_addr}/team/app:v1"));
+    push(&seeder, &origin, &image).await;
 
-    let proxy = Proxy::start(&reg.addr()).await;
+    let proxy = Proxy::start(reg_addr).await;
     let storage = StorageHost::start(mode, blobs_of(&image)).await;
     proxy.redirect_blobs(Some(&storage.server.url()));
     let c = client();
     write_basic(&c, &proxy.host(), "alice", "wonderland");
     let r = reference(&format!("{}/team/app:v1", proxy.host()));
-    Some(Setup {
-        _reg: reg,
+    Setup {
         proxy,
         storage,
         client: c,
         r,
-    })
+    }
 }
 
 fn assert_redirect_auth(e: &RemoteError, s: &Setup) {
@@ -215,9 +198,10 @@ fn assert_redirect_auth(e: &RemoteError, s: &Setup) {
 /// `Authorization: Basic alice:wonderland`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_targets_bearer_realm_gets_no_credentials() {
-    let Some(s) = setup(Storage::Bearer, "redirect-bearer").await else {
+    let Some(reg) = htpasswd_registry().await else {
         return;
     };
+    let s = redirected(&reg.addr(), Storage::Bearer, "redirect-bearer").await;
     let e = pull(&s.client, &s.r).await.unwrap_err();
     s.storage.assert_never_authorized();
     assert!(
@@ -232,9 +216,10 @@ async fn a_redirect_targets_bearer_realm_gets_no_credentials() {
 /// to it, and the error says where the redirect led.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_targets_basic_challenge_gets_no_credentials() {
-    let Some(s) = setup(Storage::Basic, "redirect-basic").await else {
+    let Some(reg) = htpasswd_registry().await else {
         return;
     };
+    let s = redirected(&reg.addr(), Storage::Basic, "redirect-basic").await;
     let e = pull(&s.client, &s.r).await.unwrap_err();
     s.storage.assert_never_authorized();
     assert_redirect_auth(&e, &s);
@@ -244,9 +229,10 @@ async fn a_redirect_targets_basic_challenge_gets_no_credentials() {
 /// credentials although the registry's requests did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_storage_behind_a_redirect_serves_the_pull() {
-    let Some(s) = setup(Storage::Serve, "redirect-serve").await else {
+    let Some(reg) = htpasswd_registry().await else {
         return;
     };
+    let s = redirected(&reg.addr(), Storage::Serve, "redirect-serve").await;
     pull(&s.client, &s.r).await.expect("pull through the redirect");
     s.storage.assert_never_authorized();
     assert!(
@@ -266,24 +252,11 @@ async fn a_bearer_token_is_not_sent_to_the_redirect_target() {
     let token = TokenServer::start(dir.path()).await.expect("token server");
     let auth = token.registry_auth(dir.path());
     let reg = AuthRegistry::start(&auth, dir).await.expect("registry");
-    let image = sample_image(false, "redirect-token");
-    let seeder = client();
-    write_basic(&seeder, &reg.addr(), "alice", "wonderland");
-    push(
-        &seeder,
-        &reference(&format!("{}/team/app:v1", reg.addr())),
-        &image,
-    )
-    .await;
-
-    let proxy = Proxy::start(&reg.addr()).await;
-    let storage = StorageHost::start(Storage::Serve, blobs_of(&image)).await;
-    proxy.redirect_blobs(Some(&storage.server.url()));
-    let c = client();
-    write_basic(&c, &proxy.host(), "alice", "wonderland");
-    let r = reference(&format!("{}/team/app:v1", proxy.host()));
-    pull(&c, &r).await.expect("pull through the redirect");
-    storage.assert_never_authorized();
+    let s = redirected(&reg.addr(), Storage::Serve, "redirect-token").await;
+    pull(&s.client, &s.r)
+        .await
+        .expect("pull through the redirect");
+    s.storage.assert_never_authorized();
     assert!(
         token.requests().iter().any(|(_, user, _)| user == "alice"),
         "the registry's own flow used the credentials: {:?}",

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Strata;
+use common::{Strata, busybox, load};
 use strata_testutil::{
-    Compression, ImageBuilder, LayerBuilder, LayoutEntry, Registry, build_index, busybox_layer,
-    push_index, require_root, require_tool, tar_dir, write_layout,
+    Compression, ImageBuilder, LayerBuilder, Registry, build_index, busybox_layer, push_index,
+    require_root, require_tool,
 };
 
 /// Root, runc and busybox-static, or why the test skips.
@@ -17,19 +17,6 @@ fn ready() -> bool {
     require_root("mounts overlays and runs containers")
         && require_tool("runc")
         && require_tool("busybox")
-}
-
-/// Loads `images` (name, image) into the store through an OCI layout.
-fn load(s: &Strata, images: &[(&str, &strata_testutil::Image)]) {
-    let dir = s.scratch("layout");
-    let entries: Vec<(&str, LayoutEntry<'_>)> = images
-        .iter()
-        .map(|(n, i)| (*n, LayoutEntry::Image(i)))
-        .collect();
-    write_layout(&dir, &entries).unwrap();
-    let tar = tar_dir(&dir).unwrap();
-    s.ok_input(&["load"], &tar);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The walkthrough's two images: a busybox base and a final image adding one layer.
@@ -52,18 +39,6 @@ fn acme_images() -> Option<(strata_testutil::Image, strata_testutil::Image)> {
         .config(|c| c["config"]["Cmd"] = serde_json::json!(["/app/hello.sh"]))
         .build();
     Some((base, fin))
-}
-
-fn busybox(s: &Strata) -> bool {
-    let Some(layer) = busybox_layer() else {
-        return false;
-    };
-    let img = ImageBuilder::new()
-        .layer(layer.build(Compression::Gzip))
-        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
-        .build();
-    load(s, &[("busybox:latest", &img)]);
-    true
 }
 
 /// Runs `strata args`, returning (exit code, stdout, stderr).

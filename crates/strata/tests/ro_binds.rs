@@ -9,32 +9,13 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Strata;
-use strata_testutil::{
-    Compression, ImageBuilder, LayoutEntry, busybox_layer, require_root, require_tool, tar_dir,
-    write_layout,
-};
+use common::{Strata, busybox};
+use strata_testutil::{require_root, require_tool};
 
 fn ready() -> bool {
     require_root("mounts a tmpfs and runs containers")
         && require_tool("runc")
         && require_tool("busybox")
-}
-
-/// Loads a busybox image as `busybox:latest`; false when busybox-static is missing.
-fn busybox(s: &Strata) -> bool {
-    let Some(layer) = busybox_layer() else {
-        return false;
-    };
-    let img = ImageBuilder::new()
-        .layer(layer.build(Compression::Gzip))
-        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
-        .build();
-    let dir = s.scratch("layout");
-    write_layout(&dir, &[("busybox:latest", LayoutEntry::Image(&img))]).unwrap();
-    s.ok_input(&["load"], &tar_dir(&dir).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
-    true
 }
 
 /// A tmpfs mounted at a path, unmounted when dropped.

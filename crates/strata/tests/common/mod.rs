@@ -174,6 +174,34 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Loads `images` (name, image) into the store through an OCI layout.
+pub fn load(s: &Strata, images: &[(&str, &strata_testutil::Image)]) {
+    use strata_testutil::{LayoutEntry, tar_dir, write_layout};
+    let dir = s.scratch("layout");
+    let entries: Vec<(&str, LayoutEntry<'_>)> = images
+        .iter()
+        .map(|(n, i)| (*n, LayoutEntry::Image(i)))
+        .collect();
+    write_layout(&dir, &entries).unwrap();
+    let tar = tar_dir(&dir).unwrap();
+    s.ok_input(&["load"], &tar);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Loads busybox-static as `busybox:latest` (`Cmd: sh`); false when it is not installed.
+pub fn busybox(s: &Strata) -> bool {
+    use strata_testutil::{Compression, ImageBuilder, busybox_layer};
+    let Some(layer) = busybox_layer() else {
+        return false;
+    };
+    let img = ImageBuilder::new()
+        .layer(layer.build(Compression::Gzip))
+        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
+        .build();
+    load(s, &[("busybox:latest", &img)]);
+    true
+}
+
 /// A two-layer image for `arch`: a gzip base whose `etc/os` holds `text` (its own per `text`),
 /// and a zstd top layer adding `hello` and deleting `etc/os` (the same in every image).
 pub fn image(arch: &str, text: &str) -> strata_testutil::Image {
