@@ -8,12 +8,17 @@
 //!   the request's scopes, fetched now if missing, or Basic credentials); on a `401` the
 //!   challenge is read, the cached token dropped, a new one fetched and the request sent
 //!   again, once. A second `401` is an authentication error naming the reference and host.
+//!   Only the registry host's own challenges count: a `401` from the host a redirect led to
+//!   (blob storage) is that host's business, and credentials never go there. Credentials go
+//!   to a plain-HTTP token realm only for a host configured insecure (plain HTTP or
+//!   `skip_verify`).
 //! - **Retries.** Dropped connections, timeouts, `408`, `429` and `5xx` are retried with
 //!   exponential backoff (`retry_delay` × 2ⁿ, at most 10 s, or longer when `Retry-After`
 //!   says so, at most 60 s), `retries` times. Other `4xx` never are. Mirrors get no retries
 //!   (the next host is the retry), and requests that are not idempotent (a chunk `PATCH`)
 //!   are never resent here: their callers resume from what the registry acknowledges.
-//! - **Redirects** are followed (reqwest drops `Authorization` when one leaves the host).
+//! - **Redirects** are followed; `Authorization` is dropped when one leaves the host's origin
+//!   (scheme, host and port: reqwest's rule, kept by the redirect tests).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -29,7 +34,13 @@ use crate::credentials::{Credential, CredentialStore, registry_of};
 use crate::error::RemoteError;
 use crate::hosts::{self, RegistryHost};
 use crate::reference::Reference;
+use crate::speed::{ChunkError, LowSpeed};
 use crate::tls;
+
+/// The default low-speed limit: 1 KiB/s…
+pub const DEFAULT_LOW_SPEED_LIMIT: u64 = 1024;
+/// …averaged over 30 s.
+pub const DEFAULT_LOW_SPEED_TIME: Duration = Duration::from_secs(30);
 
 /// How a [`Remote`] behaves.
 #[derive(Debug, Clone)]
@@ -50,6 +61,10 @@ pub struct RemoteOptions {
     pub connect_timeout: Duration,
     /// How long a response may stall between two reads.
     pub read_timeout: Duration,
+    /// A body (blob, manifest, token) arriving at under this many bytes/s, averaged over
+    /// `low_speed_time`, is given up (curl's `--speed-limit`); 0 disables the check.
+    pub low_speed_limit: u64,
+    pub low_speed_time: Duration,
     /// Blobs up to this size are uploaded in one `PUT`; bigger ones in `PATCH` chunks of this
     /// size, each resumable.
     pub chunk_size: u64,
@@ -66,6 +81,8 @@ impl Default for RemoteOptions {
             retry_delay: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
+            low_speed_limit: DEFAULT_LOW_SPEED_LIMIT,
+            low_speed_time: DEFAULT_LOW_SPEED_TIME,
             chunk_size: 16 << 20,
         }
     }
@@ -223,6 +240,11 @@ impl Remote {
         &self.inner.opts
     }
 
+    /// A fresh low-speed check for one response body.
+    pub(crate) fn low_speed(&self) -> LowSpeed {
+        LowSpeed::new(self.inner.opts.low_speed_limit, self.inner.opts.low_speed_time)
+    }
+
     /// The hosts serving `registry`, mirrors first (see [`crate::hosts`]); read once per
     /// registry and cached.
     pub fn hosts(&self, registry: &str) -> Result<Arc<[RegistryHost]>, RemoteError> {
@@ -359,6 +381,7 @@ impl Remote {
                     });
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && call.authorize => {
+                    own_challenge(call, &resp)?;
                     let challenges = auth::challenges(resp.headers());
                     if reauthorized {
                         return Err(self.auth_failure(call, &challenges).await?);
@@ -496,6 +519,9 @@ impl Remote {
             realm: realm.to_owned(),
             message,
         };
+        if credential.is_some() {
+            realm_may_have_credentials(call, realm)?;
+        }
         let request =
             auth::token_request(realm, service, scopes, credential.as_ref()).map_err(token_err)?;
         let client = self.client(call.host)?;
@@ -564,9 +590,14 @@ impl Remote {
                     .to_owned(),
             ));
         }
-        let body = read_limited(resp, 1 << 20)
+        let body = read_limited(resp, 1 << 20, self.low_speed())
             .await
-            .map_err(|e| token_err(format!("reading the answer: {e}")))?;
+            .map_err(|e| match e {
+                ChunkError::Http(e) => token_err(format!("reading the answer: {e}")),
+                ChunkError::Stalled { limit, seconds } => token_err(format!(
+                    "the answer stalled (under {limit} bytes/s for {seconds} s)"
+                )),
+            })?;
         let (token, lifetime) = serde_json::from_slice::<auth::TokenResponse>(&body)
             .ok()
             .and_then(auth::TokenResponse::into_token)
@@ -600,6 +631,49 @@ impl Remote {
     }
 }
 
+/// A `401` is the registry's challenge only when the registry host itself answered it, not
+/// a host a redirect led to (whose realm must never get the registry's credentials).
+pub(crate) fn own_challenge(call: &Call<'_>, resp: &Response) -> Result<(), RemoteError> {
+    if same_origin(resp.url(), &call.url) {
+        return Ok(());
+    }
+    Err(RemoteError::RedirectAuth {
+        reference: call.reference.to_owned(),
+        host: call.host.host.clone(),
+        target: origin(resp.url()),
+    })
+}
+
+/// Credentials go to an `https` realm, or to any realm of a host configured insecure.
+pub(crate) fn realm_may_have_credentials(call: &Call<'_>, realm: &str) -> Result<(), RemoteError> {
+    if call.host.insecure() || realm_is_https(realm) {
+        return Ok(());
+    }
+    Err(RemoteError::InsecureRealm {
+        reference: call.reference.to_owned(),
+        host: call.host.host.clone(),
+        realm: realm.to_owned(),
+    })
+}
+
+/// Same scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// `scheme://host[:port]`, for messages.
+fn origin(u: &Url) -> String {
+    u.origin().ascii_serialization()
+}
+
+/// Whether a token realm is an `https` URL (anything else carries no credentials unless the
+/// registry host is configured insecure).
+fn realm_is_https(realm: &str) -> bool {
+    Url::parse(realm).is_ok_and(|u| u.scheme() == "https")
+}
+
 /// `?ns=<registry>` on requests to mirrors, so one mirror can serve several registries.
 pub(crate) fn add_namespace(url: &mut Url, host: &RegistryHost, registry: &str) {
     if host.mirror && !url.query_pairs().any(|(k, _)| k == "ns") {
@@ -629,9 +703,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub(crate) async fn read_limited(
     mut resp: Response,
     limit: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
+    mut speed: LowSpeed,
+) -> Result<Vec<u8>, ChunkError> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(chunk) = speed.chunk(&mut resp).await? {
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= limit {
@@ -642,9 +717,13 @@ pub(crate) async fn read_limited(
 }
 
 /// The registry's error code and message from an error body
-/// (`{"errors":[{"code","message","detail"}]}`), or the start of a plain-text body.
+/// (`{"errors":[{"code","message","detail"}]}`), or the start of a plain-text body. Only a
+/// diagnostic: a body that trickles is cut short by a fixed low-speed limit.
 pub(crate) async fn error_detail(resp: Response) -> (String, String) {
-    let body = read_limited(resp, 64 << 10).await.unwrap_or_default();
+    let speed = LowSpeed::new(DEFAULT_LOW_SPEED_LIMIT, Duration::from_secs(10));
+    let body = read_limited(resp, 64 << 10, speed)
+        .await
+        .unwrap_or_default();
     parse_error_body(&body)
 }
 
@@ -715,6 +794,38 @@ mod tests {
             r.backoff(0, Some(Duration::from_secs(3600))),
             Duration::from_secs(60)
         );
+    }
+
+    #[test]
+    fn origins() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(same_origin(&u("https://r/v2/a"), &u("https://r:443/v2/b?x")));
+        assert!(!same_origin(&u("http://r:5000/a"), &u("http://r:5001/a")));
+        assert!(!same_origin(&u("https://r/a"), &u("http://r/a")));
+        assert!(!same_origin(&u("https://r/a"), &u("https://s/a")));
+        assert_eq!(origin(&u("http://127.0.0.1:8080/v2/x")), "http://127.0.0.1:8080");
+        assert!(realm_is_https("https://auth.docker.io/token"));
+        assert!(!realm_is_https("http://auth/token"));
+        assert!(!realm_is_https("not a url"));
+    }
+
+    #[test]
+    fn plain_http_realms_get_credentials_only_from_insecure_hosts() {
+        let check = |host: &RegistryHost, realm: &str| {
+            let url = Url::parse(&format!("{}/", host.base_url())).unwrap();
+            let call = Call::new("r", "reg", Action::Pull, host, Method::GET, url, Vec::new());
+            realm_may_have_credentials(&call, realm)
+        };
+        let mut tls = RegistryHost::default_for("registry.example");
+        assert!(check(&tls, "https://auth.example/token").is_ok());
+        let e = check(&tls, "http://auth.example/token").unwrap_err();
+        assert!(matches!(e, RemoteError::InsecureRealm { .. }), "{e}");
+        assert!(e.to_string().contains("http://auth.example/token"), "{e}");
+        assert!(check(&tls, "auth.example/token").is_err());
+        tls.skip_verify = true;
+        assert!(check(&tls, "http://auth.example/token").is_ok());
+        let plain = RegistryHost::default_for("127.0.0.1:5000");
+        assert!(check(&plain, "http://127.0.0.1:5001/token").is_ok());
     }
 
     #[test]

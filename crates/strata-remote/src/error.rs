@@ -46,6 +46,30 @@ pub enum RemoteError {
         message: String,
     },
 
+    /// A redirect (to blob storage) led to a host that asks for credentials: the registry's
+    /// are never sent there.
+    #[error(
+        "{host} redirected a request for {reference} to {target}, which asks for credentials: \
+         strata sends the registry's credentials to the registry only"
+    )]
+    RedirectAuth {
+        reference: String,
+        host: String,
+        target: String,
+    },
+
+    /// A registry reached over verified TLS named a plain-HTTP token realm.
+    #[error(
+        "{host} names the plain-HTTP token realm {realm} for {reference}: credentials are not \
+         sent over plain HTTP (configure {host} as plain HTTP or skip_verify in hosts.toml if \
+         this is intended)"
+    )]
+    InsecureRealm {
+        reference: String,
+        host: String,
+        realm: String,
+    },
+
     /// A 403: authenticated, but not allowed.
     #[error("access denied by {host} for {reference}: {message}")]
     Denied {
@@ -148,6 +172,20 @@ pub enum RemoteError {
         source: reqwest::Error,
     },
 
+    /// A body came slower than the low-speed limit for a whole window.
+    #[error(
+        "{reference}: {what} from {host} stalled: under {limit} bytes/s for {seconds} s \
+         (the low-speed limit)"
+    )]
+    Stalled {
+        reference: String,
+        /// `blob sha256:…` or `manifest`.
+        what: String,
+        host: String,
+        limit: u64,
+        seconds: u64,
+    },
+
     /// Reading the local data of a blob being pushed failed.
     #[error("reading the local data of blob {digest} to push to {reference}")]
     Source {
@@ -227,8 +265,12 @@ impl RemoteError {
         match self {
             InvalidReference { .. } => ErrorKind::InvalidArgument,
             ManifestUnknown { .. } | BlobUnknown { .. } => ErrorKind::NotFound,
-            AuthRequired { .. } | AuthRefused { .. } | Denied { .. } => ErrorKind::PermissionDenied,
-            Unreachable { .. } | Transfer { .. } => ErrorKind::Unavailable,
+            AuthRequired { .. }
+            | AuthRefused { .. }
+            | Denied { .. }
+            | RedirectAuth { .. }
+            | InsecureRealm { .. } => ErrorKind::PermissionDenied,
+            Unreachable { .. } | Transfer { .. } | Stalled { .. } => ErrorKind::Unavailable,
             Registry { status, code, .. } => match (*status, code.as_str()) {
                 (_, "DIGEST_INVALID" | "SIZE_INVALID") => ErrorKind::DataMismatch,
                 (404, _) | (_, "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN") => {

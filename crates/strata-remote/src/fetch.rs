@@ -11,7 +11,9 @@
 //! the whole blob, and the stream skips the bytes before the offset itself (hashing them, so
 //! the digest is still checked). A body that breaks off (connection reset, unexpected EOF)
 //! is resumed with a new ranged request from where it stopped, up to `retries` times, so one
-//! dropped connection does not cost a whole layer. Redirects (to blob storage on other
+//! dropped connection does not cost a whole layer. A body that trickles under the low-speed
+//! limit fails with [`RemoteError::Stalled`] and is not resumed here (a slow server stays
+//! slow); the caller keeps what it has and a later fetch goes on from its offset. Redirects (to blob storage on other
 //! hosts) are followed; `Authorization` is not sent to other hosts.
 
 use std::pin::Pin;
@@ -29,6 +31,7 @@ use crate::client::{Action, Call, Remote, transient};
 use crate::error::RemoteError;
 use crate::hosts::RegistryHost;
 use crate::reference::Reference;
+use crate::speed::{ChunkError, LowSpeed};
 
 /// A blob's bytes from an offset to its end, verified as they come (see the module
 /// documentation). A `Stream` of `Bytes` chunks; [`BlobStream::into_reader`] makes it an
@@ -114,6 +117,8 @@ struct Fetch {
     /// Present when the bytes seen so far start at byte 0.
     hasher: Option<Sha256>,
     body: Option<Response>,
+    /// The low-speed check of the current body.
+    speed: LowSpeed,
     resumes: u32,
     finished: bool,
 }
@@ -231,6 +236,7 @@ impl Fetch {
             }
         }
         self.body = Some(resp);
+        self.speed = self.remote.low_speed();
         Ok(Opened::Ok)
     }
 
@@ -261,7 +267,7 @@ impl Fetch {
                 // Only after a failed resume, which already returned its error.
                 return Ok(None);
             };
-            match body.chunk().await {
+            match self.speed.chunk(body).await {
                 Ok(Some(mut chunk)) => {
                     if self.skip > 0 {
                         let n = usize::try_from(self.skip)
@@ -312,7 +318,20 @@ impl Fetch {
                     }
                     return Ok(None);
                 }
-                Err(e) => {
+                Err(ChunkError::Stalled { limit, seconds }) => {
+                    // A slow server stays slow: no resume; the caller's partial data stays
+                    // resumable by a later fetch from its offset.
+                    self.finished = true;
+                    self.body = None;
+                    return Err(RemoteError::Stalled {
+                        reference: self.reference.clone(),
+                        what: format!("blob {}", self.digest),
+                        host: self.host.host.clone(),
+                        limit,
+                        seconds,
+                    });
+                }
+                Err(ChunkError::Http(e)) => {
                     let retry = transient(&e);
                     let error = RemoteError::Transfer {
                         reference: self.reference.clone(),
@@ -396,6 +415,7 @@ impl Remote {
                 hash_skipped: false,
                 hasher: (offset == 0).then(Sha256::new),
                 body: None,
+                speed: self.low_speed(),
                 resumes: 0,
                 finished: false,
             };

@@ -116,6 +116,12 @@ impl RegistryHost {
         format!("{}://{}{}", self.scheme, self.host, self.path)
     }
 
+    /// Configured to be spoken to without verified TLS (plain HTTP or `skip_verify`): the
+    /// only hosts whose credentials may go to a plain-HTTP token realm.
+    pub fn insecure(&self) -> bool {
+        self.scheme == "http" || self.skip_verify
+    }
+
     /// Whether the host needs a TLS client of its own.
     pub(crate) fn has_custom_tls(&self) -> bool {
         !self.ca.is_empty() || !self.client_certs.is_empty() || self.skip_verify

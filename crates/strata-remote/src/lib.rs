@@ -27,6 +27,9 @@
 //!   digest while they stream (see [`fetch`]).
 //! - **Failures** are retried where that can help (dropped connections, `5xx`, `429`) with
 //!   exponential backoff, and broken-off downloads and uploads resume where they stopped.
+//!   A body that trickles (under [`RemoteOptions::low_speed_limit`] bytes/s for
+//!   [`RemoteOptions::low_speed_time`]) fails with [`RemoteError::Stalled`] instead of
+//!   holding the operation for ever.
 //!   Errors are [`RemoteError`]s that name the reference, and map to
 //!   [`strata_types::ErrorKind`].
 //!
@@ -44,9 +47,10 @@ pub mod media;
 pub mod push;
 mod reference;
 mod resolve;
+mod speed;
 mod tls;
 
-pub use client::{Remote, RemoteOptions};
+pub use client::{DEFAULT_LOW_SPEED_LIMIT, DEFAULT_LOW_SPEED_TIME, Remote, RemoteOptions};
 pub use credentials::Credential;
 pub use error::RemoteError;
 pub use fetch::BlobStream;

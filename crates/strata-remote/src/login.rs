@@ -11,7 +11,9 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, StatusCode, Url};
 
 use crate::auth::{self, TokenRequest};
-use crate::client::{Action, Call, Remote, error_detail};
+use crate::client::{
+    Action, Call, Remote, error_detail, own_challenge, realm_may_have_credentials,
+};
 use crate::credentials::{Credential, registry_of};
 use crate::error::RemoteError;
 
@@ -71,7 +73,7 @@ impl Remote {
         };
         match resp.status() {
             s if s.is_success() => return Ok(()),
-            StatusCode::UNAUTHORIZED => {}
+            StatusCode::UNAUTHORIZED => own_challenge(&call, &resp)?,
             _ => return Err(self.unexpected(&call, resp).await),
         }
         let challenges = auth::challenges(resp.headers());
@@ -83,6 +85,7 @@ impl Remote {
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer")
             && let Some(realm) = bearer.param("realm")
         {
+            realm_may_have_credentials(&call, realm)?;
             let request =
                 auth::token_request(realm, bearer.param("service"), &[], Some(&credential))
                     .map_err(|message| RemoteError::Token {

@@ -24,6 +24,7 @@ use crate::error::RemoteError;
 use crate::hosts::RegistryHost;
 use crate::media;
 use crate::reference::Reference;
+use crate::speed::{ChunkError, LowSpeed};
 
 /// The largest manifest or index strata reads (containerd's limit).
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
@@ -147,7 +148,7 @@ impl Remote {
                 reference: reference.to_owned(),
             });
         }
-        let body = read_manifest(&get, resp, MAX_MANIFEST_SIZE, None).await?;
+        let body = read_manifest(&get, resp, MAX_MANIFEST_SIZE, None, self.low_speed()).await?;
         let media_type = if media::is_generic(&content_type) {
             media::sniff(&body).unwrap_or(content_type)
         } else {
@@ -224,7 +225,7 @@ impl Remote {
                     return Err(e);
                 }
             }
-            let body = read_manifest(&call, resp, d.size, Some(d)).await?;
+            let body = read_manifest(&call, resp, d.size, Some(d), self.low_speed()).await?;
             let actual = Digest::sha256_of(&body);
             if actual != d.digest {
                 return Err(RemoteError::DigestMismatch {
@@ -296,6 +297,7 @@ async fn read_manifest(
     mut resp: Response,
     limit: u64,
     expected: Option<&Descriptor>,
+    mut speed: LowSpeed,
 ) -> Result<Vec<u8>, RemoteError> {
     let reference = call.reference;
     let too_big = |size: u64| match expected {
@@ -327,14 +329,24 @@ async fn read_manifest(
     }
     let mut body = BytesMut::new();
     loop {
-        let chunk = resp.chunk().await.map_err(|source| match expected {
-            Some(d) => RemoteError::Transfer {
+        let chunk = speed.chunk(&mut resp).await.map_err(|e| match (e, expected) {
+            (ChunkError::Stalled { limit, seconds }, _) => RemoteError::Stalled {
+                reference: reference.to_owned(),
+                what: match expected {
+                    Some(d) => format!("manifest {}", d.digest),
+                    None => "manifest".to_owned(),
+                },
+                host: call.host.host.clone(),
+                limit,
+                seconds,
+            },
+            (ChunkError::Http(source), Some(d)) => RemoteError::Transfer {
                 reference: reference.to_owned(),
                 digest: d.digest.clone(),
                 host: call.host.host.clone(),
                 source,
             },
-            None => RemoteError::Unreachable {
+            (ChunkError::Http(source), None) => RemoteError::Unreachable {
                 reference: reference.to_owned(),
                 host: call.host.host.clone(),
                 source,

@@ -61,20 +61,6 @@ async fn pull(c: &Client, r: &Reference) -> Result<Vec<u8>, RemoteError> {
     Ok(manifest)
 }
 
-async fn htpasswd_registry() -> Option<AuthRegistry> {
-    if !require_tool("docker-registry") {
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("htpasswd");
-    std::fs::write(&file, htpasswd_line("alice", "wonderland")).expect("htpasswd");
-    let auth = format!(
-        "  htpasswd:\n    realm: strata-test\n    path: {}\n",
-        file.display()
-    );
-    Some(AuthRegistry::start(&auth, dir).await.expect("registry"))
-}
-
 /// Distribution 2.8 accepts htpasswd over plain HTTP (it only warns); Basic credentials
 /// from config.json are sent after the first challenge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

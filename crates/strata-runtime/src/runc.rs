@@ -182,6 +182,25 @@ impl Runtime {
             .to_owned())
     }
 
+    /// The mount options `<runtime> features` lists (runc ≥ 1.1 has it); empty for a
+    /// runtime without that command, which so supports nothing beyond the basics.
+    pub fn mount_options(&self) -> Result<Vec<String>, RuntimeError> {
+        #[derive(serde::Deserialize)]
+        struct Features {
+            #[serde(default, rename = "mountOptions")]
+            mount_options: Vec<String>,
+        }
+        let mut c = Command::new(&self.binary);
+        c.arg("features");
+        match self.output("features", c) {
+            Ok(out) => Ok(serde_json::from_slice::<Features>(&out.stdout)
+                .map(|f| f.mount_options)
+                .unwrap_or_default()),
+            Err(RuntimeError::Failed { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `None` when the runtime does not know `id`.
     pub fn state(&self, id: &str) -> Result<Option<RuntimeState>, RuntimeError> {
         let mut c = self.command(None);

@@ -49,6 +49,10 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The mount option that makes a bind read-only recursively (runc ≥ 1.1, on
+/// Linux ≥ 5.12).
+pub const RECURSIVE_READ_ONLY: &str = "rro";
+
 /// The most of `/etc/passwd` or `/etc/group` read.
 const MAX_ID_FILE: u64 = 1 << 20;
 
@@ -227,10 +231,13 @@ pub fn build(
     serde_json::from_value(v).map_err(SpecError::Json)
 }
 
+/// A read-only bind is read-only all the way down (`rro`, as Docker 25+): a mount under its
+/// source (a tmpfs, another bind) is as read-only inside as the source itself. The caller
+/// makes sure the runtime knows `rro` ([`crate::runc::Runtime::mount_options`]).
 fn bind(source: &Path, destination: &str, read_only: bool) -> Value {
     let mut options = vec!["rbind", "rprivate"];
     if read_only {
-        options.push("ro");
+        options.extend(["ro", RECURSIVE_READ_ONLY]);
     }
     json!({"destination": destination, "type": "bind", "source": source, "options": options})
 }

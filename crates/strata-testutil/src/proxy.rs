@@ -5,7 +5,8 @@
 //! method, path, status, `Range`); [`Faults`] says what to break: answer requests with an
 //! error status, cut a blob body (connection dropped) or end it early (truncated), flip one
 //! byte of a blob body, ignore `Range`, strip `Docker-Content-Digest`, answer with a `401`,
-//! or serve a manifest over the 4 MiB limit. Counters count down as faults are injected.
+//! serve a manifest over the 4 MiB limit, trickle a blob body a few bytes at a time, or
+//! redirect blob GETs to another server. Counters count down as faults are injected.
 //!
 //! It is async (axum + reqwest on tokio). [`Proxy::start`] runs on the caller's runtime;
 //! [`Proxy::start_blocking`] brings its own, for synchronous tests.
@@ -28,6 +29,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -118,6 +120,13 @@ pub struct Faults {
     /// [`OVERSIZE_MANIFEST`] bytes, announced in `Content-Length` unless `oversize_chunked`.
     pub oversize_count: AtomicUsize,
     pub oversize_chunked: AtomicBool,
+    /// Serve this many blob GET bodies (whose path contains `body_path`) `trickle_bytes` at
+    /// a time, one piece every `trickle_interval`.
+    pub trickle_count: AtomicUsize,
+    pub trickle_bytes: AtomicUsize,
+    pub trickle_interval: Mutex<Duration>,
+    /// Answer blob GETs with a `307` to this base URL plus the request's path and query.
+    pub redirect_blobs: Mutex<Option<String>>,
 }
 
 /// A fault-injecting proxy in front of a registry (see the module documentation).
@@ -244,6 +253,21 @@ impl Proxy {
         self.faults.flip_count.store(count, Ordering::SeqCst);
     }
 
+    /// Serves the next `count` blob bodies whose path contains `path` `bytes` at a time, one
+    /// piece every `interval` (a server that trickles).
+    pub fn trickle(&self, count: usize, bytes: usize, interval: Duration, path: &str) {
+        *self.faults.body_path.lock().expect("lock") = path.to_owned();
+        self.faults.trickle_bytes.store(bytes.max(1), Ordering::SeqCst);
+        *self.faults.trickle_interval.lock().expect("lock") = interval;
+        self.faults.trickle_count.store(count, Ordering::SeqCst);
+    }
+
+    /// Redirects every blob GET (`307`) to `base` + its path (blob storage on another host,
+    /// as S3 or a CDN); `None` stops.
+    pub fn redirect_blobs(&self, base: Option<&str>) {
+        *self.faults.redirect_blobs.lock().expect("lock") = base.map(str::to_owned);
+    }
+
     /// Answers the next `count` manifest requests with a manifest over the size limit, its
     /// length announced or (`chunked`) not.
     pub fn oversize_manifests(&self, count: usize, chunked: bool) {
@@ -345,6 +369,15 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
             .expect("response");
     }
     let is_blob_get = method == Method::GET && path.contains("/blobs/sha256:");
+    let redirect = st.faults.redirect_blobs.lock().expect("lock").clone();
+    if let Some(base) = redirect.filter(|_| is_blob_get) {
+        record(307);
+        return Response::builder()
+            .status(307)
+            .header("location", format!("{base}{path}"))
+            .body(Body::empty())
+            .expect("response");
+    }
     let mut headers = req.headers().clone();
     headers.remove("host");
     if is_blob_get && *st.faults.ignore_range.lock().expect("lock") {
@@ -378,6 +411,7 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
     let cut = body_fault && take_one(&st.faults.cut_count);
     let cut_after = st.faults.cut_after.load(Ordering::SeqCst);
     let cut_clean = st.faults.cut_clean.load(Ordering::SeqCst);
+    let trickle = body_fault && take_one(&st.faults.trickle_count);
     let own = st.own.lock().expect("lock").clone();
     let mut out = Response::builder().status(status);
     for (k, v) in resp.headers() {
@@ -420,10 +454,34 @@ async fn proxy_handler(State(st): State<Arc<ProxyState>>, req: Request) -> Respo
     if cut {
         stream = cut_body(stream, cut_after, cut_clean);
     }
+    if trickle {
+        let piece = st.faults.trickle_bytes.load(Ordering::SeqCst);
+        let interval = *st.faults.trickle_interval.lock().expect("lock");
+        stream = trickle_body(stream, piece, interval);
+    }
     out.body(Body::from_stream(stream)).expect("response")
 }
 
 type ByteStream = futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// `stream` re-cut into pieces of `piece` bytes, each sent `interval` after the one before.
+fn trickle_body(stream: ByteStream, piece: usize, interval: Duration) -> ByteStream {
+    futures_util::stream::unfold(
+        (stream, Bytes::new()),
+        move |(mut stream, mut pending)| async move {
+            if pending.is_empty() {
+                match stream.next().await? {
+                    Ok(chunk) => pending = chunk,
+                    Err(e) => return Some((Err(e), (stream, pending))),
+                }
+            }
+            tokio::time::sleep(interval).await;
+            let out = pending.split_to(piece.min(pending.len()));
+            Some((Ok(out), (stream, pending)))
+        },
+    )
+    .boxed()
+}
 
 /// `stream` up to `after` bytes; then its end (`clean`) or a broken connection.
 fn cut_body(stream: ByteStream, after: usize, clean: bool) -> ByteStream {

@@ -3,6 +3,14 @@
 //! everything the command does so the client's connection pools and tokens live as long as it.
 
 use std::io;
+use std::time::Duration;
+
+use crate::store::Store;
+
+/// The store settings (`strata system settings`) for the registry client's low-speed limit:
+/// a download under `low-speed-limit` bytes/s for `low-speed-time` is given up.
+pub const SETTING_LOW_SPEED_LIMIT: &str = "low-speed-limit";
+pub const SETTING_LOW_SPEED_TIME: &str = "low-speed-time";
 
 /// A multi-thread runtime with two workers: enough to overlap network and disk waits without
 /// competing with the unpack threads for cores.
@@ -37,4 +45,78 @@ pub fn remote_with(
             d.is_dir().then(|| d.to_owned())
         });
     strata_remote::Remote::new(strata_remote::RemoteOptions { hosts_dir, ..opts }).map_err(Box::new)
+}
+
+/// The client options the store's settings ask for (the low-speed limit).
+pub fn store_options(
+    store: &Store,
+) -> Result<strata_remote::RemoteOptions, strata_metadata::MetaError> {
+    let (limit, time) = store.db().read(|tx| {
+        Ok((
+            tx.setting(SETTING_LOW_SPEED_LIMIT)?,
+            tx.setting(SETTING_LOW_SPEED_TIME)?,
+        ))
+    })?;
+    let mut opts = strata_remote::RemoteOptions::default();
+    // Values were checked when set; one that no longer parses keeps the default.
+    if let Some(limit) = limit.as_deref().and_then(|v| parse_speed(v).ok()) {
+        opts.low_speed_limit = limit;
+    }
+    if let Some(time) = time.as_deref().and_then(|v| parse_speed_time(v).ok()) {
+        opts.low_speed_time = time;
+    }
+    Ok(opts)
+}
+
+/// Bytes per second: `1024`, `512B`, `1k`/`1KiB`/`1KB`, `2m`/`2MiB` (binary units, as
+/// Docker's sizes); `0` turns the check off.
+pub fn parse_speed(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{v:?} is not a speed in bytes/s (e.g. 1024, 1KiB, 2MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("/s") {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("{v:?}: unknown unit {unit:?} (B, KiB, MiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{v:?} is too large"))
+}
+
+/// A duration (`30s`, `2m`, `1m30s`, or plain seconds); it must be at least a second.
+pub fn parse_speed_time(v: &str) -> Result<Duration, String> {
+    let t = v.trim();
+    let d = match t.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => crate::gc::parse_duration(t),
+    }
+    .ok_or_else(|| format!("{v:?} is not a duration (e.g. 30s, 2m)"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{v:?}: the low-speed time is at least 1s"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds_and_times() {
+        assert_eq!(parse_speed("1024"), Ok(1024));
+        assert_eq!(parse_speed("1KiB"), Ok(1024));
+        assert_eq!(parse_speed("2m"), Ok(2 << 20));
+        assert_eq!(parse_speed("10B/s"), Ok(10));
+        assert_eq!(parse_speed("0"), Ok(0));
+        assert!(parse_speed("fast").is_err());
+        assert!(parse_speed("1x").is_err());
+        assert_eq!(parse_speed_time("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_speed_time("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_speed_time("500ms").is_err());
+        assert!(parse_speed_time("soon").is_err());
+    }
 }

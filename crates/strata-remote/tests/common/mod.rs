@@ -237,6 +237,22 @@ impl Drop for AuthRegistry {
     }
 }
 
+/// A registry that wants Basic auth (htpasswd) for `alice:wonderland`; `None` (the test
+/// skips) without docker-registry.
+pub async fn htpasswd_registry() -> Option<AuthRegistry> {
+    if !strata_testutil::require_tool("docker-registry") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("alice", "wonderland")).expect("htpasswd");
+    let auth = format!(
+        "  htpasswd:\n    realm: strata-test\n    path: {}\n",
+        file.display()
+    );
+    Some(AuthRegistry::start(&auth, dir).await.expect("registry"))
+}
+
 /// A bcrypt htpasswd line.
 pub fn htpasswd_line(user: &str, password: &str) -> String {
     let hash = bcrypt::hash(password, 5).expect("bcrypt");

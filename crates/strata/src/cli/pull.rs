@@ -73,7 +73,7 @@ pub fn pull_with(
     quiet: bool,
     stderr: bool,
 ) -> anyhow::Result<()> {
-    let remote = crate::runtime::remote()?;
+    let remote = crate::runtime::remote_with(crate::runtime::store_options(store)?)?;
     let sn = store.snapshotter()?;
     let tty = if stderr {
         std::io::stderr().is_terminal()

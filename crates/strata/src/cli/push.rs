@@ -48,7 +48,7 @@ pub fn run(store: &Store, args: &PushArgs) -> anyhow::Result<()> {
     } else {
         vec![r.clone()]
     };
-    let remote = crate::runtime::remote()?;
+    let remote = crate::runtime::remote_with(crate::runtime::store_options(store)?)?;
     let rt = crate::runtime::runtime().context("starting the network runtime")?;
     let mut out = io::stdout();
     if !args.quiet {

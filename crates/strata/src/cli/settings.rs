@@ -36,7 +36,29 @@ const SETTINGS: &[Setting] = &[
         about: "json-file options of new containers, KEY=VALUE,…: max-size, max-file, compress (\"\": unbounded)",
         check: check_log,
     },
+    Setting {
+        name: crate::runtime::SETTING_LOW_SPEED_LIMIT,
+        default: "1KiB",
+        about: "give up a download slower than this (bytes/s) for low-speed-time; 0: never",
+        check: speed,
+    },
+    Setting {
+        name: crate::runtime::SETTING_LOW_SPEED_TIME,
+        default: "30s",
+        about: "how long a download may stay under low-speed-limit",
+        check: speed_time,
+    },
 ];
+
+fn speed(name: &str, v: &str) -> anyhow::Result<String> {
+    crate::runtime::parse_speed(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok(v.trim().to_owned())
+}
+
+fn speed_time(name: &str, v: &str) -> anyhow::Result<String> {
+    crate::runtime::parse_speed_time(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok(v.trim().to_owned())
+}
 
 #[derive(Debug, Args)]
 pub struct SettingsArgs {

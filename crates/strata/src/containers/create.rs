@@ -242,6 +242,9 @@ fn prepare(
             destination: m.point.destination.clone(),
             read_only: !m.point.rw,
         }));
+    if spec_opts.mounts.iter().any(|m| m.read_only) {
+        require_recursive_read_only(store, &opts.runtime)?;
+    }
     let spec = rootfs::with_rootfs(store, sn, record, |root| {
         copy_up(root, &resolved)?;
         Ok::<_, ContainerError>(spec::build(
@@ -259,6 +262,23 @@ fn prepare(
         .write(&bundle)
         .map_err(|e| ContainerError::io("write container.json", e))?;
     Ok(())
+}
+
+/// Read-only binds are mounted recursively read-only or not at all: a runtime that cannot
+/// (no `rro` in its `features`) would leave mounts under the source writable.
+fn require_recursive_read_only(store: &Store, runtime: &str) -> Result<(), ContainerError> {
+    let rt = super::lifecycle::runtime_for(store.root(), runtime)?;
+    if rt
+        .mount_options()?
+        .iter()
+        .any(|o| o == spec::RECURSIVE_READ_ONLY)
+    {
+        return Ok(());
+    }
+    let version = rt.version().unwrap_or_default();
+    Err(ContainerError::NoRecursiveReadOnly(
+        format!("{runtime} {version}").trim().to_owned(),
+    ))
 }
 
 /// The mount points the runtime mounts over (Docker's "init layer"): made in a committed

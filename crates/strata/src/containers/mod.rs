@@ -62,6 +62,12 @@ pub enum ContainerError {
         "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
     )]
     RemoveRunning(String),
+    #[error(
+        "read-only mounts must be recursively read-only and the OCI runtime ({0}) cannot make \
+         them so (it lists no \"rro\" mount option): use runc 1.1 or later, on Linux 5.12 or \
+         later"
+    )]
+    NoRecursiveReadOnly(String),
     #[error("commit: {0}")]
     Commit(String),
     #[error("{0}")]
@@ -115,7 +121,8 @@ impl ContainerError {
             ContainerError::NameInUse(..) => ErrorKind::AlreadyExists,
             ContainerError::AlreadyRunning(_)
             | ContainerError::NotRunning(_)
-            | ContainerError::RemoveRunning(_) => ErrorKind::FailedPrecondition,
+            | ContainerError::RemoveRunning(_)
+            | ContainerError::NoRecursiveReadOnly(_) => ErrorKind::FailedPrecondition,
             ContainerError::Image { source, .. } => source.kind(),
             ContainerError::Volume(e) => e.kind(),
             ContainerError::Copy(_) => ErrorKind::InvalidArgument,

@@ -383,7 +383,7 @@ impl<'a> Restorer<'a> {
             // A source is one way back among two: a dead one fails fast, the rebuild follows.
             let opts = strata_remote::RemoteOptions {
                 retries: 1,
-                ..Default::default()
+                ..crate::runtime::store_options(self.store).unwrap_or_default()
             };
             let remote = crate::runtime::remote_with(opts).map_err(|e| vec![e.to_string()])?;
             let rt = crate::runtime::runtime().map_err(|e| vec![e.to_string()])?;
