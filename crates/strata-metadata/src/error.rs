@@ -77,6 +77,16 @@ impl MetaError {
         }
     }
 
+    /// SQLite's "database or disk is full": the filesystem under the database has no room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            MetaError::Open { source, .. } | MetaError::Database { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> MetaError {
         move |source| MetaError::Database { op, source }
     }

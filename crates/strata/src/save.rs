@@ -148,8 +148,7 @@ pub fn save(
             export.target = pick_platform(content, export, platform)?;
         }
     }
-    let lease = format!("save/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + SAVE_LEASE), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "save", SAVE_LEASE)?;
     // Discarded layers come back first (from a registry the images' names point at, else
     // rebuilt); the archive then names what was brought back.
     let registries = exports
@@ -174,7 +173,7 @@ pub fn save(
         }
     }
     let result = restored.and_then(|()| save_leased(content, &exports, &lease, out));
-    db.write(|tx| tx.delete_lease(&lease))?;
+    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
     let mut saved = result?;

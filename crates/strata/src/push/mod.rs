@@ -248,8 +248,7 @@ pub fn push(
     let local = local_target(store, r)?;
     // What is being sent stays, whatever removes images meanwhile, until it is sent.
     let db = store.db();
-    let lease = format!("push/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + PUSH_LEASE), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "push", PUSH_LEASE)?;
     // Discarded layers come back first: from their source (the destination's registry is
     // tried for a source host it shares), else rebuilt.
     let mut restorer = crate::discard::Restorer::new(store, &lease, vec![r.registry().to_owned()]);
@@ -286,9 +285,7 @@ pub fn push(
                 local_target: None,
             })
         });
-    if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
-        tracing::warn!("removing lease {lease}: {e}");
-    }
+    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
     let mut pushed = result?;
