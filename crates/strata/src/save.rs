@@ -22,11 +22,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use strata_remote::media::OCI_INDEX;
 
 use serde::Serialize;
-use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseResource, MetaError};
 use strata_remote::Reference;
 use strata_remote::media::{is_distributable, is_index, is_manifest};
 use strata_types::oci::{ImageConfig, Index, IndexEntry, Manifest};

@@ -30,6 +30,8 @@ pub const RESERVE_FILE: &str = "reserved-space";
 pub fn open_db(root: &Path) -> Result<Db, MetaError> {
     let db_path = root.join("metadata.db");
     let reserve = Reserve::new(root.join(RESERVE_FILE), db_path.clone());
+    // Opening needs room too: SQLite sizes its shared-memory index (`-shm`) on open.
+    reserve.release_if_short();
     let db = Db::open_with_reserve(&db_path, Some(reserve.clone()))?;
     reserve.ensure();
     Ok(db)
@@ -133,7 +135,9 @@ pub fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// `e` as a `T`, also when it is a boxed `T` (error enums box big sources).
-fn as_a<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> Option<&T> {
+fn as_a<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
     e.downcast_ref::<T>()
         .or_else(|| e.downcast_ref::<Box<T>>().map(|b| &**b))
 }

@@ -227,7 +227,7 @@ fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
     drop(w);
 
     // Not a day later: now. The partial download stays for the next pull, and its lease with it.
-    let leftovers: Vec<LeaseResource> = leftovers(&store)
+    let left: Vec<LeaseResource> = leftovers(&store)
         .unwrap()
         .into_iter()
         .map(|(lease, r)| {
@@ -235,7 +235,7 @@ fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
             r
         })
         .collect();
-    assert_eq!(leftovers.len(), 3, "{leftovers:?}");
+    assert_eq!(left.len(), 3, "{left:?}");
     let collected = collect(&store, &GcOptions::default()).unwrap();
     assert_eq!(collected.blobs.len(), 1);
     let removed: Vec<&str> = collected.snapshots.iter().map(|s| s.key.as_str()).collect();

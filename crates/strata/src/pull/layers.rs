@@ -362,9 +362,12 @@ fn apply(
             if let Some(e) = failed {
                 return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, e));
             }
-            if let (true, Err(e)) = (full, applied) {
-                return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, apply_err(e).into()));
-            }
+            let applied = match applied {
+                Err(e) if full => {
+                    return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, apply_err(e).into()));
+                }
+                other => other,
+            };
             drained.map_err(|e| {
                 apply_err(ArchiveError::Read {
                     layer: digest.to_string(),

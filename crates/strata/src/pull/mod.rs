@@ -27,7 +27,7 @@ mod blobs;
 mod error;
 mod layers;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use strata_metadata::{Labels, LeaseResource};
 use strata_remote::media::{is_index, is_manifest};

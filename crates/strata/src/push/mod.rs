@@ -25,9 +25,9 @@
 //! else an upload. Blobs go up concurrently (at most `max_concurrent_uploads`), manifests one
 //! by one after them, the index last.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseResource, MetaError};
 use strata_remote::media::is_index;
 use strata_remote::{Reference, Remote, RemoteError};
 use strata_types::{Descriptor, Digest, ErrorKind, Platform};
