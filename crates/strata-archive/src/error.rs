@@ -98,6 +98,20 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
+    /// Less than [`ApplyOptions::min_free`](crate::ApplyOptions::min_free) is left free on
+    /// the destination's filesystem: the apply stopped before filling it.
+    #[error(
+        "layer {layer}: entry {entry:?}: stopped unpacking: {} free on the filesystem, less \
+         than the {} to keep free",
+        mib(*free),
+        mib(*min_free)
+    )]
+    NoSpace {
+        layer: String,
+        entry: String,
+        free: u64,
+        min_free: u64,
+    },
     /// A filesystem operation failed while walking a tree to diff.
     #[error("diff: {op} {}", path.display())]
     Walk {
@@ -138,7 +152,9 @@ impl ArchiveError {
             | ArchiveError::HardlinkTarget { .. }
             | ArchiveError::Unsupported { .. } => ErrorKind::InvalidArgument,
             ArchiveError::NeedsRoot { .. } => ErrorKind::PermissionDenied,
-            ArchiveError::Changed { .. } => ErrorKind::FailedPrecondition,
+            ArchiveError::Changed { .. } | ArchiveError::NoSpace { .. } => {
+                ErrorKind::FailedPrecondition
+            }
         }
     }
 
@@ -153,10 +169,16 @@ impl ArchiveError {
             | ArchiveError::HardlinkTarget { entry, .. }
             | ArchiveError::NeedsRoot { entry, .. }
             | ArchiveError::Unsupported { entry, .. }
-            | ArchiveError::Apply { entry, .. } => Some(entry),
+            | ArchiveError::Apply { entry, .. }
+            | ArchiveError::NoSpace { entry, .. } => Some(entry),
             _ => None,
         }
     }
+}
+
+/// Bytes as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 fn io_kind(e: &io::Error) -> ErrorKind {

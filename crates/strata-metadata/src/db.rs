@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::MetaError;
+use crate::reserve::Reserve;
 use crate::schema::{MIGRATIONS, current_version};
 
 /// How long a writer waits for another process's write transaction before giving up.
@@ -16,6 +17,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Db {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Space set aside so that write transactions commit on a full disk (see [`Reserve`]).
+    reserve: Option<Reserve>,
 }
 
 /// A transaction: every record operation runs inside one, so that a multi-step change is
@@ -45,6 +48,12 @@ impl Tx<'_> {
 impl Db {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, MetaError> {
+        Db::open_with_reserve(path, None)
+    }
+
+    /// [`Db::open`], with `reserve` released before any write transaction when the disk is
+    /// nearly full.
+    pub fn open_with_reserve(path: &Path, reserve: Option<Reserve>) -> Result<Db, MetaError> {
         let open_err = |source| MetaError::Open {
             path: path.to_owned(),
             source,
@@ -68,6 +77,7 @@ impl Db {
         let db = Db {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            reserve,
         };
         db.migrate()?;
         Ok(db)
@@ -132,6 +142,9 @@ impl Db {
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, MetaError>,
     ) -> Result<T, MetaError> {
+        if let Some(r) = &self.reserve {
+            r.release_if_short();
+        }
         self.transaction(TransactionBehavior::Immediate, f)
     }
 

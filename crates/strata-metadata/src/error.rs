@@ -77,6 +77,21 @@ impl MetaError {
         }
     }
 
+    /// SQLite's "database or disk is full" (or, on open, no room to size its shared-memory
+    /// file): the filesystem under the database has no room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            MetaError::Open { source, .. } | MetaError::Database { source, .. } => match source {
+                rusqlite::Error::SqliteFailure(e, _) => {
+                    e.code == rusqlite::ErrorCode::DiskFull
+                        || e.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> MetaError {
         move |source| MetaError::Database { op, source }
     }

@@ -4,7 +4,8 @@
 //! processes open it at once with no daemon between them: readers never block, writers take
 //! turns (`BEGIN IMMEDIATE`, waiting up to a minute on a busy database), and a transaction
 //! interrupted by `kill -9` or power loss is rolled back on the next open. The filesystem holds
-//! data; this database says what is live.
+//! data; this database says what is live. With a [`Reserve`], a write transaction first gives
+//! the reserve's space back when the disk is nearly full, so that cleanup still commits.
 //!
 //! ```text
 //! images           name PK → target descriptor (media_type, digest, size), created_at, updated_at
@@ -37,6 +38,7 @@ mod error;
 mod images;
 mod labels;
 mod leases;
+pub mod reserve;
 pub mod schema;
 mod settings;
 mod snapshots;
@@ -49,5 +51,6 @@ pub use error::MetaError;
 pub use images::ImageRecord;
 pub use labels::Labels;
 pub use leases::{Lease, LeaseResource};
+pub use reserve::Reserve;
 pub use snapshots::{SnapshotKind, SnapshotRecord};
 pub use volumes::VolumeRecord;

@@ -4,6 +4,8 @@
 //! metadata.db      SQLite's integrity check
 //! content/         blob records ↔ blob files (sizes; digests with --verify-content),
 //!                  ingests no live lease holds and nobody wrote to for an hour
+//! leases           what expired leases, and leases of processes that died (a killed pull),
+//!                  left that nothing else keeps: snapshots, blobs, partial downloads
 //! snapshots/       per snapshotter: directories without records, records without trees
 //! containers/      records ↔ directories, mounts left under the store by dead containers
 //! ```
@@ -13,7 +15,8 @@
 //! removes orphans, and for problems removes the broken record, so that the next pull or load
 //! fetches or unpacks the data again instead of trusting it; it never removes what a
 //! container uses, and says so. Files, directories and ingests go through the same crash-safe
-//! paths as garbage collection (`cleanup`, `delete_unrecorded_files`, `abort`); mounts of a
+//! paths as garbage collection (`cleanup`, `delete_unrecorded_files`, `abort`), and what
+//! dead or expired leases left is removed by a garbage collection; mounts of a
 //! container being started could be taken for leaked ones, so run `--repair` on a quiet store
 //! (as `e2fsck` wants an unmounted filesystem).
 
@@ -26,7 +29,7 @@ use strata_metadata::{LeaseResource, MetaError};
 use strata_snapshot::SNAPSHOTTERS;
 use strata_types::{Digest, ErrorKind};
 
-use crate::gc::INGEST_GRACE;
+use crate::gc::{GcOptions, INGEST_GRACE};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,6 +124,7 @@ pub fn fsck(store: &Store, opts: &FsckOptions) -> Result<Report, FsckError> {
     }
     blobs(store, opts, &mut report)?;
     ingests(store, opts, &mut report)?;
+    leftovers(store, opts, &mut report)?;
     snapshots(store, opts, &mut report)?;
     containers(store, opts, &mut report)?;
     Ok(report)
@@ -242,40 +246,92 @@ fn hash_file(path: &Path) -> std::io::Result<Digest> {
 
 fn ingests(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
     let now = SystemTime::now();
-    let live: HashSet<String> = store.db().read(|tx| {
-        let mut live = HashSet::new();
-        for lease in tx.leases()? {
-            if lease.expires.is_some_and(|e| e <= now) {
-                continue;
-            }
-            for r in tx.lease_resources(&lease.id)? {
-                if let LeaseResource::Ingest(r) = r {
-                    live.insert(r);
-                }
-            }
-        }
-        Ok(live)
-    })?;
+    // Leases whose process died keep their ingests from no one here.
+    let leases = store
+        .db()
+        .read(|tx| crate::gc::read_leases(tx, now, false))?;
+    let left: HashMap<&str, &strata_metadata::Lease> = leases
+        .left
+        .iter()
+        .filter_map(|(lease, r)| match r {
+            LeaseResource::Ingest(i) => Some((i.as_str(), lease)),
+            _ => None,
+        })
+        .collect();
     for ingest in store.content().ingests()? {
         let idle = now
             .duration_since(ingest.updated)
             .is_ok_and(|age| age >= INGEST_GRACE);
-        if live.contains(&ingest.r#ref) || !idle {
-            continue;
-        }
-        let f = report.add(
-            Severity::Orphan,
-            format!("ingest {}", ingest.r#ref),
-            format!(
+        let detail = match left.get(ingest.r#ref.as_str()) {
+            Some(lease) if leases.ended_ingests.contains(&ingest.r#ref) => format!(
+                "partial download of {} bytes, {}",
+                ingest.offset,
+                left_by(lease)
+            ),
+            _ if leases.live_ingests.contains(&ingest.r#ref) || !idle => continue,
+            _ => format!(
                 "partial download of {} bytes, no live lease, idle for over an hour",
                 ingest.offset
             ),
-        );
+        };
+        let f = report.add(Severity::Orphan, format!("ingest {}", ingest.r#ref), detail);
         if opts.repair {
             match store.content().abort(&ingest.r#ref) {
                 Ok(()) => f.repaired = Some("discarded".into()),
                 Err(e) => tracing::warn!("fsck: discard ingest {}: {e}", ingest.r#ref),
             }
+        }
+    }
+    Ok(())
+}
+
+/// Why what a lease held is left over: the lease expired, or its process is gone.
+fn left_by(lease: &strata_metadata::Lease) -> String {
+    match crate::gc::owner_pid(&lease.labels) {
+        Some(pid) if crate::gc::owner_dead(&lease.labels) => {
+            format!("left by {} (process {pid} is gone)", lease.id)
+        }
+        _ => format!("left by {} (expired)", lease.id),
+    }
+}
+
+/// Snapshots and blobs that only an expired lease, or the lease of a process that died, held
+/// (a killed pull's half-unpacked layer): orphans, removed by a garbage collection.
+fn leftovers(store: &Store, opts: &FsckOptions, report: &mut Report) -> Result<(), FsckError> {
+    let first = report.findings.len();
+    for (lease, r) in crate::gc::leftovers(store)? {
+        let subject = match r {
+            LeaseResource::Snapshot { snapshotter, key } => format!("snapshot {snapshotter}/{key}"),
+            LeaseResource::Content(d) => format!("blob {d}"),
+            // Reported with the other ingests.
+            LeaseResource::Ingest(_) => continue,
+        };
+        report.add(
+            Severity::Orphan,
+            subject,
+            format!("nothing uses it: {}", left_by(&lease)),
+        );
+    }
+    if !opts.repair || report.findings.len() == first {
+        return Ok(());
+    }
+    let gc = GcOptions {
+        ingest_grace: INGEST_GRACE,
+        keep_resumable: false,
+    };
+    let collected = crate::gc::collect(store, &gc).map_err(|e| match e {
+        crate::gc::GcError::Meta(e) => FsckError::Meta(e),
+        crate::gc::GcError::Snapshot(e) => FsckError::Snapshot(e),
+    })?;
+    let removed: HashSet<String> = collected
+        .snapshots
+        .iter()
+        .map(|s| format!("snapshot {}/{}", s.snapshotter, s.key))
+        .chain(collected.blobs.iter().map(|b| format!("blob {}", b.digest)))
+        .collect();
+    for f in &mut report.findings[first..] {
+        if removed.contains(&f.subject) {
+            f.repaired = Some("removed".into());
         }
     }
     Ok(())

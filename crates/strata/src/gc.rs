@@ -6,11 +6,20 @@
 //! ─────                               ─────
 //! image records ── target ─────────►  blob labels  containerd.io/gc.ref.content[.*|/*] ─► blob
 //! containers ──── snapshot ────────►               containerd.io/gc.ref.snapshot.<sn>[/*] ─► snapshot
-//! unexpired leases: content,          snapshot ──── parent ─► snapshot (and its labels, as blobs')
-//!   snapshots, ingests                unlabelled index / manifest / config (stores written before
+//! unexpired leases of live owners:    snapshot ──── parent ─► snapshot (and its labels, as blobs')
+//!   content, snapshots, ingests       unlabelled index / manifest / config (stores written before
 //! containerd.io/gc.root labels          these labels): parsed ─► manifests, config + layers,
 //!                                       every chainID of the diff_ids in every snapshotter
 //! ```
+//!
+//! # Leases of dead processes
+//!
+//! A lease names the process that made it ([`owner`]). Once that process is gone, its lease
+//! pins nothing: a killed pull's half-unpacked snapshot and its blobs go at the next
+//! collection, not a day later. Its ingests (partial downloads) stay until the lease expires,
+//! for the next pull to resume, unless the collection is asked not to keep them
+//! ([`GcOptions::keep_resumable`]: `system prune` and `fsck --repair` free them too). A dead
+//! owner's lease that holds no ingest is deleted.
 //!
 //! # Order of operations
 //!
@@ -42,6 +51,10 @@ use strata_types::{Digest, ErrorKind, chain_id};
 use crate::store::Store;
 use crate::unpack::MAX_JSON_BLOB;
 
+mod owner;
+
+pub use owner::{owner_dead, owner_labels, owner_pid};
+
 /// Any object carrying this label is a root.
 pub const LABEL_ROOT: &str = "containerd.io/gc.root";
 /// `containerd.io/gc.ref.content[.name|/name]` = digest: the object keeps that blob.
@@ -67,6 +80,19 @@ pub fn lease_expiry(default: Duration) -> Duration {
     }
 }
 
+/// Creates a lease `<prefix>/<unique>` of this process (see [`owner`]) that expires after
+/// `expiry`, and returns its id.
+pub fn create_lease(
+    db: &strata_metadata::Db,
+    prefix: &str,
+    expiry: Duration,
+) -> Result<String, MetaError> {
+    let lease = format!("{prefix}/{}", crate::unique_suffix());
+    let expires = SystemTime::now() + expiry;
+    db.write(|tx| tx.create_lease(&lease, Some(expires), &owner_labels()))?;
+    Ok(lease)
+}
+
 /// Runs `f` under a new lease `<prefix>/<unique>` that expires after [`lease_expiry`] of
 /// `default`, so a collection beside it leaves alone what it writes; the lease is deleted
 /// afterwards, whatever `f` returned (what it wrote is then kept by what it recorded).
@@ -76,12 +102,19 @@ pub fn with_lease<T, E: From<MetaError>>(
     default: Duration,
     f: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, E> {
-    let lease = format!("{prefix}/{}", crate::unique_suffix());
-    let expires = SystemTime::now() + lease_expiry(default);
-    db.write(|tx| tx.create_lease(&lease, Some(expires), &Labels::new()))?;
+    let lease = create_lease(db, prefix, lease_expiry(default))?;
     let result = f(&lease);
-    db.write(|tx| tx.delete_lease(&lease))?;
+    end_lease(db, &lease);
     result
+}
+
+/// Deletes a lease this process made, at the end of its operation. A failure (a full disk)
+/// is logged, not returned: the operation's own outcome is what matters, and a lease whose
+/// process has exited pins nothing (see [`owner`]).
+pub fn end_lease(db: &strata_metadata::Db, lease: &str) {
+    if let Err(e) = db.write(|tx| tx.delete_lease(lease)) {
+        tracing::warn!("end lease {lease}: {e}");
+    }
 }
 
 /// A Go `time.ParseDuration` subset: a sequence of `<number><unit>` with units `h`, `m`,
@@ -123,12 +156,27 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub struct GcOptions {
     /// Ingests that no lease holds are discarded once untouched this long.
     pub ingest_grace: Duration,
+    /// Keep the ingests of leases whose process died until those leases expire, so that a
+    /// pull can resume them; false discards them now (see the module doc).
+    pub keep_resumable: bool,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
         GcOptions {
             ingest_grace: INGEST_GRACE,
+            keep_resumable: true,
+        }
+    }
+}
+
+impl GcOptions {
+    /// An explicit cleanup (`system prune`, `fsck --repair`): partial downloads nobody is
+    /// writing go too, whether idle or left by a process that died.
+    pub fn free_everything() -> GcOptions {
+        GcOptions {
+            ingest_grace: Duration::ZERO,
+            keep_resumable: false,
         }
     }
 }
@@ -396,39 +444,45 @@ pub fn collect(store: &Store, opts: &GcOptions) -> Result<Collected, GcError> {
     Ok(collected)
 }
 
-/// Mark and sweep the records, inside the collection's write transaction.
-fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaError> {
-    let now = SystemTime::now();
+/// The blob and snapshot records, as one collection reads them.
+struct Records {
+    blobs: Vec<strata_metadata::BlobRecord>,
+    snapshots: BTreeMap<&'static str, Vec<strata_metadata::SnapshotRecord>>,
+}
+
+impl Records {
+    fn read(tx: &Tx<'_>) -> Result<Records, MetaError> {
+        let mut snapshots = BTreeMap::new();
+        for sn in SNAPSHOTTERS {
+            snapshots.insert(*sn, tx.snapshots(sn)?);
+        }
+        Ok(Records {
+            blobs: tx.blobs()?,
+            snapshots,
+        })
+    }
+}
+
+/// The mark phase: everything the roots reach.
+fn mark(
+    tx: &Tx<'_>,
+    store: &Store,
+    leases: &LeaseState,
+    records: &Records,
+) -> Result<HashSet<Node>, MetaError> {
     let mut marker = Marker {
         tx,
         store,
         marked: HashSet::new(),
         queue: Vec::new(),
     };
-
-    // Leases: live ones are roots; expired ones go, and what only they held with them.
-    let mut live_ingests = HashSet::new();
-    let mut expired_ingests = HashSet::new();
-    let mut expired = Vec::new();
-    for lease in tx.leases()? {
-        let is_expired = lease.expires.is_some_and(|e| e <= now);
-        for r in tx.lease_resources(&lease.id)? {
-            match r {
-                LeaseResource::Ingest(r) if is_expired => {
-                    expired_ingests.insert(r);
-                }
-                LeaseResource::Ingest(r) => {
-                    live_ingests.insert(r);
-                }
-                _ if is_expired => {}
-                LeaseResource::Content(d) => marker.mark(Node::Content(d), None),
-                LeaseResource::Snapshot { snapshotter, key } => {
-                    marker.mark(Node::Snapshot(snapshotter, key), None)
-                }
+    for r in &leases.roots {
+        match r {
+            LeaseResource::Content(d) => marker.mark(Node::Content(d.clone()), None),
+            LeaseResource::Snapshot { snapshotter, key } => {
+                marker.mark(Node::Snapshot(snapshotter.clone(), key.clone()), None)
             }
-        }
-        if is_expired {
-            expired.push(lease.id);
+            LeaseResource::Ingest(_) => {}
         }
     }
     for image in tx.images()? {
@@ -457,28 +511,66 @@ fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaErro
             );
         }
     }
-    let blobs = tx.blobs()?;
-    for b in &blobs {
+    for b in &records.blobs {
         if b.labels.contains_key(LABEL_ROOT) {
             marker.mark(Node::Content(b.digest.clone()), None);
         }
     }
-    let mut snapshots = BTreeMap::new();
-    for sn in SNAPSHOTTERS {
-        let recs = tx.snapshots(sn)?;
-        for s in &recs {
+    for (sn, recs) in &records.snapshots {
+        for s in recs {
             if s.labels.contains_key(LABEL_ROOT) {
                 marker.mark(Node::Snapshot((*sn).to_owned(), s.key.clone()), None);
             }
         }
-        snapshots.insert(*sn, recs);
     }
     marker.run()?;
-    let marked = marker.marked;
+    Ok(marker.marked)
+}
 
-    // Sweep. Expired leases first: nothing they hold is marked through them.
+/// What leases that are over (expired, or of a process that died) left behind and nothing
+/// else keeps: half-unpacked snapshots, blobs, partial downloads (those no live lease holds),
+/// each with its lease. What the next collection with [`GcOptions::free_everything`] removes;
+/// `fsck` reports them.
+pub fn leftovers(store: &Store) -> Result<Vec<(strata_metadata::Lease, LeaseResource)>, MetaError> {
+    store.db().read(|tx| {
+        let leases = read_leases(tx, SystemTime::now(), false)?;
+        let records = Records::read(tx)?;
+        let marked = mark(tx, store, &leases, &records)?;
+        let recorded = |sn: &str, key: &str| {
+            records
+                .snapshots
+                .get(sn)
+                .is_some_and(|recs| recs.iter().any(|r| r.key == key))
+        };
+        Ok(leases
+            .left
+            .into_iter()
+            .filter(|(_, r)| match r {
+                LeaseResource::Content(d) => {
+                    !marked.contains(&Node::Content(d.clone()))
+                        && records.blobs.iter().any(|b| b.digest == *d)
+                }
+                LeaseResource::Snapshot { snapshotter, key } => {
+                    !marked.contains(&Node::Snapshot(snapshotter.clone(), key.clone()))
+                        && recorded(snapshotter, key)
+                }
+                LeaseResource::Ingest(i) => leases.ended_ingests.contains(i),
+            })
+            .collect())
+    })
+}
+
+/// Mark and sweep the records, inside the collection's write transaction.
+fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaError> {
+    let now = SystemTime::now();
+    let leases = read_leases(tx, now, opts.keep_resumable)?;
+    let records = Records::read(tx)?;
+    let marked = mark(tx, store, &leases, &records)?;
+    let Records { blobs, snapshots } = records;
+
+    // Sweep. Leases that are over first: nothing they hold is marked through them.
     let mut collected = Collected::default();
-    for id in expired {
+    for id in leases.over {
         tx.delete_lease(&id)?;
         collected.leases.push(id);
     }
@@ -537,13 +629,13 @@ fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaErro
     // or, held by none, once untouched for the grace period. One being written is locked and
     // `abort` leaves it.
     for ingest in store.content().ingests()? {
-        if live_ingests.contains(&ingest.r#ref) {
+        if leases.live_ingests.contains(&ingest.r#ref) {
             continue;
         }
         let idle = now
             .duration_since(ingest.updated)
             .is_ok_and(|age| age >= opts.ingest_grace);
-        if !expired_ingests.contains(&ingest.r#ref) && !idle {
+        if !leases.ended_ingests.contains(&ingest.r#ref) && !idle {
             continue;
         }
         match store.content().local().abort(&ingest.r#ref) {
@@ -561,6 +653,58 @@ fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaErro
         collected,
         snapshot_ids,
     })
+}
+
+/// What the leases say, for one collection.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseState {
+    /// What live leases hold, ingests aside.
+    pub roots: Vec<LeaseResource>,
+    /// Ingests a live lease holds (or a dead owner's, kept resumable).
+    pub live_ingests: HashSet<String>,
+    /// Ingests only leases that are over held.
+    pub ended_ingests: HashSet<String>,
+    /// Leases that are over (expired, or of a dead owner and holding nothing kept): deleted.
+    pub over: Vec<String>,
+    /// What leases that are over (or of a dead owner) held, by lease: for `fsck`.
+    pub left: Vec<(strata_metadata::Lease, LeaseResource)>,
+}
+
+/// Reads the leases: which are roots, which are over. A lease is live until it expires or
+/// its owner dies (see the module doc); with `keep_resumable`, a dead owner's ingests stay
+/// live until the expiry, and so does the lease that holds them.
+pub(crate) fn read_leases(
+    tx: &Tx<'_>,
+    now: SystemTime,
+    keep_resumable: bool,
+) -> Result<LeaseState, MetaError> {
+    let mut state = LeaseState::default();
+    for lease in tx.leases()? {
+        let expired = lease.expires.is_some_and(|e| e <= now);
+        let dead = !expired && owner_dead(&lease.labels);
+        let resources = tx.lease_resources(&lease.id)?;
+        let mut kept = false;
+        for r in resources {
+            match r {
+                LeaseResource::Ingest(i) if !expired && (!dead || keep_resumable) => {
+                    kept |= dead;
+                    state.live_ingests.insert(i);
+                }
+                LeaseResource::Ingest(i) => {
+                    state.ended_ingests.insert(i.clone());
+                    state.left.push((lease.clone(), LeaseResource::Ingest(i)));
+                }
+                r if expired || dead => state.left.push((lease.clone(), r)),
+                r => state.roots.push(r),
+            }
+        }
+        if expired || (dead && !kept) {
+            state.over.push(lease.id);
+        }
+    }
+    // An ingest a live lease holds is not over because a dead one held it too.
+    state.ended_ingests.retain(|i| !state.live_ingests.contains(i));
+    Ok(state)
 }
 
 /// The labels of an index: an edge to each of its manifests (those this store keeps).

@@ -8,6 +8,7 @@
 //! <root>/                  --root, $STRATA_ROOT, default /var/lib/strata
 //! ├── metadata.db          strata-metadata: what is live, labels, leases, records
 //! ├── metadata.db-wal      (SQLite write-ahead log)
+//! ├── reserved-space       space given back when the disk is full (see [`space`])
 //! └── content/             strata-content: blobs/sha256/<hex>, ingest/<hash(ref)>/
 //! ```
 
@@ -25,6 +26,7 @@ pub mod pull;
 pub mod push;
 pub mod runtime;
 pub mod save;
+pub mod space;
 pub mod store;
 #[cfg(test)]
 mod test_store;

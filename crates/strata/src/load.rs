@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_content::{ContentError, Writer, WriterOptions};
@@ -168,12 +168,10 @@ pub fn load(
         LoadSource::Path(p) => p.display().to_string(),
         LoadSource::Stream(_) => "stdin".to_owned(),
     };
-    let lease = format!("load/{}", crate::unique_suffix());
-    let expiry = crate::gc::lease_expiry(LOAD_LEASE);
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + expiry), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "load", crate::gc::lease_expiry(LOAD_LEASE))?;
     let result = load_leased(content, db, sn, source, &source_name, &lease, opts);
     // Recorded images now hold what they need; the rest is for GC.
-    db.write(|tx| tx.delete_lease(&lease))?;
+    crate::gc::end_lease(db, &lease);
     result
 }
 

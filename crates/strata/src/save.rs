@@ -22,11 +22,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use strata_remote::media::OCI_INDEX;
 
 use serde::Serialize;
-use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseResource, MetaError};
 use strata_remote::Reference;
 use strata_remote::media::{is_distributable, is_index, is_manifest};
 use strata_types::oci::{ImageConfig, Index, IndexEntry, Manifest};
@@ -148,8 +148,7 @@ pub fn save(
             export.target = pick_platform(content, export, platform)?;
         }
     }
-    let lease = format!("save/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + SAVE_LEASE), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "save", SAVE_LEASE)?;
     // Discarded layers come back first (from a registry the images' names point at, else
     // rebuilt); the archive then names what was brought back.
     let registries = exports
@@ -174,7 +173,7 @@ pub fn save(
         }
     }
     let result = restored.and_then(|()| save_leased(content, &exports, &lease, out));
-    db.write(|tx| tx.delete_lease(&lease))?;
+    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
     let mut saved = result?;

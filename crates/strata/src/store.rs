@@ -101,7 +101,7 @@ impl Store {
             return Err(StoreError::UnknownSnapshotter(snapshotter.to_owned()));
         }
         prepare_root(root)?;
-        let db = Arc::new(Db::open(&root.join("metadata.db"))?);
+        let db = Arc::new(crate::space::open_db(root)?);
         let local = LocalStore::open(root.join("content")).map_err(MetaError::from)?;
         Ok(Store {
             root: root.to_owned(),

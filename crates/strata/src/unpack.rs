@@ -294,6 +294,7 @@ pub(crate) fn apply_stream(
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;
     let result = apply_and_commit(
+        content,
         sn,
         tar,
         digest,
@@ -314,6 +315,7 @@ pub(crate) fn apply_stream(
 
 #[allow(clippy::too_many_arguments)]
 fn apply_and_commit(
+    content: &ContentStore,
     sn: &dyn Snapshotter,
     tar: impl Read,
     digest: &Digest,
@@ -340,6 +342,7 @@ fn apply_and_commit(
     opts.record_split = record_split || reuse_from.is_some();
     opts.reuse_from = reuse_from.map(Path::to_owned);
     opts.lowers = target.lowers.clone();
+    opts.min_free = crate::space::min_free_bytes(content.db(), &target.dir);
     let stats = apply_layer(tar, &target.dir, &opts).map_err(|source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),

@@ -21,6 +21,7 @@ use rustix::io::Errno;
 
 use super::file::{FileMeta, finish_file, open_new, write_all};
 use super::meta::{Ctx, Failure, timestamps};
+use super::space::{PER_ENTRY, SpaceGuard};
 use super::{ApplyOptions, WhiteoutMode};
 use crate::error::ArchiveError;
 use crate::path::{normalize, split};
@@ -61,6 +62,8 @@ pub(crate) struct Applier<'a> {
     pub(super) lower_lookups: u64,
     /// Files of the same layer elsewhere to clone or link ([`ApplyOptions::reuse_from`]).
     pub(super) reuse: Option<super::reuse::Reuse>,
+    /// Free space kept on the destination's filesystem ([`ApplyOptions::min_free`]).
+    space: SpaceGuard,
 }
 
 impl<'a> Applier<'a> {
@@ -81,6 +84,7 @@ impl<'a> Applier<'a> {
             created: HashSet::new(),
             dirs: Vec::new(),
             lower_lookups: 0,
+            space: SpaceGuard::new(opts.min_free),
         })
     }
 
@@ -92,6 +96,7 @@ impl<'a> Applier<'a> {
             entry: &h.name,
         };
         let name = normalize(&h.name).map_err(|reason| ctx.refuse(reason))?;
+        self.spend(ctx, PER_ENTRY)?;
         if name.is_empty() {
             tracing::debug!(layer = ctx.layer, entry = %ctx.entry_name(), "entry for the root ignored");
             return Ok(());
@@ -107,6 +112,11 @@ impl<'a> Applier<'a> {
             Kind::Hardlink => self.hardlink(ctx, h, parent, base),
             Kind::Char | Kind::Block | Kind::Fifo => self.node(ctx, h, parent, base),
         }
+    }
+
+    /// Accounts for `n` bytes about to be written (see [`SpaceGuard`]).
+    fn spend(&mut self, ctx: Ctx<'_>, n: u64) -> Result<(), Failure> {
+        Ok(self.space.spend(n, self.root.fd(), ctx.layer, ctx.entry)?)
     }
 
     /// The directory `rel`, created (with its missing ancestors) when it does not exist.
@@ -311,6 +321,7 @@ impl<'a> Applier<'a> {
                         break;
                     }
                     let n = s.len();
+                    self.spend(ctx, n as u64)?;
                     write_all(&fd, s, None).map_err(ctx.io("write file"))?;
                     tar.consume(n);
                     written += n;
@@ -329,6 +340,7 @@ impl<'a> Applier<'a> {
                     while left > 0 {
                         let s = tar.data(left.min(CHUNK as u64))?;
                         let n = s.len();
+                        self.spend(ctx, n as u64)?;
                         write_all(&fd, s, Some(pos)).map_err(ctx.io("write sparse file"))?;
                         tar.consume(n);
                         pos += n as u64;

@@ -22,6 +22,7 @@ mod file;
 mod lowers;
 mod meta;
 mod reuse;
+mod space;
 mod whiteout;
 
 use std::cell::Cell;
@@ -87,6 +88,11 @@ pub struct ApplyOptions {
     /// The tar's data is still read and hashed; the caller must check the finished tree
     /// against the diffID, since what was reused is not what was hashed. Default: none.
     pub reuse_from: Option<PathBuf>,
+    /// Stop with [`ArchiveError::NoSpace`] once less than this many bytes are free on the
+    /// destination's filesystem (checked as data is written, more often as it nears the
+    /// bound): a decompression bomb fails before the disk is full, and what shares the disk
+    /// (the caller's database first) keeps room to record the failure. Default: 0, no check.
+    pub min_free: u64,
 }
 
 impl ApplyOptions {
@@ -101,6 +107,7 @@ impl ApplyOptions {
             writeback: false,
             record_split: false,
             reuse_from: None,
+            min_free: 0,
         }
     }
 }

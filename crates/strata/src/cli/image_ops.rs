@@ -130,14 +130,14 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     if !args.force && !confirm(&question)? {
         bail!("image prune has been cancelled");
     }
-    prune_and_collect(store, args.all, 0)
+    prune_and_collect(store, args.all, 0, &GcOptions::default())
 }
 
 /// `system prune`: images as `image prune` (there are no networks or build cache; stopped
 /// containers will join when `run` lands), then garbage collection of the whole store.
 pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     let question = format!(
-        "WARNING! This will remove:\n  - all stopped containers\n  - {}\n  - content, snapshots and ingests nothing uses, and expired leases\n",
+        "WARNING! This will remove:\n  - all stopped containers\n  - {}\n  - content, snapshots and ingests nothing uses, and leases that expired or whose process is gone\n",
         what_images(args.all)
     );
     if !args.force && !confirm(&question)? {
@@ -147,11 +147,18 @@ pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     if !containers.is_empty() {
         println!("Deleted Containers:\n{}\n", containers.join("\n"));
     }
-    prune_and_collect(store, args.all, reclaimed)
+    // An explicit cleanup: partial downloads nobody is writing go too (a full disk is the
+    // usual reason to run it).
+    prune_and_collect(store, args.all, reclaimed, &GcOptions::free_everything())
 }
 
 /// Removes the dangling (`all`: unused) image records, collects garbage and prints both.
-fn prune_and_collect(store: &Store, all: bool, reclaimed: u64) -> anyhow::Result<()> {
+fn prune_and_collect(
+    store: &Store,
+    all: bool,
+    reclaimed: u64,
+    gc: &GcOptions,
+) -> anyhow::Result<()> {
     let removals = images::write(store.db(), |tx| {
         let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for rec in tx.images()? {
@@ -176,7 +183,7 @@ fn prune_and_collect(store: &Store, all: bool, reclaimed: u64) -> anyhow::Result
         }
         Ok(removals)
     })?;
-    let collected = collect(store)?;
+    let collected = gc::collect(store, gc)?;
     let mut out = io::stdout().lock();
     let layers: Vec<&str> = collected.removed_layers().collect();
     if !removals.is_empty() || !layers.is_empty() {

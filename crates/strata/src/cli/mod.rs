@@ -147,14 +147,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.downcast_ref::<ExitStatus>().map_or(1, |s| s.0))
         }
         Err(e) if e.downcast_ref::<Failed>().is_some() => {
-            eprintln!("strata: {e:#}");
+            report(&cli.root, &e);
             ExitCode::from(e.downcast_ref::<Failed>().map_or(125, |f| f.code))
         }
         Err(e) => {
-            // One line: what failed, then each cause, as `a: b: c`.
-            eprintln!("strata: {e:#}");
+            report(&cli.root, &e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One line: what failed, then each cause, as `a: b: c`; on a full disk, a second one that
+/// says how to free space.
+fn report(root: &std::path::Path, e: &anyhow::Error) {
+    eprintln!("strata: {e:#}");
+    if crate::space::is_out_of_space(e.as_ref()) {
+        eprintln!("strata: {}", crate::space::out_of_space_hint(root));
     }
 }
 

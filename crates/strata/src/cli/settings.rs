@@ -37,6 +37,13 @@ const SETTINGS: &[Setting] = &[
         check: check_log,
     },
     Setting {
+        name: crate::space::SETTING,
+        default: crate::space::DEFAULT,
+        about: "space unpacking leaves free on the store's filesystem: a size (512m, 2GB), a share (5%; \
+                the default is at most 1GiB) or 0",
+        check: min_free,
+    },
+    Setting {
         name: crate::runtime::SETTING_LOW_SPEED_LIMIT,
         default: "1KiB",
         about: "give up a download slower than this (bytes/s) for low-speed-time; 0: never",
@@ -58,6 +65,11 @@ fn speed(name: &str, v: &str) -> anyhow::Result<String> {
 fn speed_time(name: &str, v: &str) -> anyhow::Result<String> {
     crate::runtime::parse_speed_time(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     Ok(v.trim().to_owned())
+}
+
+fn min_free(name: &str, value: &str) -> anyhow::Result<String> {
+    crate::space::parse_min_free(Some(value)).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok(value.trim().to_owned())
 }
 
 #[derive(Debug, Args)]

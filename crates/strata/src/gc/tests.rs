@@ -175,6 +175,7 @@ fn leases_protect_until_they_expire_and_idle_ingests_go_after_the_grace() {
     // A grace of zero takes the loose ingest; the held one stays while its lease lives.
     let opts = GcOptions {
         ingest_grace: Duration::ZERO,
+        ..GcOptions::default()
     };
     let refs: Vec<String> = collect(&store, &opts)
         .unwrap()
@@ -189,4 +190,63 @@ fn leases_protect_until_they_expire_and_idle_ingests_go_after_the_grace() {
     assert_eq!(collected.blobs.len(), 1);
     assert_eq!(collected.snapshots.len(), 1);
     assert!(store.content().ingests().unwrap().is_empty());
+}
+
+#[test]
+fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
+    let (_d, store) = store();
+    let sn = store.snapshotter().unwrap();
+    let blob = put(&store, LAYER, b"a dead pull's blob");
+    snapshot(&*sn, "dead-snap", None, &Labels::new());
+    snapshot(&*sn, "live-snap", None, &Labels::new());
+    // The same pid with another start time: a process that is gone (its pid reused).
+    let mut dead = owner_labels();
+    dead.insert("strata.owner.start".into(), "1".into());
+    let soon = SystemTime::now() + Duration::from_secs(3600);
+    store
+        .db()
+        .write(|tx| {
+            tx.create_lease("pull/dead", Some(soon), &dead)?;
+            tx.create_lease("pull/live", Some(soon), &owner_labels())?;
+            tx.add_lease_resource("pull/dead", &LeaseResource::Content(blob.digest.clone()))?;
+            for (lease, key) in [("pull/dead", "dead-snap"), ("pull/live", "live-snap")] {
+                let snap = LeaseResource::Snapshot {
+                    snapshotter: "native".into(),
+                    key: key.into(),
+                };
+                tx.add_lease_resource(lease, &snap)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut w = store
+        .content()
+        .writer("pull-partial", WriterOptions::default(), Some("pull/dead"))
+        .unwrap();
+    w.write_all(b"partial").unwrap();
+    drop(w);
+
+    // Not a day later: now. The partial download stays for the next pull, and its lease with it.
+    let left: Vec<LeaseResource> = leftovers(&store)
+        .unwrap()
+        .into_iter()
+        .map(|(lease, r)| {
+            assert_eq!(lease.id, "pull/dead");
+            r
+        })
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    let collected = collect(&store, &GcOptions::default()).unwrap();
+    assert_eq!(collected.blobs.len(), 1);
+    let removed: Vec<&str> = collected.snapshots.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(removed, ["dead-snap"]);
+    assert!(collected.ingests.is_empty() && collected.leases.is_empty());
+    assert_eq!(keys(&store), ["live-snap"]);
+
+    // An explicit cleanup takes the partial download and ends the lease.
+    let collected = collect(&store, &GcOptions::free_everything()).unwrap();
+    assert_eq!(collected.ingests.len(), 1);
+    assert_eq!(collected.leases, ["pull/dead"]);
+    assert_eq!(keys(&store), ["live-snap"]);
+    assert!(leftovers(&store).unwrap().is_empty());
 }

@@ -23,7 +23,7 @@ mod source;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_archive::{ArchiveError, Reused};
@@ -247,9 +247,7 @@ pub fn migrate(
     mut done: impl FnMut(&Migrated),
 ) -> Result<Vec<Migrated>, MigrateError> {
     let (content, db) = (store.content(), store.db());
-    let lease = format!("migrate/{}", crate::unique_suffix());
-    let expiry = crate::gc::lease_expiry(MIGRATE_LEASE);
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + expiry), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "migrate", crate::gc::lease_expiry(MIGRATE_LEASE))?;
     let mut sizes: HashMap<Digest, u64> = HashMap::new();
     let mut out = Vec::new();
     let result = (|| {
@@ -285,7 +283,7 @@ pub fn migrate(
         Ok(())
     })();
     // Recorded images hold what they need now; the rest is for garbage collection.
-    db.write(|tx| tx.delete_lease(&lease))?;
+    crate::gc::end_lease(db, &lease);
     result.map(|()| out)
 }
 

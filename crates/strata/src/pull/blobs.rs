@@ -231,16 +231,16 @@ pub(super) fn download(ctx: &Ctx<'_>, desc: &Descriptor, report: bool) -> Result
 
 /// Ends a failed download: an ingest that broke off is kept for the next pull to resume, one
 /// whose bytes are wrong (the registry sent a blob that does not match its digest) is
-/// thrown away, so that the next pull starts over.
+/// thrown away, so that the next pull starts over; so is one that ran out of disk, whose
+/// bytes would only keep the disk full.
 pub(super) fn discard_if_corrupt(
     ctx: &Ctx<'_>,
     desc: &Descriptor,
     writer: strata_content::Writer,
     e: PullError,
 ) -> PullError {
-    if let PullError::Remote(r) = &e
-        && r.kind() == strata_types::ErrorKind::DataMismatch
-    {
+    let corrupt = matches!(&e, PullError::Remote(r) if r.kind() == strata_types::ErrorKind::DataMismatch);
+    if corrupt || crate::space::is_out_of_space(&e) {
         drop(writer);
         if let Err(abort) = ctx.store.content().abort(&ingest_ref(desc)) {
             tracing::warn!("discard corrupt download of {}: {abort}", desc.digest);

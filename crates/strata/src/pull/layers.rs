@@ -328,6 +328,7 @@ fn apply(
     let mut opts = ApplyOptions::new(digest.to_string(), whiteouts);
     opts.writeback = target.synced;
     opts.record_split = ctx.discard;
+    opts.min_free = crate::space::min_free_bytes(ctx.store.db(), &target.dir);
     let apply_err = |source| UnpackError::Apply {
         digest: digest.clone(),
         source: Box::new(source),
@@ -348,10 +349,12 @@ fn apply(
             // Every byte goes to the ingest, whatever the applier made of them: a layer that
             // would not apply may be a corrupt download, and the digest tells which. A network
             // or store failure shows through the applier as a read error; the failure itself
-            // is what gets reported.
+            // is what gets reported. A full disk stops the download too.
             let mut failed = tee.failed.take();
+            let full = matches!(&applied, Err(e) if crate::space::is_out_of_space(e));
             let drained = match failed {
                 Some(_) => Ok(0),
+                None if full => Ok(0),
                 None => io::copy(&mut tee, &mut io::sink()),
             };
             failed = failed.or_else(|| tee.failed.take());
@@ -359,6 +362,12 @@ fn apply(
             if let Some(e) = failed {
                 return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, e));
             }
+            let applied = match applied {
+                Err(e) if full => {
+                    return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, apply_err(e).into()));
+                }
+                other => other,
+            };
             drained.map_err(|e| {
                 apply_err(ArchiveError::Read {
                     layer: digest.to_string(),

@@ -27,7 +27,7 @@ mod blobs;
 mod error;
 mod layers;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use strata_metadata::{Labels, LeaseResource};
 use strata_remote::media::{is_index, is_manifest};
@@ -169,9 +169,7 @@ pub fn pull(
 ) -> Result<Pulled, PullError> {
     let runtime = crate::runtime::runtime().map_err(PullError::Runtime)?;
     let db = store.db();
-    let lease = format!("pull/{}", crate::unique_suffix());
-    let expiry = crate::gc::lease_expiry(PULL_LEASE);
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + expiry), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "pull", crate::gc::lease_expiry(PULL_LEASE))?;
     let ctx = Ctx {
         store,
         sn,
@@ -194,7 +192,7 @@ pub fn pull(
     };
     let result = pull_leased(&ctx);
     // Recorded images now hold what they need; the rest is for garbage collection.
-    db.write(|tx| tx.delete_lease(&lease))?;
+    crate::gc::end_lease(db, &lease);
     result
 }
 

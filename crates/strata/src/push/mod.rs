@@ -25,9 +25,9 @@
 //! else an upload. Blobs go up concurrently (at most `max_concurrent_uploads`), manifests one
 //! by one after them, the index last.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseResource, MetaError};
 use strata_remote::media::is_index;
 use strata_remote::{Reference, Remote, RemoteError};
 use strata_types::{Descriptor, Digest, ErrorKind, Platform};
@@ -248,8 +248,7 @@ pub fn push(
     let local = local_target(store, r)?;
     // What is being sent stays, whatever removes images meanwhile, until it is sent.
     let db = store.db();
-    let lease = format!("push/{}", crate::unique_suffix());
-    db.write(|tx| tx.create_lease(&lease, Some(SystemTime::now() + PUSH_LEASE), &Labels::new()))?;
+    let lease = crate::gc::create_lease(db, "push", PUSH_LEASE)?;
     // Discarded layers come back first: from their source (the destination's registry is
     // tried for a source host it shares), else rebuilt.
     let mut restorer = crate::discard::Restorer::new(store, &lease, vec![r.registry().to_owned()]);
@@ -286,9 +285,7 @@ pub fn push(
                 local_target: None,
             })
         });
-    if let Err(e) = db.write(|tx| tx.delete_lease(&lease)) {
-        tracing::warn!("removing lease {lease}: {e}");
-    }
+    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
     let mut pushed = result?;

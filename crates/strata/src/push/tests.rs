@@ -4,6 +4,7 @@ use super::*;
 use serde_json::json;
 use std::io::Write;
 use strata_content::WriterOptions;
+use strata_metadata::Labels;
 use strata_remote::media;
 
 /// A store in a temp dir; blobs go in with [`put`].
