@@ -89,7 +89,8 @@ fn walk_long(
 ) -> rustix::io::Result<OwnedFd> {
     use rustix::io::Errno;
     fn parts(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-        p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
     }
     let follow_last = !flags.contains(OFlags::NOFOLLOW);
     let root_dev = rustix::fs::fstat(root)?.st_dev;
@@ -108,10 +109,7 @@ fn walk_long(
     let mut stack: Vec<OwnedFd> = Vec::new();
     let mut links = 0;
     while let Some(c) = todo.pop_front() {
-        let cur = stack
-            .last()
-            .or(base.as_ref())
-            .map_or(root, |f| f.as_fd());
+        let cur = stack.last().or(base.as_ref()).map_or(root, |f| f.as_fd());
         if c == b".." {
             if stack.pop().is_none() && base.is_some() {
                 // Above the prefix the kernel resolved: its levels are not on the stack.
@@ -151,10 +149,7 @@ fn walk_long(
         )?;
         stack.push(fd);
     }
-    let cur = stack
-        .last()
-        .or(base.as_ref())
-        .map_or(root, |f| f.as_fd());
+    let cur = stack.last().or(base.as_ref()).map_or(root, |f| f.as_fd());
     rustix::fs::openat(cur, ".", flags, Mode::empty())
 }
 
@@ -482,7 +477,9 @@ mod tests {
         rustix::fs::symlinkat("/a", &dir, "abs").map_err(errno)?;
         rustix::fs::symlinkat("../".repeat(500).as_str(), &dir, "up").map_err(errno)?;
         rustix::fs::symlinkat("../..", &dir, "two").map_err(errno)?;
-        let ino = |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let ino = |p: &std::path::Path| {
+            std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
         let at = |name: &str| -> io::Result<u64> {
             let mut p = rel.clone();
             p.extend_from_slice(name.as_bytes());
@@ -492,8 +489,12 @@ mod tests {
         assert!(rel.len() > LONGEST_PATH);
         assert_eq!(at("abs")?, ino(&root.join("a"))?);
         assert_eq!(at("up")?, ino(&root)?);
-        let two_up = rustix::fs::openat(&dir, "../..", OFlags::PATH, Mode::empty()).map_err(errno)?;
-        assert_eq!(at("two")?, rustix::fs::fstat(&two_up).map_err(errno)?.st_ino);
+        let two_up =
+            rustix::fs::openat(&dir, "../..", OFlags::PATH, Mode::empty()).map_err(errno)?;
+        assert_eq!(
+            at("two")?,
+            rustix::fs::fstat(&two_up).map_err(errno)?.st_ino
+        );
         assert!(at("missing").is_err());
         Ok(())
     }

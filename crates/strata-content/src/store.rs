@@ -103,7 +103,10 @@ impl LocalStore {
 
 /// Creates `dir` and its missing parents, closed to other users (mode 0700).
 pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn not_found_or(e: io::Error, digest: &Digest, op: &'static str, path: &Path) -> ContentError {

@@ -239,7 +239,10 @@ pub fn walk(top: BorrowedFd<'_>, mut visit: impl FnMut(&Stat) -> bool) -> io::Re
             continue;
         }
         let children = list(sub.as_fd())?.into_iter();
-        stack.push((std::mem::replace(&mut current, sub), std::mem::replace(&mut names, children)));
+        stack.push((
+            std::mem::replace(&mut current, sub),
+            std::mem::replace(&mut names, children),
+        ));
     }
 }
 

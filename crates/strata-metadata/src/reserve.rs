@@ -67,7 +67,9 @@ impl Reserve {
                 allocate(&f, wanted)
             });
         match made {
-            Ok(()) => tracing::debug!(path = %self.path.display(), size = wanted, "reserve in place"),
+            Ok(()) => {
+                tracing::debug!(path = %self.path.display(), size = wanted, "reserve in place")
+            }
             Err(e) => {
                 tracing::debug!(path = %self.path.display(), "cannot make the reserve: {e}");
                 // A half-allocated reserve is worth keeping; one that failed to open is not there.

@@ -242,7 +242,10 @@ impl Remote {
 
     /// A fresh low-speed check for one response body.
     pub(crate) fn low_speed(&self) -> LowSpeed {
-        LowSpeed::new(self.inner.opts.low_speed_limit, self.inner.opts.low_speed_time)
+        LowSpeed::new(
+            self.inner.opts.low_speed_limit,
+            self.inner.opts.low_speed_time,
+        )
     }
 
     /// The hosts serving `registry`, mirrors first (see [`crate::hosts`]); read once per
@@ -799,11 +802,17 @@ mod tests {
     #[test]
     fn origins() {
         let u = |s: &str| Url::parse(s).unwrap();
-        assert!(same_origin(&u("https://r/v2/a"), &u("https://r:443/v2/b?x")));
+        assert!(same_origin(
+            &u("https://r/v2/a"),
+            &u("https://r:443/v2/b?x")
+        ));
         assert!(!same_origin(&u("http://r:5000/a"), &u("http://r:5001/a")));
         assert!(!same_origin(&u("https://r/a"), &u("http://r/a")));
         assert!(!same_origin(&u("https://r/a"), &u("https://s/a")));
-        assert_eq!(origin(&u("http://127.0.0.1:8080/v2/x")), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin(&u("http://127.0.0.1:8080/v2/x")),
+            "http://127.0.0.1:8080"
+        );
         assert!(realm_is_https("https://auth.docker.io/token"));
         assert!(!realm_is_https("http://auth/token"));
         assert!(!realm_is_https("not a url"));

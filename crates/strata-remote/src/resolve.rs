@@ -329,29 +329,32 @@ async fn read_manifest(
     }
     let mut body = BytesMut::new();
     loop {
-        let chunk = speed.chunk(&mut resp).await.map_err(|e| match (e, expected) {
-            (ChunkError::Stalled { limit, seconds }, _) => RemoteError::Stalled {
-                reference: reference.to_owned(),
-                what: match expected {
-                    Some(d) => format!("manifest {}", d.digest),
-                    None => "manifest".to_owned(),
+        let chunk = speed
+            .chunk(&mut resp)
+            .await
+            .map_err(|e| match (e, expected) {
+                (ChunkError::Stalled { limit, seconds }, _) => RemoteError::Stalled {
+                    reference: reference.to_owned(),
+                    what: match expected {
+                        Some(d) => format!("manifest {}", d.digest),
+                        None => "manifest".to_owned(),
+                    },
+                    host: call.host.host.clone(),
+                    limit,
+                    seconds,
                 },
-                host: call.host.host.clone(),
-                limit,
-                seconds,
-            },
-            (ChunkError::Http(source), Some(d)) => RemoteError::Transfer {
-                reference: reference.to_owned(),
-                digest: d.digest.clone(),
-                host: call.host.host.clone(),
-                source,
-            },
-            (ChunkError::Http(source), None) => RemoteError::Unreachable {
-                reference: reference.to_owned(),
-                host: call.host.host.clone(),
-                source,
-            },
-        })?;
+                (ChunkError::Http(source), Some(d)) => RemoteError::Transfer {
+                    reference: reference.to_owned(),
+                    digest: d.digest.clone(),
+                    host: call.host.host.clone(),
+                    source,
+                },
+                (ChunkError::Http(source), None) => RemoteError::Unreachable {
+                    reference: reference.to_owned(),
+                    host: call.host.host.clone(),
+                    source,
+                },
+            })?;
         let Some(chunk) = chunk else { break };
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(too_big((body.len() + chunk.len()) as u64));

@@ -16,7 +16,10 @@ use reqwest::Response;
 pub(crate) enum ChunkError {
     Http(reqwest::Error),
     /// Under the limit for a whole window.
-    Stalled { limit: u64, seconds: u64 },
+    Stalled {
+        limit: u64,
+        seconds: u64,
+    },
 }
 
 /// The limit and what one body has done in the current window.

@@ -233,7 +233,9 @@ async fn anonymous_storage_behind_a_redirect_serves_the_pull() {
         return;
     };
     let s = redirected(&reg.addr(), Storage::Serve, "redirect-serve").await;
-    pull(&s.client, &s.r).await.expect("pull through the redirect");
+    pull(&s.client, &s.r)
+        .await
+        .expect("pull through the redirect");
     s.storage.assert_never_authorized();
     assert!(
         s.proxy.requests().iter().any(|l| l.status == 307),

@@ -69,7 +69,9 @@ pub enum CapError {
     /// Docker's wording.
     #[error("unknown capability: {0:?}")]
     Unknown(String),
-    #[error("capability not supported by your kernel or not available in the current environment: {0:?}")]
+    #[error(
+        "capability not supported by your kernel or not available in the current environment: {0:?}"
+    )]
     Unsupported(String),
 }
 
@@ -77,11 +79,13 @@ pub enum CapError {
 /// (a kernel may know more than a sandboxed root has; the runtime could not grant those),
 /// else every capability up to `/proc/sys/kernel/cap_last_cap`.
 pub fn all() -> Vec<String> {
-    let held = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    });
+    let held = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
@@ -124,7 +128,11 @@ pub fn normalize(names: &[String]) -> Result<Vec<String>, CapError> {
 /// The container's capabilities as Docker makes them: all with `privileged`; else the
 /// default set less `drop` plus `add`, where `ALL` in `add` starts from every capability
 /// and `ALL` in `drop` from none.
-pub fn effective(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>, CapError> {
+pub fn effective(
+    add: &[String],
+    drop: &[String],
+    privileged: bool,
+) -> Result<Vec<String>, CapError> {
     if privileged {
         return Ok(all());
     }

@@ -63,7 +63,9 @@ fn cgroup_dirs(cgroups_path: &str) -> Result<Vec<PathBuf>, RuntimeError> {
     let rel = Path::new(cgroups_path);
     let plain = rel.is_absolute()
         && !cgroups_path.contains(':')
-        && rel.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        && rel
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
     let rel = match rel.strip_prefix("/") {
         Ok(r) if plain && r.components().next().is_some() => r,
         _ => return Err(RuntimeError::CgroupPath(cgroups_path.to_owned())),

@@ -35,10 +35,7 @@ pub fn mode_of(name: &str) -> u32 {
 
 /// Creates `dir` and its missing parents (those at [`DIR`]); an existing `dir` is fine.
 pub fn private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR)
-        .create(dir)
+    fs::DirBuilder::new().recursive(true).mode(DIR).create(dir)
 }
 
 /// Replaces `path` with `bytes` at exactly `mode` (whatever the umask): a temporary file,

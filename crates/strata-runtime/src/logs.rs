@@ -74,8 +74,7 @@ fn rotated(path: &Path, k: u32, ext: &str) -> PathBuf {
 /// with whether it is gzipped. A rotated file present both ways (mid-compression) is
 /// listed once, uncompressed.
 pub fn log_files(path: &Path) -> Vec<(PathBuf, bool)> {
-    let (Some(dir), Some(base)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
     let mut found: Vec<(u32, bool)> = Vec::new();
@@ -248,19 +247,34 @@ mod tests {
             .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["c-json.log.2", "c-json.log.1", "c-json.log"]);
-        let entry = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().len() + 1;
+        let entry = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .len()
+            + 1;
         for (p, _) in &files {
             let len = std::fs::metadata(p).unwrap().len();
             assert!(len < 2000 + entry as u64, "{} is {len} bytes", p.display());
         }
-        assert_eq!(log_size(&path), files.iter().map(|(p, _)| std::fs::metadata(p).unwrap().len()).sum::<u64>());
+        assert_eq!(
+            log_size(&path),
+            files
+                .iter()
+                .map(|(p, _)| std::fs::metadata(p).unwrap().len())
+                .sum::<u64>()
+        );
         // What is kept is the newest output, in order, ending with the last line.
         let (all, _) = read(&path, &LogOptions::default());
         assert!(all.lines().count() > 2 * 2000 / entry, "{all}");
         assert!(out.ends_with(&all), "not a suffix of the output:\n{all}");
         // --tail reaches into the rotated files.
         let kept = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert_eq!(read(&path, &tail(kept + 3)).0, numbered(1000 - kept - 3..1000));
+        assert_eq!(
+            read(&path, &tail(kept + 3)).0,
+            numbered(1000 - kept - 3..1000)
+        );
         assert_eq!(read(&path, &tail(1)).0, "line-00999\n");
     }
 
@@ -269,7 +283,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("c-json.log");
         let mut w = LogWriter::open(&path, &json_file(Some(1000), 1, false)).unwrap();
-        w.write(Stream::Stdout, numbered(0..100).as_bytes()).unwrap();
+        w.write(Stream::Stdout, numbered(0..100).as_bytes())
+            .unwrap();
         assert_eq!(log_files(&path).len(), 1);
         assert!(std::fs::metadata(&path).unwrap().len() < 1100);
         let (all, _) = read(&path, &LogOptions::default());

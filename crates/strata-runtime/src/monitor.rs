@@ -340,7 +340,8 @@ impl Monitor {
     /// Takes the lock and opens the log; touches nothing of the container's on failure.
     fn new(cfg: &MonitorConfig) -> Result<Monitor, RuntimeError> {
         let lock = state::lock_for_monitor(&cfg.dir)?;
-        let log = LogWriter::open(&cfg.log_path, &cfg.log).map_err(io_err("open log", &cfg.log_path))?;
+        let log =
+            LogWriter::open(&cfg.log_path, &cfg.log).map_err(io_err("open log", &cfg.log_path))?;
         Ok(Monitor { lock, log })
     }
 
@@ -545,7 +546,10 @@ fn launch(cfg: &MonitorConfig) -> Result<(i32, Stdio3), RuntimeError> {
             .prefix("strata-console-")
             .permissions(fs::Permissions::from_mode(crate::files::DIR))
             .tempdir()
-            .map_err(io_err("create a directory for the console socket in", &std::env::temp_dir()))?;
+            .map_err(io_err(
+                "create a directory for the console socket in",
+                &std::env::temp_dir(),
+            ))?;
         let sock = private.path().join("console.sock");
         let listener = UnixListener::bind(&sock).map_err(io_err("listen on", &sock))?;
         listener

@@ -173,7 +173,9 @@ impl Security {
         };
         if !seccomp::kernel_supports_seccomp() {
             if self.seccomp == Seccomp::Builtin {
-                tracing::warn!("seccomp is not enabled in this kernel: running without the default profile");
+                tracing::warn!(
+                    "seccomp is not enabled in this kernel: running without the default profile"
+                );
                 return Ok(None);
             }
             return Err(SecurityError::NoSeccomp);
@@ -264,7 +266,13 @@ mod tests {
         assert!(matches!(s.seccomp, Seccomp::Profile(_)));
         s.add_opt("apparmor=foo").unwrap();
         assert_eq!(s.apparmor.as_deref(), Some("foo"));
-        for bad in ["nope", "no-new-privileges=maybe", "seccomp=/x.json", "frob=1", "label=x"] {
+        for bad in [
+            "nope",
+            "no-new-privileges=maybe",
+            "seccomp=/x.json",
+            "frob=1",
+            "label=x",
+        ] {
             assert!(s.add_opt(bad).is_err(), "{bad}");
         }
     }
@@ -273,7 +281,10 @@ mod tests {
     fn default_confinement() {
         let mut v = spec();
         Security::default().apply(&mut v).unwrap();
-        assert_eq!(v["process"]["capabilities"]["bounding"], json!(caps::DEFAULT));
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(caps::DEFAULT)
+        );
         assert_eq!(v["process"]["noNewPrivileges"], false);
         if seccomp::kernel_supports_seccomp() {
             assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");

@@ -71,8 +71,7 @@ pub fn write(dir: &Path, state: &ContainerState) -> Result<(), RuntimeError> {
     let path = dir.join(STATE_FILE);
     let bytes =
         serde_json::to_vec(state).map_err(|e| io_err("encode", &path)(io::Error::other(e)))?;
-    crate::files::write_atomic(&path, &bytes, crate::files::PRIVATE)
-        .map_err(io_err("write", &path))
+    crate::files::write_atomic(&path, &bytes, crate::files::PRIVATE).map_err(io_err("write", &path))
 }
 
 fn open_lock(dir: &Path) -> io::Result<File> {

@@ -80,10 +80,10 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), FsError> {
             .mode(0o700)
             .create(&d)
             .map_err(FsError::at("create directory", &d))?;
-        let sub_src = strata_fs::open_subdir(frame.src.as_fd(), &name)
-            .map_err(FsError::at("open", &s))?;
-        let sub_dst = strata_fs::open_subdir(frame.dst.as_fd(), &name)
-            .map_err(FsError::at("open", &d))?;
+        let sub_src =
+            strata_fs::open_subdir(frame.src.as_fd(), &name).map_err(FsError::at("open", &s))?;
+        let sub_dst =
+            strata_fs::open_subdir(frame.dst.as_fd(), &name).map_err(FsError::at("open", &d))?;
         let names = strata_fs::list(sub_src.as_fd()).map_err(FsError::at("list", &s))?;
         stack.push(Frame {
             src: sub_src,

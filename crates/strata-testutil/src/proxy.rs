@@ -257,7 +257,9 @@ impl Proxy {
     /// piece every `interval` (a server that trickles).
     pub fn trickle(&self, count: usize, bytes: usize, interval: Duration, path: &str) {
         *self.faults.body_path.lock().expect("lock") = path.to_owned();
-        self.faults.trickle_bytes.store(bytes.max(1), Ordering::SeqCst);
+        self.faults
+            .trickle_bytes
+            .store(bytes.max(1), Ordering::SeqCst);
         *self.faults.trickle_interval.lock().expect("lock") = interval;
         self.faults.trickle_count.store(count, Ordering::SeqCst);
     }

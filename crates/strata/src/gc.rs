@@ -703,7 +703,9 @@ pub(crate) fn read_leases(
         }
     }
     // An ingest a live lease holds is not over because a dead one held it too.
-    state.ended_ingests.retain(|i| !state.live_ingests.contains(i));
+    state
+        .ended_ingests
+        .retain(|i| !state.live_ingests.contains(i));
     Ok(state)
 }
 

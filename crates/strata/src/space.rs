@@ -74,9 +74,9 @@ pub fn parse_min_free(value: Option<&str>) -> Result<MinFree, String> {
             )),
         };
     }
-    parse_size(v)
-        .map(MinFree::Bytes)
-        .ok_or_else(|| format!("{SETTING}: {v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)"))
+    parse_size(v).map(MinFree::Bytes).ok_or_else(|| {
+        format!("{SETTING}: {v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)")
+    })
 }
 
 /// `<number>[unit]`, units b, k, m, g, t (with an optional `b` or `ib`), powers of 1024.
@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(parse_min_free(Some("0")), Ok(MinFree::Bytes(0)));
         assert_eq!(parse_min_free(Some("512m")), Ok(MinFree::Bytes(512 << 20)));
         assert_eq!(parse_min_free(Some("2GB")), Ok(MinFree::Bytes(2 * gib)));
-        assert_eq!(parse_min_free(Some("1.5GiB")), Ok(MinFree::Bytes(3 * gib / 2)));
+        assert_eq!(
+            parse_min_free(Some("1.5GiB")),
+            Ok(MinFree::Bytes(3 * gib / 2))
+        );
         assert_eq!(parse_min_free(Some("10%")), Ok(MinFree::Percent(10, None)));
         assert!(parse_min_free(Some("60%")).is_err());
         assert!(parse_min_free(Some("lots")).is_err());

@@ -69,7 +69,16 @@ fn containers_run_under_the_default_seccomp_filter() {
     // Creating a user namespace is what the default profile refuses without CAP_SYS_ADMIN.
     let (code, _, err) = run(
         &s,
-        &["run", "--rm", "busybox", "/bin/busybox", "unshare", "-U", "-r", "true"],
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "/bin/busybox",
+            "unshare",
+            "-U",
+            "-r",
+            "true",
+        ],
     );
     assert_ne!(code, 0, "unshare -U -r worked under the default profile");
     assert!(err.contains("Operation not permitted"), "{err}");
@@ -83,10 +92,19 @@ fn containers_run_under_the_default_seccomp_filter() {
     assert_eq!(filter["defaultAction"], "SCMP_ACT_ERRNO");
     let allowed = |name: &str| {
         filter["syscalls"].as_array().unwrap().iter().any(|r| {
-            r["action"] == "SCMP_ACT_ALLOW" && r["names"].as_array().unwrap().iter().any(|n| n == name)
+            r["action"] == "SCMP_ACT_ALLOW"
+                && r["names"].as_array().unwrap().iter().any(|n| n == name)
         })
     };
-    for refused in ["keyctl", "add_key", "bpf", "mount", "unshare", "setns", "kexec_load"] {
+    for refused in [
+        "keyctl",
+        "add_key",
+        "bpf",
+        "mount",
+        "unshare",
+        "setns",
+        "kexec_load",
+    ] {
         assert!(!allowed(refused), "{refused} is allowed");
     }
     assert!(allowed("read") && allowed("clone"));
@@ -96,7 +114,10 @@ fn containers_run_under_the_default_seccomp_filter() {
 fn seccomp_unconfined_and_privileged_lift_the_filter() {
     let Some(s) = busybox_store() else { return };
     let userns = ["/bin/busybox", "unshare", "-U", "-r", "id", "-u"];
-    for flags in [&["--security-opt", "seccomp=unconfined"][..], &["--privileged"][..]] {
+    for flags in [
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--privileged"][..],
+    ] {
         assert_eq!(status_field(&s, flags, "Seccomp"), "0", "{flags:?}");
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);
@@ -130,14 +151,37 @@ fn a_custom_seccomp_profile_applies() {
     let opt = format!("seccomp={}", profile.display());
     let (code, _, err) = run(
         &s,
-        &["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/made"],
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "mkdir",
+            "/made",
+        ],
     );
     assert_ne!(code, 0);
     assert!(err.contains("Operation not permitted"), "{err}");
-    s.ok(&["run", "--rm", "--security-opt", &opt, "busybox", "touch", "/made"]);
+    s.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "touch",
+        "/made",
+    ]);
     // The profile is kept with the container (as Docker keeps it), not read again at start.
     let id = s
-        .ok(&["create", "--security-opt", &opt, "busybox", "mkdir", "/made"])
+        .ok(&[
+            "create",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "mkdir",
+            "/made",
+        ])
         .trim()
         .to_owned();
     std::fs::remove_file(&profile).unwrap();
@@ -151,18 +195,35 @@ fn a_custom_seccomp_profile_applies() {
     assert!(recorded.contains("SCMP_ACT_ERRNO"), "{recorded}");
 
     for (opt, want) in [
-        ("seccomp=/nonexistent/profile.json", "opening seccomp profile"),
+        (
+            "seccomp=/nonexistent/profile.json",
+            "opening seccomp profile",
+        ),
         ("seccomp=unconfinedd", "opening seccomp profile"),
     ] {
-        let (code, _, err) = run(&s, &["run", "--rm", "--security-opt", opt, "busybox", "true"]);
+        let (code, _, err) = run(
+            &s,
+            &["run", "--rm", "--security-opt", opt, "busybox", "true"],
+        );
         assert_eq!(code, 125, "{opt}");
         assert!(err.contains(want), "{opt}: {err}");
     }
-    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_BOGUS", "syscalls": []}"#).unwrap();
-    let (code, _, err) = run(&s, &["run", "--rm", "--security-opt", &opt, "busybox", "true"]);
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_BOGUS", "syscalls": []}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(
+        &s,
+        &["run", "--rm", "--security-opt", &opt, "busybox", "true"],
+    );
     assert_eq!(code, 125);
     assert!(err.contains("seccomp profile"), "{err}");
-    assert_eq!(s.ok(&["ps", "-aq"]).lines().count(), 1, "a failed create left a container");
+    assert_eq!(
+        s.ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "a failed create left a container"
+    );
 }
 
 #[test]
@@ -184,19 +245,45 @@ fn cap_add_and_cap_drop() {
     // chown really is gone.
     let (code, _, err) = run(
         &s,
-        &["run", "--rm", "--cap-drop", "CHOWN", "busybox", "sh", "-c", "touch /f && /bin/busybox chown 1 /f"],
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "CHOWN",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /f && /bin/busybox chown 1 /f",
+        ],
     );
     assert_ne!(code, 0);
     assert!(err.contains("Operation not permitted"), "{err}");
     // With CAP_SYS_ADMIN, the profile lets namespaces be made, as Docker's does.
     let out = s.ok(&[
-        "run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "/bin/busybox", "unshare", "-m", "true",
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "busybox",
+        "/bin/busybox",
+        "unshare",
+        "-m",
+        "true",
     ]);
     assert_eq!(out, "");
 
     // Recorded with the container: `start` and `inspect` see them.
     let id = s
-        .ok(&["create", "--cap-drop", "chown", "--cap-add", "NET_ADMIN", "busybox", "cat", "/proc/self/status"])
+        .ok(&[
+            "create",
+            "--cap-drop",
+            "chown",
+            "--cap-add",
+            "NET_ADMIN",
+            "busybox",
+            "cat",
+            "/proc/self/status",
+        ])
         .trim()
         .to_owned();
     let status = s.ok(&["start", "-a", &id]);
@@ -212,9 +299,15 @@ fn cap_add_and_cap_drop() {
     assert_eq!(hc["Privileged"], false);
     assert_eq!(hc["SecurityOpt"], serde_json::Value::Null);
 
-    let (code, _, err) = run(&s, &["run", "--rm", "--cap-add", "frobnicate", "busybox", "true"]);
+    let (code, _, err) = run(
+        &s,
+        &["run", "--rm", "--cap-add", "frobnicate", "busybox", "true"],
+    );
     assert_eq!(code, 125);
-    assert!(err.contains("unknown capability: \"CAP_FROBNICATE\""), "{err}");
+    assert!(
+        err.contains("unknown capability: \"CAP_FROBNICATE\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -229,12 +322,24 @@ fn no_new_privileges() {
         );
     }
     assert_eq!(
-        status_field(&s, &["--security-opt", "no-new-privileges=false"], "NoNewPrivs"),
+        status_field(
+            &s,
+            &["--security-opt", "no-new-privileges=false"],
+            "NoNewPrivs"
+        ),
         "0"
     );
     // Kept for exec too, with the filter.
     let id = s
-        .ok(&["run", "-d", "--security-opt", "no-new-privileges", "busybox", "sleep", "100"])
+        .ok(&[
+            "run",
+            "-d",
+            "--security-opt",
+            "no-new-privileges",
+            "busybox",
+            "sleep",
+            "100",
+        ])
         .trim()
         .to_owned();
     let status = s.ok(&["exec", &id, "cat", "/proc/self/status"]);
@@ -243,7 +348,14 @@ fn no_new_privileges() {
     s.ok(&["rm", "-f", &id]);
     let (code, _, err) = run(
         &s,
-        &["run", "--rm", "--security-opt", "no-new-privileges=maybe", "busybox", "true"],
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges=maybe",
+            "busybox",
+            "true",
+        ],
     );
     assert_eq!(code, 125);
     assert!(err.contains("invalid --security-opt"), "{err}");
@@ -253,13 +365,28 @@ fn no_new_privileges() {
 fn privileged_containers() {
     let Some(s) = busybox_store() else { return };
     // Every capability this (root) process has, as Docker gives.
-    let ours = field_of(&std::fs::read_to_string("/proc/self/status").unwrap(), "CapEff");
-    let status = s.ok(&["run", "--rm", "--privileged", "busybox", "cat", "/proc/self/status"]);
+    let ours = field_of(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "CapEff",
+    );
+    let status = s.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
     assert_eq!(field_of(&status, "CapEff"), ours);
     assert_eq!(field_of(&status, "Seccomp"), "0");
     // /sys is writable, /proc/kcore not masked, the host's devices are there.
     let out = s.ok(&[
-        "run", "--rm", "--privileged", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
         "grep ' /sys ' /proc/mounts; ls /dev; grep -c kcore /proc/mounts || true",
     ]);
     let sys = out.lines().next().unwrap();
@@ -269,19 +396,32 @@ fn privileged_containers() {
         .filter_map(Result::ok)
         .filter(|e| {
             use std::os::unix::fs::FileTypeExt;
-            e.file_type().is_ok_and(|t| t.is_block_device() || t.is_char_device())
+            e.file_type()
+                .is_ok_and(|t| t.is_block_device() || t.is_char_device())
                 && e.file_name() != "console"
         })
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["null", "zero", "full", "random", "urandom", "tty", "ptmx"].contains(&n.as_str()))
+        .filter(|n| {
+            !["null", "zero", "full", "random", "urandom", "tty", "ptmx"].contains(&n.as_str())
+        })
         .collect::<Vec<_>>();
     if let Some(dev) = host_devices.first() {
         assert!(out.lines().any(|l| l == dev), "no /dev/{dev} in {out}");
     }
     assert_eq!(out.lines().last().unwrap(), "0", "kcore masked: {out}");
-    let plain = s.ok(&["run", "--rm", "busybox", "sh", "-c", "grep ' /sys ' /proc/mounts"]);
+    let plain = s.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /sys ' /proc/mounts",
+    ]);
     assert!(plain.contains(" ro,"), "{plain}");
-    let id = s.ok(&["create", "--privileged", "busybox", "true"]).trim().to_owned();
+    let id = s
+        .ok(&["create", "--privileged", "busybox", "true"])
+        .trim()
+        .to_owned();
     let inspect: serde_json::Value =
         serde_json::from_str(&s.ok(&["container", "inspect", &id])).unwrap();
     assert_eq!(inspect[0]["HostConfig"]["Privileged"], true);
@@ -298,17 +438,45 @@ fn apparmor_absent_is_said_and_refused() {
     }
     let Some(s) = busybox_store() else { return };
     let info = s.ok(&["info"]);
-    assert!(info.contains(" Security Options:\n  seccomp\n   Profile: builtin\n"), "{info}");
+    assert!(
+        info.contains(" Security Options:\n  seccomp\n   Profile: builtin\n"),
+        "{info}"
+    );
     assert!(info.contains("apparmor: absent"), "{info}");
-    let json: serde_json::Value = serde_json::from_str(&s.ok(&["info", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["info", "--format", "json"])).unwrap();
     assert_eq!(
         json["SecurityOptions"],
         serde_json::json!(["name=seccomp,profile=builtin"])
     );
-    let (code, _, err) = run(&s, &["run", "--rm", "--security-opt", "apparmor=x", "busybox", "true"]);
+    let (code, _, err) = run(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "apparmor=x",
+            "busybox",
+            "true",
+        ],
+    );
     assert_eq!(code, 125);
-    assert!(err.contains("AppArmor is not enabled in this kernel"), "{err}");
-    assert_eq!(s.ok(&["ps", "-aq"]), "", "a refused create left a container");
+    assert!(
+        err.contains("AppArmor is not enabled in this kernel"),
+        "{err}"
+    );
+    assert_eq!(
+        s.ok(&["ps", "-aq"]),
+        "",
+        "a refused create left a container"
+    );
     // `unconfined` asks for nothing AppArmor would have to do.
-    s.ok(&["run", "--rm", "--security-opt", "apparmor=unconfined", "busybox", "true"]);
+    s.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "apparmor=unconfined",
+        "busybox",
+        "true",
+    ]);
 }

@@ -31,7 +31,13 @@ impl Tmpfs {
     fn mount(mib: u64) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .unwrap();
@@ -51,7 +57,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -84,10 +93,7 @@ fn bomb() -> &'static Image {
         }
         put(&[0u8; 1024]);
         let layer = Layer {
-            blob: Blob::new(
-                strata_testutil::media::OCI_LAYER_GZIP,
-                gz.finish().unwrap(),
-            ),
+            blob: Blob::new(strata_testutil::media::OCI_LAYER_GZIP, gz.finish().unwrap()),
             diff_id: strata_types::Digest::from_hasher(diff).to_string(),
         };
         assert!(layer.blob.size() < 4 << 20, "a bomb: small compressed");
@@ -237,7 +243,11 @@ fn fill(fs: &Tmpfs) -> PathBuf {
         let buf = vec![0u8; chunk];
         while f.write_all(&buf).is_ok() {}
     }
-    assert!(fs.available() < 64 << 10, "full: {} bytes free", fs.available());
+    assert!(
+        fs.available() < 64 << 10,
+        "full: {} bytes free",
+        fs.available()
+    );
     path
 }
 
@@ -297,8 +307,7 @@ fn big_image() -> Image {
 fn kill_mid_pull(s: &Strata, name: &str) -> u32 {
     let partial = || {
         ingests(s).iter().any(|d| {
-            std::fs::metadata(d.join("data"))
-                .is_ok_and(|m| m.len() > 1 << 20 && m.len() < 30 << 20)
+            std::fs::metadata(d.join("data")).is_ok_and(|m| m.len() > 1 << 20 && m.len() < 30 << 20)
         })
     };
     let pid = stop_when(s, &["pull", name], partial).expect("caught mid-layer");

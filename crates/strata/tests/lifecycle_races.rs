@@ -15,7 +15,9 @@ use common::containers::{busybox, ready, run, until};
 
 /// The container's id.
 fn id_of(s: &Strata, name: &str) -> String {
-    s.ok(&["container", "inspect", "-f", "{{.Id}}", name]).trim().to_owned()
+    s.ok(&["container", "inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_owned()
 }
 
 fn status(s: &Strata, name: &str) -> String {
@@ -155,7 +157,11 @@ fn concurrent_starts_start_a_container_once() {
     // Once more from exited: the same.
     s.ok(&["stop", "-t", "0", "racer"]);
     assert_eq!(status(&s, "racer"), "exited");
-    assert_eq!(rootfs_mounts(&s, &id), 0, "stop leaves the rootfs unmounted");
+    assert_eq!(
+        rootfs_mounts(&s, &id),
+        0,
+        "stop leaves the rootfs unmounted"
+    );
     assert_eq!(assert_started_once(&s, "racer", &log, 1), id);
     s.ok(&["rm", "-f", "racer"]);
     assert!(!mounted_anywhere(&id));
@@ -175,9 +181,11 @@ fn concurrent_starts_of_an_rm_container_keep_it() {
     let id = assert_started_once(&s, "once", &log, 0);
     // It is removed when it exits, not before.
     s.ok(&["kill", "once"]);
-    until("the --rm container's removal", Duration::from_secs(10), || {
-        s.ok(&["ps", "-a", "-q", "--no-trunc"]).trim().is_empty()
-    });
+    until(
+        "the --rm container's removal",
+        Duration::from_secs(10),
+        || s.ok(&["ps", "-a", "-q", "--no-trunc"]).trim().is_empty(),
+    );
     assert!(!mounted_anywhere(&id));
     assert!(!s.root().join("containers").join(&id).exists());
 }

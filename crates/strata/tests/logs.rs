@@ -110,8 +110,12 @@ fn log_opts_rotate_while_running_and_logs_reads_across_files() {
     let files = log_files(&s, &id);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     let base = format!("{id}-json.log");
-    assert_eq!(names, [base.clone(), format!("{base}.1"), format!("{base}.2")]);
-    let current = std::fs::read_to_string(s.root().join("containers").join(&id).join(&base)).unwrap();
+    assert_eq!(
+        names,
+        [base.clone(), format!("{base}.1"), format!("{base}.2")]
+    );
+    let current =
+        std::fs::read_to_string(s.root().join("containers").join(&id).join(&base)).unwrap();
     let entry = current.lines().next().unwrap().len() as u64 + 1;
     for (name, len) in &files {
         // max-size (decimal k, as Docker) plus at most one entry.
@@ -126,7 +130,10 @@ fn log_opts_rotate_while_running_and_logs_reads_across_files() {
         "only {} lines: not read across the files",
         nums.len()
     );
-    assert_eq!(numbers(&s.ok(&["logs", "--tail", "2", "big"])), [49_999, 50_000]);
+    assert_eq!(
+        numbers(&s.ok(&["logs", "--tail", "2", "big"])),
+        [49_999, 50_000]
+    );
     // A tail longer than the current file reaches into the rotated ones.
     let n = current.lines().count() + 5;
     let tail = numbers(&s.ok(&["logs", "--tail", &n.to_string(), "big"]));
@@ -143,7 +150,10 @@ fn log_opts_rotate_while_running_and_logs_reads_across_files() {
     let df: Value =
         serde_json::from_str(&s.ok(&["system", "df", "-v", "--format", "json"])).unwrap();
     let shown = bytes(df["Containers"][0]["LogSize"].as_str().unwrap());
-    assert!((shown - on_disk as f64).abs() / (on_disk as f64) < 0.01, "{df}");
+    assert!(
+        (shown - on_disk as f64).abs() / (on_disk as f64) < 0.01,
+        "{df}"
+    );
     let summary = s.ok(&["system", "df", "--format", "json"]);
     let row: Value = serde_json::from_str(summary.lines().nth(1).unwrap()).unwrap();
     assert!(bytes(row["LogSize"].as_str().unwrap()) > 2e5, "{row}");
@@ -176,14 +186,30 @@ fn the_store_default_applies_without_flags() {
         s.ok(&["system", "settings", "log-opts"]).trim(),
         "max-file=2,max-size=50k"
     );
-    s.ok(&["run", "--name", "small", "busybox", "sh", "-c", &numbered_lines(20_000, 50)]);
+    s.ok(&[
+        "run",
+        "--name",
+        "small",
+        "busybox",
+        "sh",
+        "-c",
+        &numbered_lines(20_000, 50),
+    ]);
     let id = id_of(&s, "small");
     let files = log_files(&s, &id);
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files.iter().all(|(_, l)| *l < 50_000 + 200), "{files:?}");
     assert_contiguous_to(&numbers(&s.ok(&["logs", "small"])), 20_000);
     // A flag overrides one key; the others still come from the store.
-    s.ok(&["create", "--name", "mixed", "--log-opt", "max-file=4", "busybox", "true"]);
+    s.ok(&[
+        "create",
+        "--name",
+        "mixed",
+        "--log-opt",
+        "max-file=4",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(
         log_config(&s, "mixed"),
         json!({"Type": "json-file", "Config": {"max-file": "4", "max-size": "50k"}})
@@ -192,7 +218,11 @@ fn the_store_default_applies_without_flags() {
     // Bad values are refused, by the setting and by the flag (no container made).
     for (key, bad, says) in [
         ("log-opts", "max-file=0", "max-file cannot be less than 1"),
-        ("log-opts", "max-size=1m,colour=red", "unknown log opt 'colour'"),
+        (
+            "log-opts",
+            "max-size=1m,colour=red",
+            "unknown log opt 'colour'",
+        ),
         ("log-opts", "max-size=lots", "invalid max-size"),
         ("log-driver", "syslog", "not supported"),
     ] {
@@ -201,7 +231,17 @@ fn the_store_default_applies_without_flags() {
     }
     let before = s.ok(&["ps", "-aq"]);
     let out = s.run_input(
-        &["run", "--log-opt", "max-size=1m", "--log-opt", "compress=true", "--log-opt", "max-file=1", "busybox", "true"],
+        &[
+            "run",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "compress=true",
+            "--log-opt",
+            "max-file=1",
+            "busybox",
+            "true",
+        ],
         b"",
     );
     assert!(!out.status.success());
@@ -214,7 +254,10 @@ fn the_store_default_applies_without_flags() {
     // "" is Docker's default: one file, never rotated.
     s.ok(&["system", "settings", "log-opts", ""]);
     s.ok(&["create", "--name", "unbounded", "busybox", "true"]);
-    assert_eq!(log_config(&s, "unbounded"), json!({"Type": "json-file", "Config": {}}));
+    assert_eq!(
+        log_config(&s, "unbounded"),
+        json!({"Type": "json-file", "Config": {}})
+    );
 }
 
 #[test]
@@ -229,8 +272,18 @@ fn following_logs_reads_on_across_rotations() {
         "awk 'BEGIN{for(i=1;i<=100;i++) printf \"%02d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n\", i-1}'"
     );
     s.ok(&[
-        "run", "-d", "--name", "slow", "--log-opt", "max-size=20k", "--log-opt", "max-file=5",
-        "busybox", "sh", "-c", &script,
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--log-opt",
+        "max-size=20k",
+        "--log-opt",
+        "max-file=5",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
     ]);
     let follower = s
         .cmd(&["logs", "-f", "slow"])
@@ -257,23 +310,53 @@ fn compress_and_the_none_driver() {
         return;
     };
     s.ok(&[
-        "run", "--name", "gz", "--log-opt", "max-size=10k", "--log-opt", "max-file=3",
-        "--log-opt", "compress=true", "busybox", "sh", "-c", &numbered_lines(2_000, 50),
+        "run",
+        "--name",
+        "gz",
+        "--log-opt",
+        "max-size=10k",
+        "--log-opt",
+        "max-file=3",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        &numbered_lines(2_000, 50),
     ]);
     let id = id_of(&s, "gz");
     let names: Vec<String> = log_files(&s, &id).into_iter().map(|(n, _)| n).collect();
     let base = format!("{id}-json.log");
-    assert_eq!(names, [base.clone(), format!("{base}.1.gz"), format!("{base}.2.gz")]);
-    let gz: PathBuf = s.root().join("containers").join(&id).join(format!("{base}.1.gz"));
+    assert_eq!(
+        names,
+        [base.clone(), format!("{base}.1.gz"), format!("{base}.2.gz")]
+    );
+    let gz: PathBuf = s
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{base}.1.gz"));
     assert!(is_gzip(&gz));
     let nums = numbers(&s.ok(&["logs", "gz"]));
     assert_contiguous_to(&nums, 2_000);
     assert!(nums.len() > 200, "the compressed files were not read");
 
-    s.ok(&["run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi"]);
+    s.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
     let id = id_of(&s, "quiet");
     assert!(log_files(&s, &id).is_empty());
-    assert_eq!(log_config(&s, "quiet"), json!({"Type": "none", "Config": {}}));
+    assert_eq!(
+        log_config(&s, "quiet"),
+        json!({"Type": "none", "Config": {}})
+    );
     let err = s.fails(&["logs", "quiet"], b"");
     assert!(
         err.contains("configured logging driver does not support reading"),

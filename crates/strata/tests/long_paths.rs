@@ -26,6 +26,10 @@ fn ready() -> bool {
 }
 
 /// `args` run with `--snapshotter sn`.
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn with(sn: &str, args: &[&str]) -> Vec<String> {
     ["--snapshotter", sn]
         .iter()
@@ -102,13 +106,16 @@ fn fsck_repairs_deep_leftovers(s: &Strata, sn: &str) {
     nest(&orphan_container, 2 * DEPTH);
     let orphan_snapshot = s.root().join("snapshots").join(sn).join("999999");
     nest(&orphan_snapshot.join("fs"), 2 * DEPTH);
-    let out = s.cmd(&with(sn, &["fsck"])).output().unwrap();
+    let out = s.cmd(&refs(&with(sn, &["fsck"]))).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let out = s.cmd(&with(sn, &["fsck", "--repair"])).output().unwrap();
+    let out = s
+        .cmd(&refs(&with(sn, &["fsck", "--repair"])))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!orphan_container.exists());
     assert!(!orphan_snapshot.exists());
-    let out = s.cmd(&with(sn, &["fsck"])).output().unwrap();
+    let out = s.cmd(&refs(&with(sn, &["fsck"]))).output().unwrap();
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }
 
@@ -125,7 +132,11 @@ fn deep_container(sn: &str) {
     let nest = format!(
         "i=0; while [ $i -lt {DEPTH} ]; do mkdir dir; cd dir; i=$((i+1)); done; echo deep > f"
     );
-    ok(&s, sn, &["run", "--name", "deep", "busybox", "sh", "-c", &nest]);
+    ok(
+        &s,
+        sn,
+        &["run", "--name", "deep", "busybox", "sh", "-c", &nest],
+    );
     let deep = format!("/{}", deep_name(DEPTH));
     assert!(deep.len() > 4096);
 
@@ -134,13 +145,21 @@ fn deep_container(sn: &str) {
     assert_eq!(added.len(), DEPTH + 1, "{}", &diff[..diff.len().min(2000)]);
     assert!(added.contains(&format!("A {deep}").as_str()));
 
-    let ps = ok(&s, sn, &["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    let ps = ok(
+        &s,
+        sn,
+        &["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"],
+    );
     assert!(ps.contains("deep "), "{ps}");
 
     ok(&s, sn, &["commit", "deep", "deep:1"]);
     let out = s.scratch("out");
     let exported = out.join("deep.tar");
-    ok(&s, sn, &["export", "-o", exported.to_str().unwrap(), "deep"]);
+    ok(
+        &s,
+        sn,
+        &["export", "-o", exported.to_str().unwrap(), "deep"],
+    );
     let entries = tar_entries(&exported);
     let f = entries.iter().find(|(n, _)| format!("/{n}") == deep);
     assert_eq!(f.map(|(_, d)| d.as_slice()), Some(&b"deep\n"[..]));
@@ -193,9 +212,24 @@ fn deep_image(sn: &str) {
             .iter()
             .any(|(n, d)| *n == name && d == b"from the image\n")
     );
-    ok(&s, sn, &["run", "--rm", "deep/image:1", "sh", "-c", "cd dir/dir/dir && echo ok"]);
+    ok(
+        &s,
+        sn,
+        &[
+            "run",
+            "--rm",
+            "deep/image:1",
+            "sh",
+            "-c",
+            "cd dir/dir/dir && echo ok",
+        ],
+    );
     let saved = s.scratch("out").join("saved.tar");
-    ok(&s, sn, &["save", "-o", saved.to_str().unwrap(), "deep/image:1"]);
+    ok(
+        &s,
+        sn,
+        &["save", "-o", saved.to_str().unwrap(), "deep/image:1"],
+    );
     ok(&s, sn, &["rm", "c"]);
     ok(&s, sn, &["rmi", "deep/image:1"]);
     ok(&s, sn, &["system", "prune", "-a", "-f"]);
@@ -241,7 +275,9 @@ fn export_of_a_running_container_never_reads_the_host() {
     ok(
         &s,
         "overlayfs",
-        &["run", "-d", "--name", "swapper", "busybox", "sh", "-c", &swap],
+        &[
+            "run", "-d", "--name", "swapper", "busybox", "sh", "-c", &swap,
+        ],
     );
     let out = s.scratch("out");
     let (mut exported, mut saw_link) = (0, false);
@@ -266,7 +302,10 @@ fn export_of_a_running_container_never_reads_the_host() {
                 "host data in {name}"
             );
             // Following a link to `/` would bring the host's own /proc, /etc, /x...
-            assert!(!name.starts_with("x/d/proc/") && !name.starts_with("x/d/x/"), "{name}");
+            assert!(
+                !name.starts_with("x/d/proc/") && !name.starts_with("x/d/x/"),
+                "{name}"
+            );
             saw_link |= name == "x/d";
         }
         std::fs::remove_file(&file).unwrap();

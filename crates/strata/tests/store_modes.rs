@@ -94,7 +94,11 @@ fn open_to_others(root: &Path) -> Vec<String> {
     let skip = |rel: &Path| {
         let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
         matches!(
-            parts.iter().map(|p| p.as_ref()).collect::<Vec<&str>>().as_slice(),
+            parts
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<&str>>()
+                .as_slice(),
             ["containers", _, "rootfs", ..]
                 | ["snapshots", _, _, "fs", ..]
                 | ["volumes", _, "_data", ..]
@@ -165,7 +169,10 @@ fn other_users_cannot_run_a_containers_setuid_files_or_read_its_secrets() {
         .ancestors()
         .map(|p| format!("{:o} {}", mode(p), p.display()))
         .collect();
-    assert_ne!(code, 0, "nobody ran the container's setuid file: {out}\n{chain:#?}");
+    assert_ne!(
+        code, 0,
+        "nobody ran the container's setuid file: {out}\n{chain:#?}"
+    );
     assert!(!out.contains("euid=0"), "{out}");
     assert!(out.contains("Permission denied"), "{out}");
     let (code, out) = as_nobody(&[Path::new("/bin/cat"), &dir.join("config.json")]);
@@ -184,7 +191,11 @@ fn other_users_cannot_run_a_containers_setuid_files_or_read_its_secrets() {
     }
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("config.json")), 0o600);
-    assert_eq!(mode(&dir.join("hosts")), 0o644, "read by the container's users");
+    assert_eq!(
+        mode(&dir.join("hosts")),
+        0o644,
+        "read by the container's users"
+    );
     let log = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -207,13 +218,26 @@ fn a_store_made_open_is_closed_when_opened_and_says_so_once() {
         return;
     }
     let Some(s) = store() else { return };
-    s.ok(&["create", "--name", "box", "-e", "SECRET=hunter2", "busybox", "true"]);
+    s.ok(&[
+        "create",
+        "--name",
+        "box",
+        "-e",
+        "SECRET=hunter2",
+        "busybox",
+        "true",
+    ]);
     let dir = container_dir(&s, "box");
     // What an older strata left: a root others traverse, the rest world-readable.
     let root = s.root();
     let loosen = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
     loosen(&root, 0o711).unwrap();
-    for d in ["content", "content/blobs", "content/blobs/sha256", "containers"] {
+    for d in [
+        "content",
+        "content/blobs",
+        "content/blobs/sha256",
+        "containers",
+    ] {
         loosen(&root.join(d), 0o755).unwrap();
     }
     loosen(&dir, 0o755).unwrap();
@@ -223,14 +247,18 @@ fn a_store_made_open_is_closed_when_opened_and_says_so_once() {
         loosen(&blob.unwrap().path(), 0o444).unwrap();
     }
     let (code, out) = as_nobody(&[Path::new("/bin/cat"), &dir.join("config.json")]);
-    assert_eq!(code, 0, "the old store is readable, as the test means: {out}");
+    assert_eq!(
+        code, 0,
+        "the old store is readable, as the test means: {out}"
+    );
     assert!(out.contains("hunter2"), "{out}");
 
     let first = s.run_input(&["images"], b"");
     assert!(first.status.success());
     let err = String::from_utf8_lossy(&first.stderr);
     assert_eq!(
-        err.matches("tightened the permissions of the store").count(),
+        err.matches("tightened the permissions of the store")
+            .count(),
         1,
         "{err}"
     );
@@ -245,7 +273,11 @@ fn a_store_made_open_is_closed_when_opened_and_says_so_once() {
     // Once: the next command has nothing to say.
     let again = s.run_input(&["ps", "-a"], b"");
     assert!(again.status.success());
-    assert!(again.stderr.is_empty(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     s.ok(&["rm", "box"]);
 }
 
@@ -258,7 +290,9 @@ fn the_console_socket_is_in_a_private_directory() {
     // The monitor makes its socket under TMPDIR: watch what appears there.
     let tmp = s.scratch("tmp");
     let mut child = s
-        .cmd(&["run", "-d", "-t", "--name", "tty", "busybox", "sleep", "600"])
+        .cmd(&[
+            "run", "-d", "-t", "--name", "tty", "busybox", "sleep", "600",
+        ])
         .env("TMPDIR", &tmp)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -291,9 +325,12 @@ fn the_console_socket_is_in_a_private_directory() {
         assert!(*is_dir && *m == 0o700, "{name}: dir {is_dir}, mode {m:o}");
     }
     until("the monitor to clean up", || {
-        std::fs::read_dir(&tmp)
-            .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("strata-console-"))
+        std::fs::read_dir(&tmp).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("strata-console-")
+        })
     });
     s.ok(&["rm", "-f", "tty"]);
 }

@@ -85,7 +85,10 @@ mod tests {
         if free > 64 << 20 {
             let mut guard = SpaceGuard::new(1 << 20);
             guard.spend(1, dir.as_fd(), "l", b"e").unwrap();
-            assert!(guard.due >= MIN_STEP, "next check after a step, not at once");
+            assert!(
+                guard.due >= MIN_STEP,
+                "next check after a step, not at once"
+            );
         }
     }
 }

@@ -31,9 +31,9 @@
 //! become. A file whose size changes while it is read is still an error (`Changed`): the tar
 //! would be inconsistent.
 
-mod writer;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -111,7 +111,11 @@ struct Node {
 
 impl Node {
     /// `name` in `dir` as it is now (`None`: gone).
-    fn read(dir: BorrowedFd<'_>, name: Vec<u8>, path: PathBuf) -> Result<Option<Node>, ArchiveError> {
+    fn read(
+        dir: BorrowedFd<'_>,
+        name: Vec<u8>,
+        path: PathBuf,
+    ) -> Result<Option<Node>, ArchiveError> {
         let st = match strata_fs::lstat_at(dir, &name) {
             Ok(st) => st,
             Err(e) if sys::is_errno(&e, rustix::io::Errno::NOENT) => return Ok(None),
@@ -135,12 +139,7 @@ impl Node {
         Ok(Self::with_xattrs(name, path, st, all))
     }
 
-    fn with_xattrs(
-        name: Vec<u8>,
-        path: PathBuf,
-        st: Stat,
-        all: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Node {
+    fn with_xattrs(name: Vec<u8>, path: PathBuf, st: Stat, all: Vec<(Vec<u8>, Vec<u8>)>) -> Node {
         let opaque = all.iter().any(|(k, v)| {
             (k == b"trusted.overlay.opaque" || k == b"user.overlay.opaque") && v == b"y"
         });
@@ -217,7 +216,13 @@ fn settle(dir: BorrowedFd<'_>, node: Node) -> Result<Option<(Node, Entry)>, Arch
     };
     let (st, was) = (&entry.stat, &node.st);
     if (st.st_dev, st.st_ino, st.st_mode) == (was.st_dev, was.st_ino, was.st_mode) {
-        return Ok(Some((Node { st: entry.stat, ..node }, entry)));
+        return Ok(Some((
+            Node {
+                st: entry.stat,
+                ..node
+            },
+            entry,
+        )));
     }
     let all = if entry.file_type() == FileType::Symlink {
         // A symlink's own xattrs can only be read by name; the name may have changed again,
@@ -518,7 +523,9 @@ impl<W: Write> Emitter<W> {
             }
         }
         let opened = (|| -> Result<Frame, ArchiveError> {
-            let new = entry.open_dir().map_err(walk_err("open directory", &node.path))?;
+            let new = entry
+                .open_dir()
+                .map_err(walk_err("open directory", &node.path))?;
             let old = match &old {
                 Some((b, e)) => Some(e.open_dir().map_err(walk_err("open directory", &b.path))?),
                 None => None,

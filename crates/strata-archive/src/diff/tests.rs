@@ -104,7 +104,10 @@ fn a_directory_swapped_for_a_symlink_after_listing_is_written_as_the_symlink() -
     let kinds: Vec<(&str, tar::EntryType)> = got.iter().map(|(n, k, _)| (n.as_str(), *k)).collect();
     assert_eq!(
         kinds,
-        [("etc", tar::EntryType::Symlink), ("file", tar::EntryType::Symlink)]
+        [
+            ("etc", tar::EntryType::Symlink),
+            ("file", tar::EntryType::Symlink)
+        ]
     );
 
     // The same through the two-tree diff and the overlay upper walk.
@@ -123,7 +126,11 @@ fn a_directory_swapped_for_a_symlink_after_listing_is_written_as_the_symlink() -
             }
         })?;
         no_host_data(&out)?;
-        assert!(entries(&out)?.iter().all(|(n, _, _)| !n.starts_with("etc/")));
+        assert!(
+            entries(&out)?
+                .iter()
+                .all(|(n, _, _)| !n.starts_with("etc/"))
+        );
     }
     Ok(())
 }
@@ -147,7 +154,10 @@ fn a_directory_swapped_after_it_was_opened_is_read_as_it_was() -> R {
     no_host_data(&out)?;
     let got = entries(&out)?;
     let secret = got.iter().find(|(n, _, _)| n == "etc/secret");
-    assert_eq!(secret.map(|(_, _, d)| d.as_slice()), Some(&b"container"[..]));
+    assert_eq!(
+        secret.map(|(_, _, d)| d.as_slice()),
+        Some(&b"container"[..])
+    );
     Ok(())
 }
 
@@ -174,7 +184,11 @@ fn trees_deeper_than_path_max_round_trip() -> R {
     assert_eq!(stats.entries, 451);
     let deep = format!("{}f", "dddddddddd/".repeat(450));
     assert!(deep.len() > 4096);
-    assert!(entries(&out)?.iter().any(|(n, _, d)| *n == deep && d == b"deep"));
+    assert!(
+        entries(&out)?
+            .iter()
+            .any(|(n, _, d)| *n == deep && d == b"deep")
+    );
 
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst)?;

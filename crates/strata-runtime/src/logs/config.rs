@@ -120,7 +120,11 @@ impl LogConfig {
 
     /// `max-size=10m,max-file=3`, as the store's `log-opts` setting holds it.
     pub fn opts_string(&self) -> String {
-        let pairs: Vec<String> = self.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let pairs: Vec<String> = self
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         pairs.join(",")
     }
 
@@ -244,7 +248,10 @@ mod tests {
         assert_eq!(parse_size("0"), Err(LogOptError::SizeNotPositive));
         assert_eq!(parse_size("-1"), Err(LogOptError::SizeNotPositive));
         for bad in ["", "k", "10x", "10kk", "10bb", "1..2m"] {
-            assert!(matches!(parse_size(bad), Err(LogOptError::Size(_))), "{bad}");
+            assert!(
+                matches!(parse_size(bad), Err(LogOptError::Size(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -260,25 +267,41 @@ mod tests {
             }))
         );
         assert_eq!(
-            d(&[("max-size", "100k"), ("max-file", "3"), ("compress", "true")]),
+            d(&[
+                ("max-size", "100k"),
+                ("max-file", "3"),
+                ("compress", "true")
+            ]),
             Ok(LogDriver::JsonFile(JsonFileOptions {
                 max_size: Some(100_000),
                 max_file: 3,
                 compress: true
             }))
         );
-        assert_eq!(d(&[("max-file", "0")]), Err(LogOptError::MaxFileLessThanOne));
-        assert!(matches!(d(&[("max-file", "x")]), Err(LogOptError::MaxFile(_))));
+        assert_eq!(
+            d(&[("max-file", "0")]),
+            Err(LogOptError::MaxFileLessThanOne)
+        );
+        assert!(matches!(
+            d(&[("max-file", "x")]),
+            Err(LogOptError::MaxFile(_))
+        ));
         assert_eq!(
             d(&[("max-size", "1m"), ("compress", "true")]),
             Err(LogOptError::CompressNeedsRotation)
         );
-        assert!(matches!(d(&[("compress", "maybe")]), Err(LogOptError::Compress(_))));
+        assert!(matches!(
+            d(&[("compress", "maybe")]),
+            Err(LogOptError::Compress(_))
+        ));
         assert_eq!(
             d(&[("max-sise", "1m")]).unwrap_err().to_string(),
             "unknown log opt 'max-sise' for json-file log driver"
         );
-        assert!(matches!(d(&[("tag", "x")]), Err(LogOptError::Unsupported(_))));
+        assert!(matches!(
+            d(&[("tag", "x")]),
+            Err(LogOptError::Unsupported(_))
+        ));
         assert_eq!(cfg("none", &[]).driver(), Ok(LogDriver::None));
         assert_eq!(
             cfg("none", &[("max-size", "1m")]).driver(),

@@ -240,9 +240,9 @@ fn newer_than(path: &Path, held: Option<(u64, u64)>) -> Vec<(std::path::PathBuf,
     let Some(held) = held else {
         return rotated;
     };
-    let at = rotated.iter().position(|(p, gz)| {
-        !gz && std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == held)
-    });
+    let at = rotated
+        .iter()
+        .position(|(p, gz)| !gz && std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == held));
     match at {
         Some(i) => rotated[i + 1..].to_vec(),
         None => Vec::new(),

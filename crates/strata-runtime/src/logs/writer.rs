@@ -131,7 +131,10 @@ impl JsonFile {
             let ext = if self.opts.compress { ".gz" } else { "" };
             remove_if_exists(&rotated(&self.path, n - 1, ext))?;
             for i in (2..n).rev() {
-                rename_if_exists(&rotated(&self.path, i - 1, ext), &rotated(&self.path, i, ext))?;
+                rename_if_exists(
+                    &rotated(&self.path, i - 1, ext),
+                    &rotated(&self.path, i, ext),
+                )?;
             }
             let first = rotated(&self.path, 1, "");
             fs::rename(&self.path, &first)?;
@@ -152,7 +155,8 @@ impl JsonFile {
 fn compress(from: &Path, to: &Path) -> io::Result<()> {
     let tmp = to.with_extension("gz.tmp");
     let mut src = File::open(from)?;
-    let mut gz = flate2::write::GzEncoder::new(create_log_file(&tmp, true)?, flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(create_log_file(&tmp, true)?, flate2::Compression::fast());
     io::copy(&mut src, &mut gz)?;
     gz.finish()?;
     fs::rename(&tmp, to)?;

@@ -1,7 +1,7 @@
 //! Reads strata's compact policy form (described at the top of `default.policy`) into a
 //! [`Profile`].
 
-use super::{Arg, ArchMap, Profile, Rule, SeccompError, parse_kernel};
+use super::{ArchMap, Arg, Profile, Rule, SeccompError, parse_kernel};
 
 pub(super) fn parse(text: &str) -> Result<Profile, SeccompError> {
     let mut profile = Profile::default();
@@ -24,14 +24,18 @@ pub(super) fn parse(text: &str) -> Result<Profile, SeccompError> {
         let head = words.next().unwrap_or_default();
         match head {
             "default" => {
-                let action = words.next().ok_or_else(|| err("no default action".into()))?;
+                let action = words
+                    .next()
+                    .ok_or_else(|| err("no default action".into()))?;
                 let (action, errno) = parse_action(action).map_err(err)?;
                 profile.default_action = action;
                 profile.default_errno_ret = errno;
             }
             "archmap" => {
                 let mut arches = words.map(|a| format!("SCMP_ARCH_{}", a.to_ascii_uppercase()));
-                let architecture = arches.next().ok_or_else(|| err("archmap: no arch".into()))?;
+                let architecture = arches
+                    .next()
+                    .ok_or_else(|| err("archmap: no arch".into()))?;
                 profile.arch_map.push(ArchMap {
                     architecture,
                     sub_architectures: arches.collect(),

@@ -46,7 +46,9 @@ fn default_caps_on_amd64_refuse_namespaces_and_mounts() {
         v["architectures"],
         serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
     );
-    for refused in ["unshare", "mount", "setns", "bpf", "keyctl", "add_key", "ptrace_x"] {
+    for refused in [
+        "unshare", "mount", "setns", "bpf", "keyctl", "add_key", "ptrace_x",
+    ] {
         assert!(rules_for(&v, refused).is_empty(), "{refused} allowed");
     }
     let clone = rules_for(&v, "clone");
@@ -65,7 +67,10 @@ fn default_caps_on_amd64_refuse_namespaces_and_mounts() {
         .iter()
         .map(|r| {
             let a = &r["args"][0];
-            (a["value"].as_u64().unwrap(), a["op"].as_str().unwrap().to_owned())
+            (
+                a["value"].as_u64().unwrap(),
+                a["op"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     assert_eq!(
@@ -186,8 +191,14 @@ fn bad_docker_profiles_are_refused() {
 fn policy_syntax_errors_name_the_line() {
     for (text, want) in [
         ("    read\n", "line 1: syscall names before any rule"),
-        ("allow\n    read\nfrobnicate\n    write\n", "line 3: unknown action"),
-        ("allow arg0~3\n    read\n", "line 1: bad argument comparison"),
+        (
+            "allow\n    read\nfrobnicate\n    write\n",
+            "line 3: unknown action",
+        ),
+        (
+            "allow arg0~3\n    read\n",
+            "line 1: bad argument comparison",
+        ),
         ("allow when=x\n    read\n", "line 1: unknown condition"),
         ("allow\n", "names no syscalls"),
     ] {

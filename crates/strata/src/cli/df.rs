@@ -63,7 +63,8 @@ pub fn df(store: &Store, args: &DfArgs) -> anyhow::Result<()> {
     // Containers' sizes need the snapshotter too: without it there is no df to give.
     let sn = store.snapshotter()?;
     let usage = images_usage(store, Some(sn.as_ref()))?;
-    let ((containers, logs), volumes) = (container_items(store, sn.as_ref())?, volume_items(store)?);
+    let ((containers, logs), volumes) =
+        (container_items(store, sn.as_ref())?, volume_items(store)?);
 
     let count = |items: &[(Value, u64, bool)]| {
         let size: u64 = items.iter().map(|(_, s, _)| s).sum();

@@ -142,14 +142,23 @@ fn print_security_options() {
         }
         for (k, v) in parts {
             let mut c = k.chars();
-            let key: String = c.next().map(|f| f.to_ascii_uppercase()).into_iter().chain(c).collect();
+            let key: String = c
+                .next()
+                .map(|f| f.to_ascii_uppercase())
+                .into_iter()
+                .chain(c)
+                .collect();
             println!("   {key}: {v}");
         }
     }
     if strata_runtime::security::apparmor_enabled() {
-        println!("  (apparmor: strata loads no default profile; --security-opt apparmor=NAME applies a loaded one)");
+        println!(
+            "  (apparmor: strata loads no default profile; --security-opt apparmor=NAME applies a loaded one)"
+        );
     } else {
-        println!("  (apparmor: absent, not enabled in this kernel; containers run without an AppArmor profile)");
+        println!(
+            "  (apparmor: absent, not enabled in this kernel; containers run without an AppArmor profile)"
+        );
     }
 }
 

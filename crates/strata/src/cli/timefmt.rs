@@ -118,7 +118,9 @@ pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
     if let Some(t) = parse_rfc3339(s) {
         return Some(t);
     }
-    if s.len() == 10 && let Some(t) = parse_rfc3339(&format!("{s}T00:00:00Z")) {
+    if s.len() == 10
+        && let Some(t) = parse_rfc3339(&format!("{s}T00:00:00Z"))
+    {
         return Some(t);
     }
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));

@@ -20,6 +20,8 @@ pub fn export(
     // The whole tree, read through directory fds: a running container that swaps a
     // directory for a symlink meanwhile gets the symlink exported, never what it points at.
     let stats = rootfs::with_rootfs(store, sn, record, |root| strata_archive::tar_tree(root, w))?
-    .map_err(|e| ContainerError::io("export the root filesystem", std::io::Error::other(e)))?;
+        .map_err(|e| {
+        ContainerError::io("export the root filesystem", std::io::Error::other(e))
+    })?;
     Ok(stats.bytes)
 }

@@ -8,6 +8,7 @@
 //! runtime, unmounts its root filesystem and records it as exited.
 
 use std::ffi::OsString;
+use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -122,7 +123,8 @@ pub fn start(
         ContainerError::from(e)
     };
     if !attach {
-        let pid = monitor::start_detached(monitor_exe, monitor_args, &cfg).map_err(unmount_after)?;
+        let pid =
+            monitor::start_detached(monitor_exe, monitor_args, &cfg).map_err(unmount_after)?;
         drop(guard);
         return Ok(Started::Detached(pid));
     }

@@ -45,7 +45,8 @@ pub fn mount(
         .as_deref()
         .ok_or_else(|| ContainerError::NoSnapshot(record.id.clone()))?;
     let mounts = sn.mounts(key)?;
-    strata_runtime::files::private_dir(&target).map_err(|e| ContainerError::io("create rootfs", e))?;
+    strata_runtime::files::private_dir(&target)
+        .map_err(|e| ContainerError::io("create rootfs", e))?;
     strata_mount::mount_all(&mounts, &target)?;
     Ok(target)
 }

@@ -239,7 +239,8 @@ pub(super) fn discard_if_corrupt(
     writer: strata_content::Writer,
     e: PullError,
 ) -> PullError {
-    let corrupt = matches!(&e, PullError::Remote(r) if r.kind() == strata_types::ErrorKind::DataMismatch);
+    let corrupt =
+        matches!(&e, PullError::Remote(r) if r.kind() == strata_types::ErrorKind::DataMismatch);
     if corrupt || crate::space::is_out_of_space(&e) {
         drop(writer);
         if let Err(abort) = ctx.store.content().abort(&ingest_ref(desc)) {

@@ -364,7 +364,12 @@ fn apply(
             }
             let applied = match applied {
                 Err(e) if full => {
-                    return Err(blobs::discard_if_corrupt(ctx, job.desc, writer, apply_err(e).into()));
+                    return Err(blobs::discard_if_corrupt(
+                        ctx,
+                        job.desc,
+                        writer,
+                        apply_err(e).into(),
+                    ));
                 }
                 other => other,
             };
