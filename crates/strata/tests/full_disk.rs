@@ -353,7 +353,8 @@ fn a_killed_pull_pins_nothing_but_its_resumable_download() {
         "{:?}",
         keys(&s)
     );
-    assert_eq!(ingests(&s).len(), 1, "the partial download is kept");
+    // The big layer's partial download is kept (the small one's too if the kill caught it).
+    assert!(!ingests(&s).is_empty(), "the partial download is kept");
     s.ok(&["pull", "-q", &name]);
     let resumed = proxy
         .requests()

@@ -173,7 +173,7 @@ fn the_store_default_applies_without_flags() {
     // A store that never set it bounds logs (Docker's json-file would not).
     assert_eq!(
         s.ok(&["system", "settings", "log-opts"]).trim(),
-        "max-file=5,max-size=20m"
+        "max-size=20m,max-file=5"
     );
     s.ok(&["create", "--name", "dflt", "busybox", "true"]);
     assert_eq!(

@@ -113,7 +113,8 @@ fn a_runtime_without_recursive_read_only_is_refused() {
     }
     let src = s.scratch("src");
     let ro = format!("{}:/m:ro", src.display());
-    let err = s.fails(
+    // `run` fails before the container starts: Docker's 125.
+    let out = s.run_input(
         &[
             "run",
             "--rm",
@@ -126,6 +127,8 @@ fn a_runtime_without_recursive_read_only_is_refused() {
         ],
         b"",
     );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         err.contains("recursively read-only") && err.contains("runc-nofeatures"),
         "{err}"
