@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use common::*;
-use strata_remote::{BlobPushed, Reference, RemoteError};
+use strata_remote::{BlobPushed, RemoteError};
 use strata_testutil::require_tool;
 use strata_types::ErrorKind;
 
@@ -22,43 +22,6 @@ fn write_config(c: &Client, json: serde_json::Value) {
 
 fn basic(user: &str, password: &str) -> serde_json::Value {
     serde_json::json!({ "auth": STANDARD.encode(format!("{user}:{password}")) })
-}
-
-async fn push(
-    c: &Client,
-    r: &Reference,
-    image: &strata_testutil::Image,
-) -> Result<(), RemoteError> {
-    for blob in image.blobs() {
-        let d = descriptor(blob);
-        if !c.remote.blob_exists(r, &d.digest).await? {
-            c.remote
-                .push_blob(r, &d, Bytes::from(blob.bytes.clone()), None)
-                .await?;
-        }
-    }
-    c.remote
-        .push_manifest(
-            r,
-            r.tag().unwrap_or("latest"),
-            &image.manifest.media_type,
-            &image.manifest.bytes,
-        )
-        .await?;
-    Ok(())
-}
-
-async fn pull(c: &Client, r: &Reference) -> Result<Vec<u8>, RemoteError> {
-    let (d, _) = c.remote.resolve(r).await?;
-    let manifest = c.remote.fetch_manifest(r, &d).await?;
-    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
-    let mut blobs = vec![m["config"].clone()];
-    blobs.extend(m["layers"].as_array().cloned().unwrap_or_default());
-    for b in blobs {
-        let d: strata_types::Descriptor = serde_json::from_value(b).expect("descriptor");
-        c.remote.fetch_blob(r, &d, 0).await?.bytes().await?;
-    }
-    Ok(manifest)
 }
 
 /// Distribution 2.8 accepts htpasswd over plain HTTP (it only warns); Basic credentials

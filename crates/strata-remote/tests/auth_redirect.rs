@@ -111,41 +111,6 @@ fn write_basic(c: &Client, host: &str, user: &str, password: &str) {
     .expect("config.json");
 }
 
-/// Pushes `image` to `r` with `c` (the registry wants credentials, so the testutil pusher
-/// cannot seed it).
-async fn push(c: &Client, r: &Reference, image: &strata_testutil::Image) {
-    for blob in image.blobs() {
-        let d = descriptor(blob);
-        c.remote
-            .push_blob(r, &d, Bytes::from(blob.bytes.clone()), None)
-            .await
-            .expect("push blob");
-    }
-    c.remote
-        .push_manifest(
-            r,
-            r.tag().unwrap_or("latest"),
-            &image.manifest.media_type,
-            &image.manifest.bytes,
-        )
-        .await
-        .expect("push manifest");
-}
-
-/// Resolves `r` and fetches every blob of its manifest.
-async fn pull(c: &Client, r: &Reference) -> Result<(), RemoteError> {
-    let (d, _) = c.remote.resolve(r).await?;
-    let manifest = c.remote.fetch_manifest(r, &d).await?;
-    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
-    let mut blobs = vec![m["config"].clone()];
-    blobs.extend(m["layers"].as_array().cloned().unwrap_or_default());
-    for b in blobs {
-        let d: strata_types::Descriptor = serde_json::from_value(b).expect("descriptor");
-        c.remote.fetch_blob(r, &d, 0).await?.bytes().await?;
-    }
-    Ok(())
-}
-
 fn blobs_of(image: &strata_testutil::Image) -> Vec<(String, Bytes)> {
     image
         .blobs()
@@ -168,7 +133,7 @@ async fn redirected(reg_addr: &str, mode: Storage, salt: &str) -> Setup {
     let seeder = client();
     write_basic(&seeder, reg_addr, "alice", "wonderland");
     let origin = reference(&format!("{reg_addr}/team/app:v1"));
-    push(&seeder, &origin, &image).await;
+    push(&seeder, &origin, &image).await.expect("seed the origin");
 
     let proxy = Proxy::start(reg_addr).await;
     let storage = StorageHost::start(mode, blobs_of(&image)).await;

@@ -6,16 +6,19 @@
 //! - [`chain_id`]: the name of a stack of unpacked layers.
 //! - [`ErrorKind`]: the small set of error classes (containerd's `errdefs`) every crate's typed
 //!   error maps onto, so callers can match across crates without string comparison.
+//! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule.
 
 mod descriptor;
 mod digest;
 mod kind;
 pub mod oci;
 mod platform;
+mod units;
 
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
 pub use kind::ErrorKind;
+pub use units::{SizeError, SizeUnits, parse_size};
 pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
     is_attestation,

@@ -72,19 +72,9 @@ pub fn store_options(
 /// Docker's sizes); `0` turns the check off.
 pub fn parse_speed(v: &str) -> Result<u64, String> {
     let t = v.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{v:?} is not a speed in bytes/s (e.g. 1024, 1KiB, 2MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("/s") {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("{v:?}: unknown unit {unit:?} (B, KiB, MiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{v:?} is too large"))
+    let t = t.strip_suffix("/s").or_else(|| t.strip_suffix("/S")).unwrap_or(t);
+    strata_types::parse_size(t, strata_types::SizeUnits::Binary)
+        .map_err(|_| format!("{v:?} is not a speed in bytes/s (e.g. 1024, 1KiB, 2MiB)"))
 }
 
 /// A duration (`30s`, `2m`, `1m30s`, or plain seconds); it must be at least a second.

@@ -69,33 +69,14 @@ pub fn parse_min_free(value: Option<&str>) -> Result<MinFree, String> {
     if let Some(p) = v.strip_suffix('%') {
         return match p.trim().parse::<u8>() {
             Ok(p) if p <= 50 => Ok(MinFree::Percent(p, None)),
-            _ => Err(format!(
-                "{SETTING}: {v:?} is not a percentage from 0% to 50%"
-            )),
+            _ => Err(format!("{v:?} is not a percentage from 0% to 50%")),
         };
     }
-    parse_size(v).map(MinFree::Bytes).ok_or_else(|| {
-        format!("{SETTING}: {v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)")
+    strata_types::parse_size(v, strata_types::SizeUnits::Binary)
+        .map(MinFree::Bytes)
+        .map_err(|_| {
+            format!("{v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)")
     })
-}
-
-/// `<number>[unit]`, units b, k, m, g, t (with an optional `b` or `ib`), powers of 1024.
-fn parse_size(v: &str) -> Option<u64> {
-    let lower = v.to_ascii_lowercase();
-    let digits = lower
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(lower.len());
-    let n: f64 = lower[..digits].parse().ok()?;
-    let shift = match lower[digits..].trim() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
-    };
-    let bytes = n * (1u64 << shift) as f64;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// The bytes unpacking leaves free on the filesystem of `dir` (a snapshot of the store whose

@@ -6,36 +6,7 @@
 mod common;
 
 use common::Strata;
-use strata_testutil::{
-    Compression, ImageBuilder, LayoutEntry, busybox_layer, require_root, require_tool, tar_dir,
-    write_layout,
-};
-
-/// A store with `busybox:latest` loaded, or `None` when the test skips.
-fn busybox_store() -> Option<Strata> {
-    if !(require_root("runs containers") && require_tool("runc") && require_tool("busybox")) {
-        return None;
-    }
-    let s = Strata::new();
-    let img = ImageBuilder::new()
-        .layer(busybox_layer()?.build(Compression::Gzip))
-        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
-        .build();
-    let dir = s.scratch("layout");
-    write_layout(&dir, &[("busybox:latest", LayoutEntry::Image(&img))]).unwrap();
-    s.ok_input(&["load"], &tar_dir(&dir).unwrap());
-    Some(s)
-}
-
-/// Runs `strata args`: (exit code, stdout, stderr).
-fn run(s: &Strata, args: &[&str]) -> (i32, String, String) {
-    let out = s.run_input(args, b"");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::containers::{busybox_store, run};
 
 /// A field of the container process's `/proc/self/status`, run with `flags`.
 fn status_field(s: &Strata, flags: &[&str], field: &str) -> String {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Strata;
-use common::containers::{busybox, load, ready, run, until};
+use common::containers::{busybox_store, load, ready, run, until};
 use strata_testutil::{
     Compression, ImageBuilder, LayerBuilder, Registry, build_index, busybox_layer, push_index,
     require_tool,
@@ -135,13 +135,7 @@ fn storage_driver_walkthrough() {
 
 #[test]
 fn run_exit_codes_output_and_rm() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let (code, out, _) = run(&s, &["run", "--rm", "busybox", "echo", "hi there"]);
     assert_eq!((code, out.as_str()), (0, "hi there\n"));
     let (code, _, _) = run(&s, &["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
@@ -169,13 +163,7 @@ fn run_exit_codes_output_and_rm() {
 
 #[test]
 fn detached_lifecycle_logs_stop_wait() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let id = s.ok(&[
         "run",
         "-d",
@@ -225,13 +213,7 @@ fn detached_lifecycle_logs_stop_wait() {
 
 #[test]
 fn container_pins_its_image() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     s.ok(&["create", "--name", "pinned", "busybox", "true"]);
     let err = s.fails(&["rmi", "busybox"], b"");
     assert!(
@@ -248,13 +230,7 @@ fn container_pins_its_image() {
 
 #[test]
 fn create_flags_reach_the_process() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let envfile = s.scratch("env").join("list");
     std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n\n").unwrap();
     let host = s.scratch("bind");
@@ -310,13 +286,7 @@ fn create_flags_reach_the_process() {
 
 #[test]
 fn kill_9_of_the_monitor_is_cleaned_by_the_next_command() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let id = s.ok(&["run", "-d", "busybox", "sleep", "1000"]);
     let id = id.trim();
     let st: serde_json::Value = serde_json::from_slice(
@@ -654,13 +624,7 @@ fn volumes_outlive_containers() {
 
 #[test]
 fn prunes_remove_stopped_containers_only() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let running = s.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "100"]);
     let stopped = s.ok(&["create", "--name", "down", "busybox", "true"]);
     let out = s.ok(&["container", "prune", "-f"]);
@@ -691,13 +655,7 @@ fn prunes_remove_stopped_containers_only() {
 
 #[test]
 fn cp_both_ways_stays_inside_the_container() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     s.ok(&["run", "-d", "--name", "box", "busybox", "sh", "-c", "mkdir -p /data/sub; echo inside > /data/sub/f; echo container-secret > /etc/shadow; ln -s / /escape; ln -s ../../../.. /up; sleep 100"]);
     until("the container's files", Duration::from_secs(10), || {
         run(&s, &["exec", "box", "sh", "-c", "[ -L /up ]"]).0 == 0
@@ -771,13 +729,7 @@ fn cp_both_ways_stays_inside_the_container() {
 
 #[test]
 fn kill_9_of_run_d_leaves_a_store_the_next_commands_clean() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     // Killed at different points of create and start.
     for (i, delay) in [0u64, 5, 15, 30, 60, 120].into_iter().enumerate() {
         let mut child = s

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::containers::ready;
 use common::{Strata, pseudo_random};
 use sha2::Digest as _;
 use strata_testutil::{
@@ -64,10 +65,16 @@ impl Drop for Tmpfs {
     }
 }
 
-fn ready() -> bool {
-    require_root("mounts a tmpfs, unpacks and runs containers")
-        && require_tool("runc")
-        && require_tool("busybox")
+/// A store on a 64 MiB tmpfs and a layout holding [`bomb`] as `bomb:latest`, or `None` when
+/// the test skips.
+fn bomb_on_small_disk() -> Option<(Tmpfs, Strata, PathBuf)> {
+    if !ready() {
+        return None;
+    }
+    let fs = Tmpfs::mount(64);
+    let s = Strata::on_root(fs.path().join("root"));
+    let dir = layout(&s, "bomb:latest", bomb());
+    Some((fs, s, dir))
 }
 
 /// One layer: a file of 1 GiB of zeros, gzipped (about 1 MB), built as a stream.
@@ -154,12 +161,7 @@ fn recovers(s: &Strata, fs: &Tmpfs) {
 
 #[test]
 fn a_decompression_bomb_fails_cleanly_and_the_store_recovers() {
-    if !ready() {
-        return;
-    }
-    let fs = Tmpfs::mount(64);
-    let s = Strata::on_root(fs.path().join("root"));
-    let dir = layout(&s, "bomb:latest", bomb());
+    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
     let err = s.fails(&["load", "-i", dir.to_str().unwrap()], b"");
     assert!(err.contains("stopped unpacking"), "{err}");
     assert!(
@@ -179,14 +181,9 @@ fn a_decompression_bomb_fails_cleanly_and_the_store_recovers() {
 
 #[test]
 fn with_the_free_space_check_off_a_full_disk_still_cleans_up() {
-    if !ready() {
-        return;
-    }
-    let fs = Tmpfs::mount(64);
-    let s = Strata::on_root(fs.path().join("root"));
+    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
     s.ok(&["system", "settings", "min-free-space", "0"]);
     assert_eq!(s.ok(&["system", "settings", "min-free-space"]), "0\n");
-    let dir = layout(&s, "bomb:latest", bomb());
     let err = s.fails(&["load", "-i", dir.to_str().unwrap()], b"");
     assert!(
         err.contains("no space left on the store's filesystem"),
@@ -253,12 +250,7 @@ fn fill(fs: &Tmpfs) -> PathBuf {
 
 #[test]
 fn a_load_killed_on_a_full_disk_leaves_what_rm_prune_and_fsck_handle() {
-    if !ready() {
-        return;
-    }
-    let fs = Tmpfs::mount(64);
-    let s = Strata::on_root(fs.path().join("root"));
-    let dir = layout(&s, "bomb:latest", bomb());
+    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
     let args = ["load", "-i", dir.to_str().unwrap()];
     // Killed while it unpacks (none of its own cleanup runs), then the disk is full.
     let pid = stop_when(&s, &args, || fs.available() < 32 << 20).expect("caught unpacking");

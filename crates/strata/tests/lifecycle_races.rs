@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Strata;
-use common::containers::{busybox, ready, run, until};
+use common::containers::{busybox, busybox_store, ready, run, until};
 
 /// The container's id.
 fn id_of(s: &Strata, name: &str) -> String {
@@ -47,13 +47,7 @@ fn mounted_anywhere(id: &str) -> bool {
 /// The pids whose command line contains every one of `words`.
 fn processes_with(words: &[&str]) -> Vec<i32> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
+    for (pid, cmdline) in proc_files("cmdline") {
         let args: Vec<String> = cmdline
             .split(|&b| b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -63,6 +57,14 @@ fn processes_with(words: &[&str]) -> Vec<i32> {
         }
     }
     out
+}
+
+/// `/proc/PID/<file>` of every process still there when it is read: (pid, contents).
+fn proc_files(file: &str) -> impl Iterator<Item = (i32, Vec<u8>)> + '_ {
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(move |e| {
+        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+        Some((pid, std::fs::read(e.path().join(file)).ok()?))
+    })
 }
 
 fn alive(pid: i64) -> bool {
@@ -145,13 +147,7 @@ fn counting_container(s: &Strata, name: &str, extra: &[&str]) -> PathBuf {
 
 #[test]
 fn concurrent_starts_start_a_container_once() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let log = counting_container(&s, "racer", &[]);
     let id = assert_started_once(&s, "racer", &log, 0);
     // Once more from exited: the same.
@@ -170,13 +166,7 @@ fn concurrent_starts_start_a_container_once() {
 
 #[test]
 fn concurrent_starts_of_an_rm_container_keep_it() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let log = counting_container(&s, "once", &["--rm"]);
     let id = assert_started_once(&s, "once", &log, 0);
     // It is removed when it exits, not before.
@@ -357,13 +347,8 @@ fn a_failed_start_leaves_nothing_mounted_and_rm_works() {
 /// The zombies (state Z) on the host: (pid, parent pid, parent's executable).
 fn zombies() -> Vec<(i32, i32, PathBuf)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
-            continue;
-        };
+    for (pid, status) in proc_files("status") {
+        let status = String::from_utf8_lossy(&status);
         let field = |k: &str| {
             status
                 .lines()
@@ -383,13 +368,7 @@ fn zombies() -> Vec<(i32, i32, PathBuf)> {
 
 #[test]
 fn exec_d_processes_are_reaped() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     // Orphans of the commands run here come to this process, which never reaps them: as
     // under an init that does not reap (a container's, a sandbox's). Nextest runs each test
     // in a process of its own.

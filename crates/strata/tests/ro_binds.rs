@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Strata;
-use common::containers::busybox;
-use strata_testutil::{require_root, require_tool};
-
-fn ready() -> bool {
-    require_root("mounts a tmpfs and runs containers")
-        && require_tool("runc")
-        && require_tool("busybox")
-}
+use common::containers::{busybox, busybox_store, ready};
 
 /// A tmpfs mounted at a path, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -57,13 +50,7 @@ fn probe(s: &Strata, mount: &[&str]) -> String {
 
 #[test]
 fn a_tmpfs_under_a_read_only_bind_is_read_only_too() {
-    if !ready() {
-        return;
-    }
-    let s = Strata::new();
-    if !busybox(&s) {
-        return;
-    }
+    let Some(s) = busybox_store() else { return };
     let src = s.scratch("src");
     let _tmpfs = Tmpfs::mount(&src.join("sub"));
     let src_text = src.to_str().unwrap();

@@ -7,35 +7,21 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Strata;
-use strata_testutil::{
-    Compression, ImageBuilder, LayoutEntry, busybox_layer, require_root, require_tool, tar_dir,
-    write_layout,
-};
-
-fn ready() -> bool {
-    require_root("mounts overlays, runs containers and tests as another user")
-        && require_tool("runc")
-        && require_tool("busybox")
-        && require_tool("setpriv")
-}
+use common::containers::{busybox_store, until};
+use strata_testutil::require_tool;
 
 /// A store whose root's parent other users may traverse (a temp dir is 0700 itself), with
-/// busybox loaded as `busybox:latest`.
+/// busybox loaded as `busybox:latest`; `None` when the test skips.
 fn store() -> Option<Strata> {
-    let s = Strata::new();
+    if !require_tool("setpriv") {
+        return None;
+    }
+    let s = busybox_store()?;
     let parent = s.root().parent().unwrap().to_owned();
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let img = ImageBuilder::new()
-        .layer(busybox_layer()?.build(Compression::Gzip))
-        .config(|c| c["config"]["Cmd"] = serde_json::json!(["sh"]))
-        .build();
-    let dir = s.scratch("layout");
-    write_layout(&dir, &[("busybox:latest", LayoutEntry::Image(&img))]).unwrap();
-    s.ok_input(&["load"], &tar_dir(&dir).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
     Some(s)
 }
 
@@ -69,17 +55,6 @@ fn mode(p: &Path) -> u32 {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .mode()
         & 0o7777
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn container_dir(s: &Strata, name: &str) -> PathBuf {
@@ -126,9 +101,6 @@ fn open_to_others(root: &Path) -> Vec<String> {
 
 #[test]
 fn other_users_cannot_run_a_containers_setuid_files_or_read_its_secrets() {
-    if !ready() {
-        return;
-    }
     let Some(s) = store() else { return };
     s.ok(&[
         "run",
@@ -145,7 +117,7 @@ fn other_users_cannot_run_a_containers_setuid_files_or_read_its_secrets() {
     let dir = container_dir(&s, "box");
     // busybox runs the applet its name says: a setuid-root `id`.
     let rs = dir.join("rootfs/tmp/id");
-    until("the setuid copy", || {
+    until("the setuid copy", Duration::from_secs(20), || {
         std::fs::metadata(&rs).is_ok_and(|m| m.mode() & 0o4000 != 0)
     });
 
@@ -214,9 +186,6 @@ fn other_users_cannot_run_a_containers_setuid_files_or_read_its_secrets() {
 
 #[test]
 fn a_store_made_open_is_closed_when_opened_and_says_so_once() {
-    if !ready() {
-        return;
-    }
     let Some(s) = store() else { return };
     s.ok(&[
         "create",
@@ -283,9 +252,6 @@ fn a_store_made_open_is_closed_when_opened_and_says_so_once() {
 
 #[test]
 fn the_console_socket_is_in_a_private_directory() {
-    if !ready() {
-        return;
-    }
     let Some(s) = store() else { return };
     // The monitor makes its socket under TMPDIR: watch what appears there.
     let tmp = s.scratch("tmp");
@@ -324,7 +290,7 @@ fn the_console_socket_is_in_a_private_directory() {
     for (name, (is_dir, m)) in &seen {
         assert!(*is_dir && *m == 0o700, "{name}: dir {is_dir}, mode {m:o}");
     }
-    until("the monitor to clean up", || {
+    until("the monitor to clean up", Duration::from_secs(20), || {
         std::fs::read_dir(&tmp).unwrap().all(|e| {
             !e.unwrap()
                 .file_name()

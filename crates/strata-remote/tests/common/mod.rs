@@ -18,7 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use strata_remote::{Reference, Remote, RemoteOptions};
+use bytes::Bytes;
+use strata_remote::{Reference, Remote, RemoteError, RemoteOptions};
 use strata_types::{Descriptor, Digest};
 
 /// Every test registers the ring provider for the raw reqwest clients the helpers use
@@ -73,6 +74,46 @@ pub fn descriptor(blob: &strata_testutil::Blob) -> Descriptor {
         blob.digest.parse::<Digest>().expect("digest"),
         blob.size(),
     )
+}
+
+/// Pushes `image` to `r` through `c` (blobs the registry lacks, then the manifest), for
+/// registries that want credentials the testutil pusher does not send.
+pub async fn push(
+    c: &Client,
+    r: &Reference,
+    image: &strata_testutil::Image,
+) -> Result<(), RemoteError> {
+    for blob in image.blobs() {
+        let d = descriptor(blob);
+        if !c.remote.blob_exists(r, &d.digest).await? {
+            c.remote
+                .push_blob(r, &d, Bytes::from(blob.bytes.clone()), None)
+                .await?;
+        }
+    }
+    c.remote
+        .push_manifest(
+            r,
+            r.tag().unwrap_or("latest"),
+            &image.manifest.media_type,
+            &image.manifest.bytes,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Resolves `r` and fetches every blob of its manifest; returns the manifest.
+pub async fn pull(c: &Client, r: &Reference) -> Result<Vec<u8>, RemoteError> {
+    let (d, _) = c.remote.resolve(r).await?;
+    let manifest = c.remote.fetch_manifest(r, &d).await?;
+    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    let mut blobs = vec![m["config"].clone()];
+    blobs.extend(m["layers"].as_array().cloned().unwrap_or_default());
+    for b in blobs {
+        let d: strata_types::Descriptor = serde_json::from_value(b).expect("descriptor");
+        c.remote.fetch_blob(r, &d, 0).await?.bytes().await?;
+    }
+    Ok(manifest)
 }
 
 /// Pushes with strata-testutil's own (blocking) client.

@@ -181,44 +181,14 @@ fn json_file(config: &BTreeMap<String, String>) -> Result<JsonFileOptions, LogOp
     })
 }
 
-/// Docker's `max-size`: a number (fractions allowed) and an optional unit `k`, `m`, `g`, `t`
-/// or `p`, each 1000 times the last (go-units' `FromHumanSize`), optionally followed by `b` or
-/// `ib`, any case: `100k`, `10m`, `1.5MB`, `2048`.
+/// Docker's `max-size`: a positive size in decimal units (go-units' `FromHumanSize`):
+/// `100k`, `10m`, `1.5MB`, `2048`.
 pub fn parse_size(s: &str) -> Result<u64, LogOptError> {
-    let bad = || LogOptError::Size(s.to_owned());
-    let t = s.trim();
-    let end = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(end);
-    if num.is_empty() {
-        return Err(if t.starts_with('-') {
-            LogOptError::SizeNotPositive
-        } else {
-            bad()
-        });
+    match strata_types::parse_size(s, strata_types::SizeUnits::Decimal) {
+        Ok(0) | Err(strata_types::SizeError::OutOfRange(_)) => Err(LogOptError::SizeNotPositive),
+        Ok(n) => Ok(n),
+        Err(strata_types::SizeError::Invalid(_)) => Err(LogOptError::Size(s.to_owned())),
     }
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let (prefix, rest) = unit.split_at(unit.len().min(1));
-    let mult: f64 = match prefix {
-        "" => 1.0,
-        "b" if rest.is_empty() => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        "p" => 1e15,
-        _ => return Err(bad()),
-    };
-    if !matches!(rest, "" | "b" | "ib") || (prefix == "b" && !rest.is_empty()) {
-        return Err(bad());
-    }
-    let bytes = n * mult;
-    if bytes.is_nan() || bytes < 1.0 || bytes >= u64::MAX as f64 {
-        return Err(LogOptError::SizeNotPositive);
-    }
-    Ok(bytes as u64)
 }
 
 #[cfg(test)]

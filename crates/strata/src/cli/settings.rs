@@ -14,7 +14,7 @@ struct Setting {
     name: &'static str,
     default: &'static str,
     about: &'static str,
-    check: fn(&str, &str) -> anyhow::Result<String>,
+    check: fn(&str) -> Result<String, String>,
 }
 
 const SETTINGS: &[Setting] = &[
@@ -28,13 +28,13 @@ const SETTINGS: &[Setting] = &[
         name: log_settings::SETTING_DRIVER,
         default: log_settings::DEFAULT_DRIVER,
         about: "logging driver of new containers: json-file or none (Docker's daemon.json log-driver)",
-        check: check_log,
+        check: log_driver,
     },
     Setting {
         name: log_settings::SETTING_OPTS,
         default: log_settings::DEFAULT_OPTS,
         about: "json-file options of new containers, KEY=VALUE,…: max-size, max-file, compress (\"\": unbounded)",
-        check: check_log,
+        check: log_opts,
     },
     Setting {
         name: crate::space::SETTING,
@@ -57,19 +57,39 @@ const SETTINGS: &[Setting] = &[
     },
 ];
 
-fn speed(name: &str, v: &str) -> anyhow::Result<String> {
-    crate::runtime::parse_speed(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+fn speed(v: &str) -> Result<String, String> {
+    crate::runtime::parse_speed(v)?;
     Ok(v.trim().to_owned())
 }
 
-fn speed_time(name: &str, v: &str) -> anyhow::Result<String> {
-    crate::runtime::parse_speed_time(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+fn speed_time(v: &str) -> Result<String, String> {
+    crate::runtime::parse_speed_time(v)?;
     Ok(v.trim().to_owned())
 }
 
-fn min_free(name: &str, value: &str) -> anyhow::Result<String> {
-    crate::space::parse_min_free(Some(value)).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    Ok(value.trim().to_owned())
+fn min_free(v: &str) -> Result<String, String> {
+    crate::space::parse_min_free(Some(v))?;
+    Ok(v.trim().to_owned())
+}
+
+fn log_driver(v: &str) -> Result<String, String> {
+    log_settings::check_setting(log_settings::SETTING_DRIVER, v).map_err(|e| e.to_string())
+}
+
+fn log_opts(v: &str) -> Result<String, String> {
+    log_settings::check_setting(log_settings::SETTING_OPTS, v).map_err(|e| e.to_string())
+}
+
+fn check_bool(v: &str) -> Result<String, String> {
+    let v = v.to_ascii_lowercase();
+    if !matches!(
+        v.as_str(),
+        "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
+    ) {
+        return Err(format!("true or false, not {v:?}"));
+    }
+    let on = crate::discard::setting_enabled(Some(&v));
+    Ok(if on { "true" } else { "false" }.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -103,25 +123,9 @@ pub fn run(store: &Store, args: &SettingsArgs) -> anyhow::Result<()> {
         }
         Some("default") => store.db().write(|tx| tx.set_setting(s.name, None))?,
         Some(v) => {
-            let v = (s.check)(s.name, v)?;
+            let v = (s.check)(v).map_err(|e| anyhow::anyhow!("{}: {e}", s.name))?;
             store.db().write(|tx| tx.set_setting(s.name, Some(&v)))?;
         }
     }
     Ok(())
-}
-
-fn check_bool(name: &str, v: &str) -> anyhow::Result<String> {
-    let v = v.to_ascii_lowercase();
-    if !matches!(
-        v.as_str(),
-        "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
-    ) {
-        bail!("{name} is true or false, not {v:?}");
-    }
-    let on = crate::discard::setting_enabled(Some(&v));
-    Ok(if on { "true" } else { "false" }.to_owned())
-}
-
-fn check_log(name: &str, v: &str) -> anyhow::Result<String> {
-    log_settings::check_setting(name, v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }

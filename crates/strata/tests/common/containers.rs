@@ -43,6 +43,15 @@ pub fn busybox(s: &Strata) -> bool {
     true
 }
 
+/// A fresh store with `busybox:latest` loaded, or `None` when the test skips (see [`ready`]).
+pub fn busybox_store() -> Option<Strata> {
+    if !ready() {
+        return None;
+    }
+    let s = Strata::new();
+    busybox(&s).then_some(s)
+}
+
 /// Runs `strata args`, returning (exit code, stdout, stderr).
 pub fn run(s: &Strata, args: &[&str]) -> (i32, String, String) {
     let out = s.run_input(args, b"");
