@@ -88,7 +88,7 @@ pub fn min_free_bytes(db: &Db, dir: &Path) -> u64 {
         .map_err(|e| e.to_string())
         .and_then(|v| parse_min_free(v.as_deref()))
         .unwrap_or_else(|e| {
-            tracing::warn!("{e}; using the default {DEFAULT}");
+            tracing::warn!("{SETTING}: {e}; using the default {DEFAULT}");
             DEFAULT_MIN_FREE
         });
     let capacity = strata_metadata::reserve::capacity(dir).unwrap_or(0);
@@ -107,6 +107,31 @@ pub fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
                 as_a::<strata_archive::ArchiveError>(e),
                 Some(strata_archive::ArchiveError::NoSpace { .. })
             )
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The outcome of a tar producer piped into an applier: when the applier stopped (for want of
+/// space, say), the producer's broken pipe is only its echo, and the applier's error is the
+/// one that says what happened.
+pub fn piped_result<E: std::error::Error + 'static>(
+    produced: Result<(), E>,
+    applied: Result<(), E>,
+) -> Result<(), E> {
+    match (produced, applied) {
+        (Err(p), Err(a)) if broken_pipe(&p) => Err(a),
+        (p, a) => p.and(a),
+    }
+}
+
+fn broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if as_a::<std::io::Error>(e).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
         {
             return true;
         }

@@ -406,7 +406,13 @@ pub fn resolve(store: &Store, specs: &[MountSpec]) -> Result<Vec<ResolvedMount>,
 /// Docker's copy-up: the image's content at `target` (resolved inside `rootfs`, symlinks
 /// as if `rootfs` were `/`) copied into the empty volume directory `data`, through a layer
 /// tar so owners, modes, xattrs and hardlinks are kept. Nothing at `target` copies nothing.
-pub fn copy_image_content(rootfs: &Path, target: &str, data: &Path) -> Result<(), VolumeError> {
+/// The copy stops, as an unpack does, before it leaves less than `min_free` bytes free.
+pub fn copy_image_content(
+    rootfs: &Path,
+    target: &str,
+    data: &Path,
+    min_free: u64,
+) -> Result<(), VolumeError> {
     let Some(src) = resolve_in_root(rootfs, target) else {
         return Ok(());
     };
@@ -419,10 +425,11 @@ pub fn copy_image_content(rootfs: &Path, target: &str, data: &Path) -> Result<()
     };
     std::thread::scope(|s| {
         let producer = s.spawn(move || strata_archive::tar_tree(&src, writer));
-        let opts = strata_archive::ApplyOptions::new(
+        let mut opts = strata_archive::ApplyOptions::new(
             target.to_owned(),
             strata_archive::WhiteoutMode::Delete,
         );
+        opts.min_free = min_free;
         let applied = strata_archive::apply_layer(reader, data, &opts).map_err(copy);
         let produced = producer.join().unwrap_or_else(|_| {
             Err(strata_archive::ArchiveError::Walk {
@@ -431,7 +438,7 @@ pub fn copy_image_content(rootfs: &Path, target: &str, data: &Path) -> Result<()
                 source: io::Error::other("copy thread panicked"),
             })
         });
-        produced.map_err(copy).and(applied).map(drop)
+        crate::space::piped_result(produced.map(drop).map_err(copy), applied.map(drop))
     })
 }
 

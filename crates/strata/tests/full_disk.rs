@@ -81,31 +81,42 @@ fn bomb_on_small_disk() -> Option<(Tmpfs, Strata, PathBuf)> {
 fn bomb() -> &'static Image {
     static BOMB: OnceLock<Image> = OnceLock::new();
     BOMB.get_or_init(|| {
-        let mut header = tar::Header::new_gnu();
-        header.set_path("zeros").unwrap();
-        header.set_size(1 << 30);
-        header.set_mode(0o644);
-        header.set_mtime(strata_testutil::LAYER_MTIME);
-        header.set_cksum();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        let mut diff = strata_types::Sha256::new();
-        let mut put = |bytes: &[u8]| {
-            gz.write_all(bytes).unwrap();
-            diff.update(bytes);
-        };
-        put(header.as_bytes());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..1024 {
-            put(&zeros);
-        }
-        put(&[0u8; 1024]);
-        let layer = Layer {
-            blob: Blob::new(strata_testutil::media::OCI_LAYER_GZIP, gz.finish().unwrap()),
-            diff_id: strata_types::Digest::from_hasher(diff).to_string(),
-        };
+        let layer = zeros_layer("zeros", 1 << 30);
         assert!(layer.blob.size() < 4 << 20, "a bomb: small compressed");
         ImageBuilder::new().layer(layer).build()
     })
+}
+
+/// A gzipped layer holding one file of `size` zero bytes at `path`, built as a stream.
+fn zeros_layer(path: &str, size: u64) -> Layer {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut diff = strata_types::Sha256::new();
+    let mut put = |bytes: &[u8]| {
+        gz.write_all(bytes).unwrap();
+        diff.update(bytes);
+    };
+    put(zeros_tar_header(path, size).as_bytes());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..size >> 20 {
+        put(&zeros);
+    }
+    put(&zeros[..(size % (1 << 20)) as usize]);
+    put(&zeros[..(512 - size % 512) as usize % 512]);
+    put(&[0u8; 1024]);
+    Layer {
+        blob: Blob::new(strata_testutil::media::OCI_LAYER_GZIP, gz.finish().unwrap()),
+        diff_id: strata_types::Digest::from_hasher(diff).to_string(),
+    }
+}
+
+fn zeros_tar_header(path: &str, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(path).unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(strata_testutil::LAYER_MTIME);
+    header.set_cksum();
+    header
 }
 
 /// An OCI layout holding `img` as `name`, on the ordinary disk (not the store's tmpfs).
@@ -364,5 +375,50 @@ fn a_killed_pull_pins_nothing_but_its_resumable_download() {
     assert_eq!(keys(&s), Vec::<String>::new());
     assert_eq!(ingests(&s), Vec::<PathBuf>::new());
     assert_eq!(s.ok(&["content", "ls", "-q"]), "");
+    fsck_clean(&s);
+}
+
+/// Copies into a container (`cp`) and a new volume's copy-up of the image's content write on
+/// the store's filesystem as unpacking does, and keep the same reserve.
+#[test]
+fn cp_and_volume_copy_up_keep_the_free_space_reserve() {
+    if !ready() {
+        return;
+    }
+    let fs = Tmpfs::mount(256);
+    let s = Strata::on_root(fs.path().join("root"));
+    s.ok(&["system", "settings", "min-free-space", "100m"]);
+    let img = ImageBuilder::new()
+        .layer(busybox_layer().unwrap().build(Compression::Gzip))
+        .layer(zeros_layer("data/big", 96 << 20))
+        .build();
+    let dir = layout(&s, "big:latest", &img);
+    s.ok(&["load", "-q", "-i", dir.to_str().unwrap()]);
+    let reserve = 100 << 20;
+    assert!(fs.available() > reserve, "{} bytes free", fs.available());
+
+    // The copy-up of /data (96 MiB) into a new volume would leave about 60 MiB.
+    let out = s.run_input(&["run", "--rm", "-v", "vol:/data", "big", "true"], b"");
+    assert_eq!(out.status.code(), Some(125), "a failed create is Docker's 125");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stopped unpacking") && err.contains("to keep free"),
+        "{err}"
+    );
+    assert!(fs.available() > reserve - (4 << 20), "{} bytes free", fs.available());
+
+    // So would a 96 MiB file copied into a container.
+    s.ok(&["create", "--name", "box", "big", "true"]);
+    let mut tar = zeros_tar_header("big2", 96 << 20).as_bytes().to_vec();
+    tar.resize(tar.len() + (96 << 20) + 1024, 0);
+    let err = s.fails(&["cp", "-", "box:/"], &tar);
+    assert!(
+        err.contains("stopped unpacking") && err.contains("to keep free"),
+        "{err}"
+    );
+    assert!(fs.available() > reserve - (4 << 20), "{} bytes free", fs.available());
+    s.ok(&["rm", "box"]);
+    s.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
     fsck_clean(&s);
 }

@@ -404,17 +404,19 @@ pub fn copy_in(
                     None => rewrite_prefix(input, &rel, w),
                 }
             });
-            let opts = strata_archive::ApplyOptions::new(
+            let mut opts = strata_archive::ApplyOptions::new(
                 format!("cp into {}", record.name),
                 strata_archive::WhiteoutMode::Delete,
             );
+            // The container's writable layer is on the store's filesystem: keep its reserve.
+            opts.min_free = crate::space::min_free_bytes(store.db(), root);
             let applied = strata_archive::apply_layer(r, root, &opts)
                 .map_err(|e| io_err(io::Error::other(e)));
             let produced = producer
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("copy thread panicked")))
                 .map_err(io_err);
-            produced.and(applied).map(drop)
+            crate::space::piped_result(produced, applied.map(drop))
         })
     });
     if paused {

@@ -246,7 +246,7 @@ fn prepare(
         require_recursive_read_only(store, &opts.runtime)?;
     }
     let spec = rootfs::with_rootfs(store, sn, record, |root| {
-        copy_up(root, &resolved)?;
+        copy_up(store, root, &resolved)?;
         Ok::<_, ContainerError>(spec::build(
             &record.id,
             &image.config,
@@ -331,13 +331,15 @@ fn init_layer(
 }
 
 /// New, empty volumes get the image's content at their mount path (unless `nocopy`).
-fn copy_up(root: &std::path::Path, mounts: &[ResolvedMount]) -> Result<(), ContainerError> {
+fn copy_up(
+    store: &Store,
+    root: &std::path::Path,
+    mounts: &[ResolvedMount],
+) -> Result<(), ContainerError> {
     for m in mounts.iter().filter(|m| m.fresh && !m.no_copy) {
-        volumes::copy_image_content(
-            root,
-            &m.point.destination,
-            std::path::Path::new(&m.point.source),
-        )?;
+        let data = std::path::Path::new(&m.point.source);
+        let min_free = crate::space::min_free_bytes(store.db(), data);
+        volumes::copy_image_content(root, &m.point.destination, data, min_free)?;
     }
     Ok(())
 }

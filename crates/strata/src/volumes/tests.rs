@@ -113,7 +113,7 @@ fn copy_up_keeps_content_and_never_follows_links_out() {
     symlink("/etc", root.join("cfg")).unwrap();
     let data = t.path().join("vol");
     fs::create_dir(&data).unwrap();
-    copy_image_content(&root, "/app", &data).unwrap();
+    copy_image_content(&root, "/app", &data, 0).unwrap();
     assert_eq!(fs::read(data.join("sub/f")).unwrap(), b"data");
     assert_eq!(
         fs::read_link(data.join("pw")).unwrap(),
@@ -121,7 +121,7 @@ fn copy_up_keeps_content_and_never_follows_links_out() {
     );
     let data2 = t.path().join("vol2");
     fs::create_dir(&data2).unwrap();
-    copy_image_content(&root, "/cfg", &data2).unwrap();
+    copy_image_content(&root, "/cfg", &data2, 0).unwrap();
     assert_eq!(
         fs::read_dir(&data2).unwrap().count(),
         0,
