@@ -34,7 +34,7 @@ use crate::credentials::{Credential, CredentialStore, registry_of};
 use crate::error::RemoteError;
 use crate::hosts::{self, RegistryHost};
 use crate::reference::Reference;
-use crate::speed::{ChunkError, LowSpeed};
+use crate::speed::{ChunkError, LowSpeed, UploadWatch};
 use crate::tls;
 
 /// The default low-speed limit: 1 KiB/s…
@@ -61,8 +61,9 @@ pub struct RemoteOptions {
     pub connect_timeout: Duration,
     /// How long a response may stall between two reads.
     pub read_timeout: Duration,
-    /// A body (blob, manifest, token) arriving at under this many bytes/s, averaged over
-    /// `low_speed_time`, is given up (curl's `--speed-limit`); 0 disables the check.
+    /// A body (blob, manifest, token; or an uploaded blob the registry takes) moving at under
+    /// this many bytes/s, averaged over `low_speed_time`, is given up (curl's
+    /// `--speed-limit`); 0 disables the check.
     pub low_speed_limit: u64,
     pub low_speed_time: Duration,
     /// Blobs up to this size are uploaded in one `PUT`; bigger ones in `PATCH` chunks of this
@@ -243,6 +244,14 @@ impl Remote {
     /// A fresh low-speed check for one response body.
     pub(crate) fn low_speed(&self) -> LowSpeed {
         LowSpeed::new(
+            self.inner.opts.low_speed_limit,
+            self.inner.opts.low_speed_time,
+        )
+    }
+
+    /// The low-speed limit for one request body (an upload).
+    pub(crate) fn upload_watch(&self) -> UploadWatch {
+        UploadWatch::new(
             self.inner.opts.low_speed_limit,
             self.inner.opts.low_speed_time,
         )

@@ -174,14 +174,17 @@ pub enum RemoteError {
 
     /// A body came slower than the low-speed limit for a whole window.
     #[error(
-        "{reference}: {what} from {host} stalled: under {limit} bytes/s for {seconds} s \
-         (the low-speed limit)"
+        "{reference}: {what} {} {host} stalled: under {limit} bytes/s for {seconds} s \
+         (the low-speed limit)",
+        if *.upload { "to" } else { "from" }
     )]
     Stalled {
         reference: String,
-        /// `blob sha256:…` or `manifest`.
+        /// `blob sha256:…`, `manifest` or `upload of blob sha256:…`.
         what: String,
         host: String,
+        /// A body sent to the registry, not one read from it.
+        upload: bool,
         limit: u64,
         seconds: u64,
     },

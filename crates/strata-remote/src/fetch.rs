@@ -326,6 +326,7 @@ impl Fetch {
                     return Err(RemoteError::Stalled {
                         reference: self.reference.clone(),
                         what: format!("blob {}", self.digest),
+                        upload: false,
                         host: self.host.host.clone(),
                         limit,
                         seconds,

@@ -37,6 +37,7 @@ use crate::hosts::RegistryHost;
 use crate::media;
 use crate::reference::{Reference, valid_repository, valid_tag};
 use crate::resolve::MAX_MANIFEST_SIZE;
+use crate::speed::UploadWatch;
 
 /// How much a body stream reads from its source at a time.
 const PIECE: usize = 1 << 20;
@@ -329,18 +330,25 @@ impl Upload<'_> {
         authority == self.host.host && url.scheme() == self.host.scheme
     }
 
-    /// A body of the source's bytes `start..end`, made anew for each send.
-    fn body(&self, start: u64, end: u64) -> BodyFn {
+    /// A body of the source's bytes `start..end`, made anew for each send, telling `watch`
+    /// when it waits on the connection.
+    fn body(&self, start: u64, end: u64, watch: &UploadWatch) -> BodyFn {
         let source = self.source.clone();
         let failure = self.source_error.clone();
+        let watch = watch.clone();
         Arc::new(move || {
             let source = source.clone();
             let failure = failure.clone();
+            watch.restart();
+            let watch = watch.clone();
             let stream = futures_util::stream::try_unfold(start, move |pos| {
                 let source = source.clone();
                 let failure = failure.clone();
+                let watch = watch.clone();
                 async move {
+                    watch.pulled();
                     if pos >= end {
+                        watch.finished();
                         return Ok(None);
                     }
                     let len = usize::try_from(end - pos).unwrap_or(PIECE).min(PIECE);
@@ -358,6 +366,12 @@ impl Upload<'_> {
                     match bytes {
                         Ok(b) => {
                             let next = pos + b.len() as u64;
+                            // The client may not ask past the last byte: done once it is out.
+                            if next >= end {
+                                watch.finished();
+                            } else {
+                                watch.sent(b.len());
+                            }
                             Ok(Some((b, next)))
                         }
                         Err(e) => {
@@ -372,6 +386,26 @@ impl Upload<'_> {
             });
             reqwest::Body::wrap_stream(stream)
         })
+    }
+
+    /// Sends `call`, whose body `watch` follows: a body the registry takes slower than the
+    /// low-speed limit is given up (not retried: a slow server stays slow).
+    async fn send_watched(
+        &self,
+        call: &Call<'_>,
+        watch: &UploadWatch,
+    ) -> Result<Response, RemoteError> {
+        tokio::select! {
+            sent = self.remote.send(call) => sent,
+            (limit, seconds) = watch.stalled() => Err(RemoteError::Stalled {
+                reference: self.reference.clone(),
+                what: format!("upload of blob {}", self.d.digest),
+                upload: true,
+                host: self.host.host.clone(),
+                limit,
+                seconds,
+            }),
+        }
     }
 
     fn take_source_error(&self) -> Option<RemoteError> {
@@ -467,6 +501,7 @@ impl Upload<'_> {
 
     /// `PATCH` bytes `start..end`.
     async fn patch(&self, loc: &Url, start: u64, end: u64) -> Result<Step, RemoteError> {
+        let watch = self.remote.upload_watch();
         let mut call = self
             .call(Method::PATCH, loc.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -475,10 +510,10 @@ impl Upload<'_> {
                 reqwest::header::CONTENT_RANGE,
                 &format!("{start}-{}", end - 1),
             )
-            .body(self.body(start, end));
+            .body(self.body(start, end, &watch));
         call.retry = false;
         call.authorize = self.same_host(loc);
-        let resp = match self.remote.send(&call).await {
+        let resp = match self.send_watched(&call, &watch).await {
             Ok(r) => r,
             Err(e) => return self.failed(e),
         };
@@ -499,6 +534,8 @@ impl Upload<'_> {
     /// The closing `PUT ?digest=` with bytes `start..size`.
     async fn finish(&self, loc: &Url, start: u64) -> Result<Step, RemoteError> {
         let size = self.d.size;
+        // A body small enough to hold goes out in one write: only a streamed one is watched.
+        let mut watch = UploadWatch::new(0, std::time::Duration::ZERO);
         let mut url = loc.clone();
         url.query_pairs_mut()
             .append_pair("digest", &self.d.digest.to_string());
@@ -535,7 +572,8 @@ impl Upload<'_> {
             let body: BodyFn = Arc::new(move || reqwest::Body::from(bytes.clone()));
             body
         } else {
-            self.body(start, size)
+            watch = self.remote.upload_watch();
+            self.body(start, size, &watch)
         };
         let mut call = self
             .call(Method::PUT, url)
@@ -544,7 +582,7 @@ impl Upload<'_> {
             .body(body);
         call.retry = false;
         call.authorize = self.same_host(loc);
-        let resp = match self.remote.send(&call).await {
+        let resp = match self.send_watched(&call, &watch).await {
             Ok(r) => r,
             Err(e) => return self.failed(e),
         };

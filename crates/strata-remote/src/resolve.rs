@@ -340,6 +340,7 @@ async fn read_manifest(
                         None => "manifest".to_owned(),
                     },
                     host: call.host.host.clone(),
+                    upload: false,
                     limit,
                     seconds,
                 },

@@ -5,7 +5,13 @@
 //!
 //! Only the time spent waiting for the server counts: a reader that is slow itself (an unpack
 //! catching up, a full pipe) never trips it.
+//!
+//! Uploads get the same limit through [`UploadWatch`]: the HTTP client pulls a request body as
+//! the connection takes it, so the time a body waits to be pulled again is time spent waiting
+//! for the server, and a registry that stops reading is given up instead of holding a push
+//! until the read timeout.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -91,6 +97,101 @@ impl LowSpeed {
     }
 }
 
+/// The low-speed limit over one request body at a time (see the module doc).
+#[derive(Debug, Clone)]
+pub(crate) struct UploadWatch {
+    limit: u64,
+    window: Duration,
+    state: Arc<Mutex<WatchState>>,
+}
+
+#[derive(Debug)]
+struct WatchState {
+    speed: LowSpeed,
+    /// Since when the body has waited to be pulled; `None` while it reads its own data.
+    waiting_since: Option<Instant>,
+    /// The body is all sent: the answer's wait is the read timeout's business.
+    done: bool,
+}
+
+/// How often a watched upload is looked at.
+const WATCH_TICK: Duration = Duration::from_millis(250);
+
+impl UploadWatch {
+    /// `limit` bytes/s over `window`; either zero disables it.
+    pub(crate) fn new(limit: u64, window: Duration) -> UploadWatch {
+        UploadWatch {
+            limit,
+            window,
+            state: Arc::new(Mutex::new(WatchState {
+                speed: LowSpeed::new(limit, window),
+                waiting_since: Some(Instant::now()),
+                done: false,
+            })),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut WatchState) -> T) -> Option<T> {
+        self.state.lock().ok().map(|mut st| f(&mut st))
+    }
+
+    /// A new body starts (each send of a request makes its body anew).
+    pub(crate) fn restart(&self) {
+        let (limit, window) = (self.limit, self.window);
+        self.with(|st| {
+            st.speed = LowSpeed::new(limit, window);
+            st.waiting_since = Some(Instant::now());
+            st.done = false;
+        });
+    }
+
+    /// The body is pulled again: its wait for the server ends.
+    pub(crate) fn pulled(&self) {
+        self.with(|st| {
+            if let Some(t) = st.waiting_since.take() {
+                st.speed.waited += t.elapsed();
+            }
+        });
+    }
+
+    /// The body handed over `n` bytes and waits to be pulled again.
+    pub(crate) fn sent(&self, n: usize) {
+        self.with(|st| {
+            st.speed.bytes += n as u64;
+            st.waiting_since = Some(Instant::now());
+        });
+    }
+
+    /// The body is all sent.
+    pub(crate) fn finished(&self) {
+        self.with(|st| st.done = true);
+    }
+
+    /// Resolves with (limit, seconds) once the body has stayed under the limit for a whole
+    /// window; never when the limit is off.
+    pub(crate) async fn stalled(&self) -> (u64, u64) {
+        if self.limit == 0 || self.window.is_zero() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(WATCH_TICK).await;
+            let verdict = self.with(|st| {
+                if st.done {
+                    return Ok(());
+                }
+                if let Some(t) = st.waiting_since.as_mut() {
+                    st.speed.waited += t.elapsed();
+                    *t = Instant::now();
+                }
+                st.speed.check()
+            });
+            if let Some(Err(ChunkError::Stalled { limit, seconds })) = verdict {
+                return (limit, seconds);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +215,40 @@ mod tests {
         assert_eq!((s.bytes, s.waited), (0, Duration::ZERO), "a new window");
         assert!(!LowSpeed::new(0, Duration::from_secs(1)).enabled());
         assert!(!LowSpeed::new(1, Duration::ZERO).enabled());
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn an_upload_the_server_stops_taking_stalls_after_a_window() {
+        let w = UploadWatch::new(100, Duration::from_secs(1));
+        w.pulled();
+        w.sent(50);
+        // Never pulled again: the server stopped reading.
+        let start = Instant::now();
+        assert_eq!(rt().block_on(w.stalled()), (100, 1));
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn time_spent_reading_the_data_or_waiting_for_the_answer_does_not_count() {
+        let w = UploadWatch::new(100, Duration::from_secs(1));
+        w.pulled(); // reading its own data from here on
+        let limit = Duration::from_millis(2500);
+        let stalled = rt().block_on(async { tokio::time::timeout(limit, w.stalled()).await });
+        assert!(stalled.is_err(), "the body's own reads never trip it");
+        w.sent(10);
+        w.finished();
+        let stalled = rt().block_on(async { tokio::time::timeout(limit, w.stalled()).await });
+        assert!(stalled.is_err(), "a body all sent never trips it");
     }
 }

@@ -133,7 +133,9 @@ async fn redirected(reg_addr: &str, mode: Storage, salt: &str) -> Setup {
     let seeder = client();
     write_basic(&seeder, reg_addr, "alice", "wonderland");
     let origin = reference(&format!("{reg_addr}/team/app:v1"));
-    push(&seeder, &origin, &image).await.expect("seed the origin");
+    push(&seeder, &origin, &image)
+        .await
+        .expect("seed the origin");
 
     let proxy = Proxy::start(reg_addr).await;
     let storage = StorageHost::start(mode, blobs_of(&image)).await;

@@ -310,3 +310,57 @@ async fn push_refuses_bad_input() {
         .unwrap_err();
     assert!(matches!(e, RemoteError::DigestMismatch { .. }), "{e}");
 }
+
+/// A registry that opens an upload, takes the first piece of its body and then stops reading:
+/// the push is given up under the low-speed limit instead of hanging until the read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_registry_stops_reading_is_given_up() {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::{Method, StatusCode};
+    use axum::response::Response;
+    use futures_util::StreamExt as _;
+
+    init();
+    let router = axum::Router::new().fallback(|req: Request| async move {
+        if req.method() == Method::POST {
+            return Response::builder()
+                .status(StatusCode::ACCEPTED)
+                .header("Location", "/v2/stall/blobs/uploads/1")
+                .body(Body::empty())
+                .unwrap();
+        }
+        let mut body = req.into_body().into_data_stream();
+        let _ = body.next().await;
+        // Holds the connection open without reading another byte.
+        std::future::pending::<()>().await;
+        unreachable!()
+    });
+    let server = Server::start(router).await;
+    let c = client_with(|o| {
+        o.low_speed_limit = 1 << 20;
+        o.low_speed_time = std::time::Duration::from_secs(1);
+        o.chunk_size = 1 << 30;
+    });
+    let r = reference(&format!("{}/stall:latest", server.host()));
+    let data = Bytes::from(vec![7u8; 64 << 20]);
+    let d = Descriptor::new(
+        media::OCI_LAYER,
+        Digest::sha256_of(&data),
+        data.len() as u64,
+    );
+    let pushed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        c.remote.push_blob(&r, &d, data, None),
+    )
+    .await
+    .expect("the push is given up, not held until the read timeout");
+    let e = pushed.unwrap_err();
+    assert!(matches!(e, RemoteError::Stalled { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("upload of blob {} to {}", d.digest, server.host())),
+        "{e}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+}

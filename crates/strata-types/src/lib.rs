@@ -18,8 +18,8 @@ mod units;
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
 pub use kind::ErrorKind;
-pub use units::{SizeError, SizeUnits, parse_size};
 pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
     is_attestation,
 };
+pub use units::{SizeError, SizeUnits, parse_size};

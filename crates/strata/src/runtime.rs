@@ -72,7 +72,10 @@ pub fn store_options(
 /// Docker's sizes); `0` turns the check off.
 pub fn parse_speed(v: &str) -> Result<u64, String> {
     let t = v.trim();
-    let t = t.strip_suffix("/s").or_else(|| t.strip_suffix("/S")).unwrap_or(t);
+    let t = t
+        .strip_suffix("/s")
+        .or_else(|| t.strip_suffix("/S"))
+        .unwrap_or(t);
     strata_types::parse_size(t, strata_types::SizeUnits::Binary)
         .map_err(|_| format!("{v:?} is not a speed in bytes/s (e.g. 1024, 1KiB, 2MiB)"))
 }

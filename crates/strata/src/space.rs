@@ -74,9 +74,7 @@ pub fn parse_min_free(value: Option<&str>) -> Result<MinFree, String> {
     }
     strata_types::parse_size(v, strata_types::SizeUnits::Binary)
         .map(MinFree::Bytes)
-        .map_err(|_| {
-            format!("{v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)")
-    })
+        .map_err(|_| format!("{v:?} is not a size (e.g. 0, 512m, 2GB) or a percentage (e.g. 5%)"))
 }
 
 /// The bytes unpacking leaves free on the filesystem of `dir` (a snapshot of the store whose
@@ -131,8 +129,7 @@ pub fn piped_result<E: std::error::Error + 'static>(
 fn broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
-        if as_a::<std::io::Error>(e).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        {
+        if as_a::<std::io::Error>(e).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
             return true;
         }
         next = e.source();

@@ -172,7 +172,9 @@ fn recovers(s: &Strata, fs: &Tmpfs) {
 
 #[test]
 fn a_decompression_bomb_fails_cleanly_and_the_store_recovers() {
-    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
+    let Some((fs, s, dir)) = bomb_on_small_disk() else {
+        return;
+    };
     let err = s.fails(&["load", "-i", dir.to_str().unwrap()], b"");
     assert!(err.contains("stopped unpacking"), "{err}");
     assert!(
@@ -192,7 +194,9 @@ fn a_decompression_bomb_fails_cleanly_and_the_store_recovers() {
 
 #[test]
 fn with_the_free_space_check_off_a_full_disk_still_cleans_up() {
-    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
+    let Some((fs, s, dir)) = bomb_on_small_disk() else {
+        return;
+    };
     s.ok(&["system", "settings", "min-free-space", "0"]);
     assert_eq!(s.ok(&["system", "settings", "min-free-space"]), "0\n");
     let err = s.fails(&["load", "-i", dir.to_str().unwrap()], b"");
@@ -261,7 +265,9 @@ fn fill(fs: &Tmpfs) -> PathBuf {
 
 #[test]
 fn a_load_killed_on_a_full_disk_leaves_what_rm_prune_and_fsck_handle() {
-    let Some((fs, s, dir)) = bomb_on_small_disk() else { return };
+    let Some((fs, s, dir)) = bomb_on_small_disk() else {
+        return;
+    };
     let args = ["load", "-i", dir.to_str().unwrap()];
     // Killed while it unpacks (none of its own cleanup runs), then the disk is full.
     let pid = stop_when(&s, &args, || fs.available() < 32 << 20).expect("caught unpacking");
@@ -399,13 +405,21 @@ fn cp_and_volume_copy_up_keep_the_free_space_reserve() {
 
     // The copy-up of /data (96 MiB) into a new volume would leave about 60 MiB.
     let out = s.run_input(&["run", "--rm", "-v", "vol:/data", "big", "true"], b"");
-    assert_eq!(out.status.code(), Some(125), "a failed create is Docker's 125");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "a failed create is Docker's 125"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("stopped unpacking") && err.contains("to keep free"),
         "{err}"
     );
-    assert!(fs.available() > reserve - (4 << 20), "{} bytes free", fs.available());
+    assert!(
+        fs.available() > reserve - (4 << 20),
+        "{} bytes free",
+        fs.available()
+    );
 
     // So would a 96 MiB file copied into a container.
     s.ok(&["create", "--name", "box", "big", "true"]);
@@ -416,7 +430,11 @@ fn cp_and_volume_copy_up_keep_the_free_space_reserve() {
         err.contains("stopped unpacking") && err.contains("to keep free"),
         "{err}"
     );
-    assert!(fs.available() > reserve - (4 << 20), "{} bytes free", fs.available());
+    assert!(
+        fs.available() > reserve - (4 << 20),
+        "{} bytes free",
+        fs.available()
+    );
     s.ok(&["rm", "box"]);
     s.ok(&["volume", "prune", "-a", "-f"]);
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");

@@ -61,10 +61,13 @@ fn processes_with(words: &[&str]) -> Vec<i32> {
 
 /// `/proc/PID/<file>` of every process still there when it is read: (pid, contents).
 fn proc_files(file: &str) -> impl Iterator<Item = (i32, Vec<u8>)> + '_ {
-    std::fs::read_dir("/proc").unwrap().flatten().filter_map(move |e| {
-        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-        Some((pid, std::fs::read(e.path().join(file)).ok()?))
-    })
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(move |e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            Some((pid, std::fs::read(e.path().join(file)).ok()?))
+        })
 }
 
 fn alive(pid: i64) -> bool {
