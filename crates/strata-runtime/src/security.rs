@@ -126,7 +126,7 @@ impl Security {
         if self.privileged {
             v["linux"]["maskedPaths"] = json!([]);
             v["linux"]["readonlyPaths"] = json!([]);
-            v["linux"]["devices"] = json!(host_devices(Path::new("/dev"))?);
+            v["linux"]["devices"] = host_devices_json()?;
             v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
             if let Some(mounts) = v["mounts"].as_array_mut() {
                 for m in mounts
@@ -188,6 +188,11 @@ impl Security {
 pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'))
+}
+
+/// Every device node of the host, as a spec's `linux.devices`.
+pub(crate) fn host_devices_json() -> Result<Value, SecurityError> {
+    Ok(json!(host_devices(Path::new("/dev"))?))
 }
 
 /// The host's device nodes under `dir` for a privileged container, as Docker gives them

@@ -345,6 +345,18 @@ pub fn write(bundle: &Path, spec: &Spec) -> Result<(), SpecError> {
     write_atomic(&bundle.join("config.json"), &bytes)
 }
 
+/// Gives a privileged container the host's devices as they are now, in `bundle/config.json`:
+/// its spec is written at `create`, but Docker builds a container's spec at each start, so
+/// a device plugged in (or removed) since shows (or goes) at the next start.
+pub fn refresh_host_devices(bundle: &Path) -> Result<(), SpecError> {
+    let path = bundle.join("config.json");
+    let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(SpecError::Json)?;
+    v["linux"]["devices"] = crate::security::host_devices_json()?;
+    let bytes = serde_json::to_vec_pretty(&v).map_err(SpecError::Json)?;
+    write_atomic(&path, &bytes)
+}
+
 /// The process of an `exec`: `base`'s (env, cwd, user, capabilities) with these arguments,
 /// extra environment, and `-w`/`-u`/`-t` when given.
 pub fn exec_process(

@@ -399,6 +399,57 @@ fn privileged_containers() {
     assert_eq!(inspect[0]["AppArmorProfile"], "");
 }
 
+/// A device node made on the host for a test, removed when dropped.
+struct HostDevice(std::path::PathBuf);
+
+impl HostDevice {
+    /// `/dev/NAME` as a character device with /dev/null's numbers.
+    fn make(name: &str) -> HostDevice {
+        let path = std::path::Path::new("/dev").join(name);
+        let ok = std::process::Command::new("mknod")
+            .arg(&path)
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mknod {}", path.display());
+        HostDevice(path)
+    }
+}
+
+impl Drop for HostDevice {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Docker builds a container's spec when it starts: a privileged container sees the host's
+/// devices as they are then, not as they were at `create`.
+#[test]
+fn a_privileged_container_gets_the_host_devices_of_its_start() {
+    let Some(s) = busybox_store() else { return };
+    let pid = std::process::id();
+    let gone = HostDevice::make(&format!("strata-gone-{pid}"));
+    s.ok(&[
+        "create",
+        "--name",
+        "priv",
+        "--privileged",
+        "busybox",
+        "ls",
+        "/dev",
+    ]);
+    drop(gone);
+    let _new = HostDevice::make(&format!("strata-new-{pid}"));
+    let out = s.ok(&["start", "-a", "priv"]);
+    assert!(
+        out.lines().any(|l| l == format!("strata-new-{pid}")),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("strata-gone-{pid}")), "{out}");
+    s.ok(&["rm", "priv"]);
+}
+
 #[test]
 fn apparmor_absent_is_said_and_refused() {
     if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")

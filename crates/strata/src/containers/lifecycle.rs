@@ -110,6 +110,9 @@ pub fn start(
         state::wait(&d, None)?;
     };
     let cfg = monitor_config(store, record)?;
+    if ContainerConfig::read(&d).is_ok_and(|c| c.privileged) {
+        strata_runtime::spec::refresh_host_devices(&d)?;
+    }
     rootfs::mount(store, sn, record)?;
     // A runtime record of an earlier run would make `create` fail with "already exists".
     if let Err(e) = cleanup::force_delete(&cfg.runtime, &record.id, &d) {
