@@ -35,6 +35,7 @@
 //! socket lives in a fresh 0700 directory of its own, so no other user can connect to it
 //! or put one there first.
 
+pub mod apparmor;
 pub mod caps;
 pub mod cleanup;
 pub mod files;

@@ -2,10 +2,11 @@
 //! `--privileged` lifts (Docker's semantics for each).
 //!
 //! By default a container gets Docker's 14 capabilities and strata's built-in seccomp profile
-//! (Docker's default policy, see [`crate::seccomp`]). AppArmor is used only when the kernel
-//! has it: strata loads no profile of its own (no `docker-default`), so a container runs
-//! under the profile `--security-opt apparmor=NAME` names, already loaded by the host, or none;
-//! on a kernel without AppArmor, naming a profile is an error rather than silently ignored.
+//! (Docker's default policy, see [`crate::seccomp`]). Where the kernel has AppArmor, a
+//! container runs under the profile `--security-opt apparmor=NAME` names, or else strata's own
+//! `strata-default` (loaded on first use, see [`crate::apparmor`]) as Docker's containers run
+//! under `docker-default`; `--privileged` runs unconfined. On a kernel without AppArmor,
+//! naming a profile is an error rather than silently ignored.
 
 use std::path::Path;
 
@@ -66,6 +67,8 @@ pub enum SecurityError {
     Seccomp(#[from] SeccompError),
     #[error("list host devices for --privileged: {0}")]
     Devices(#[source] std::io::Error),
+    #[error(transparent)]
+    AppArmorLoad(#[from] crate::apparmor::LoadError),
 }
 
 impl Security {
@@ -117,7 +120,10 @@ impl Security {
         v["process"]["capabilities"] =
             json!({"bounding": caps, "effective": caps, "permitted": caps});
         v["process"]["noNewPrivileges"] = json!(self.no_new_privileges);
-        if let Some(profile) = self.apparmor_profile()? {
+        if let Some(profile) = self.apparmor_profile(apparmor_enabled())? {
+            if profile == crate::apparmor::DEFAULT_PROFILE {
+                crate::apparmor::ensure_default_loaded()?;
+            }
             v["process"]["apparmorProfile"] = json!(profile);
         }
         if let Some(filter) = self.seccomp_filter(&caps)? {
@@ -145,19 +151,23 @@ impl Security {
     /// Checks everything [`Security::apply`] would refuse, before anything is made.
     pub fn validate(&self) -> Result<(), SecurityError> {
         let caps = caps::effective(&self.cap_add, &self.cap_drop, self.privileged)?;
-        self.apparmor_profile()?;
+        self.apparmor_profile(apparmor_enabled())?;
         self.seccomp_filter(&caps)?;
         Ok(())
     }
 
-    /// The AppArmor profile to run under. Without AppArmor in the kernel only `unconfined`
-    /// can be honoured (Docker ignores the option there; a silently unapplied profile is not
-    /// safe).
-    fn apparmor_profile(&self) -> Result<Option<&str>, SecurityError> {
+    /// The AppArmor profile to run under, given whether the kernel has AppArmor (`enabled`):
+    /// the one named, else `unconfined` for `--privileged` and `strata-default` for the rest,
+    /// as Docker chooses. Without AppArmor only `unconfined` can be honoured (Docker ignores
+    /// the option there; a silently unapplied profile is not safe).
+    pub fn apparmor_profile(&self, enabled: bool) -> Result<Option<&str>, SecurityError> {
         match self.apparmor.as_deref() {
-            Some(p) if apparmor_enabled() => Ok(Some(p)),
+            Some(p) if enabled => Ok(Some(p)),
             Some(p) if p != "unconfined" => Err(SecurityError::NoAppArmor(p.to_owned())),
-            _ => Ok(None),
+            Some(_) => Ok(None),
+            None if !enabled => Ok(None),
+            None if self.privileged => Ok(Some("unconfined")),
+            None => Ok(Some(crate::apparmor::DEFAULT_PROFILE)),
         }
     }
 
@@ -339,5 +349,29 @@ mod tests {
             ..Security::default()
         };
         unconfined.apply(&mut spec()).unwrap();
+    }
+
+    #[test]
+    fn with_apparmor_the_default_profile_applies_unless_named_or_privileged() {
+        let plain = Security::default();
+        assert_eq!(
+            plain.apparmor_profile(true).unwrap(),
+            Some("strata-default")
+        );
+        assert_eq!(plain.apparmor_profile(false).unwrap(), None);
+        let privileged = Security {
+            privileged: true,
+            ..Security::default()
+        };
+        assert_eq!(
+            privileged.apparmor_profile(true).unwrap(),
+            Some("unconfined")
+        );
+        let named = Security {
+            apparmor: Some("my-profile".into()),
+            ..Security::default()
+        };
+        assert_eq!(named.apparmor_profile(true).unwrap(), Some("my-profile"));
+        assert!(named.apparmor_profile(false).is_err());
     }
 }

@@ -312,15 +312,20 @@ fn null_if_empty(v: &[String]) -> Value {
 
 /// The AppArmor profile the container runs under: none where the kernel lacks AppArmor.
 fn apparmor_profile(config: &crate::containers::config::ContainerConfig) -> String {
-    if !strata_runtime::security::apparmor_enabled() {
-        return String::new();
+    let security = strata_runtime::security::Security {
+        privileged: config.privileged,
+        apparmor: config
+            .security_opt
+            .iter()
+            .find_map(|o| o.strip_prefix("apparmor="))
+            .map(str::to_owned),
+        ..Default::default()
+    };
+    let enabled = strata_runtime::security::apparmor_enabled();
+    match security.apparmor_profile(enabled) {
+        Ok(p) => p.unwrap_or_default().to_owned(),
+        Err(_) => String::new(),
     }
-    config
-        .security_opt
-        .iter()
-        .find_map(|o| o.strip_prefix("apparmor="))
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -> Value {

@@ -153,7 +153,8 @@ fn print_security_options() {
     }
     if strata_runtime::security::apparmor_enabled() {
         println!(
-            "  (apparmor: strata loads no default profile; --security-opt apparmor=NAME applies a loaded one)"
+            "  (apparmor: containers run under {} unless --security-opt apparmor=NAME names another)",
+            strata_runtime::apparmor::DEFAULT_PROFILE
         );
     } else {
         println!(
