@@ -31,6 +31,7 @@
 
 mod error;
 mod linux;
+pub mod mountinfo;
 mod options;
 
 use std::path::{Path, PathBuf};

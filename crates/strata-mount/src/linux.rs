@@ -356,6 +356,22 @@ impl Drop for TempMount {
     }
 }
 
+/// Removes the mount point `point` and its private directory when they are what
+/// [`with_temp_mount_in`] makes (`strata-mount-…/root`), once nothing is mounted there.
+pub(crate) fn remove_temp_mount_point(point: &Path) {
+    let Some(dir) = point.parent() else { return };
+    let ours = point.file_name().is_some_and(|n| n == "root")
+        && dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
+    if ours && fs::remove_dir(point).is_ok() {
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+/// The name of every private directory [`with_temp_mount_in`] makes starts so.
+const TEMP_PREFIX: &str = "strata-mount-";
+
 fn make_temp_dir(parent: &Path) -> Result<PathBuf, MountError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
@@ -364,7 +380,7 @@ fn make_temp_dir(parent: &Path) -> Result<PathBuf, MountError> {
         .unwrap_or(0);
     loop {
         let name = format!(
-            "strata-mount-{}-{}-{nanos:x}",
+            "{TEMP_PREFIX}{}-{}-{nanos:x}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );

@@ -364,6 +364,8 @@ impl<B: Backend> Snapshotter for Engine<B> {
         // The record's deletion is committed and its id is never handed out again, so the
         // directory is ours alone (or a concurrent cleanup's, which then deletes it).
         let dir = self.dir(rec.id);
+        // A process killed while it had the snapshot mounted left that mount behind.
+        strata_mount::mountinfo::detach_writers_of(&dir);
         let trash = self.trash_path(&rec.id.to_string());
         // Locked while being deleted, so a cleanup leaves the `rm-…` to us.
         let _lock = match DirLock::lock(&dir, true) {

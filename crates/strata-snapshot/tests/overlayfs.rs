@@ -94,3 +94,43 @@ fn unknown_snapshotter_is_an_invalid_argument() {
         "{err}"
     );
 }
+
+/// A process killed while it had an active snapshot mounted (as `create` mounts the init
+/// layer) leaves the overlay behind; removing the snapshot takes it down, with the private
+/// directory strata made for it.
+#[test]
+fn removing_a_snapshot_detaches_a_mount_a_killed_process_left() {
+    let Some(env) = env(true) else { return };
+    let sn = &*env.sn;
+    let none = Labels::new();
+    sn.prepare("base", None, &none).unwrap();
+    sn.commit("c1", "base", &none).unwrap();
+    let m = sn.prepare("init", Some("c1"), &none).unwrap();
+    assert_eq!(m[0].kind, "overlay");
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("strata-mount-1-0-0");
+    let point = dir.join("root");
+    std::fs::create_dir_all(&point).unwrap();
+    strata_mount::mount_all(&m, &point).unwrap();
+    let mounted = |p: &Path| {
+        strata_mount::mountinfo::mounts()
+            .iter()
+            .any(|e| e.point == p)
+    };
+    assert!(mounted(&point));
+    sn.remove("init").unwrap();
+    assert!(!mounted(&point), "the leftover mount is detached");
+    assert!(!dir.exists(), "its private directory is removed");
+    // A mount that only reads a snapshot is not touched: c1 cannot be removed while a child
+    // exists, and a view's mount of it stays.
+    let v = sn.view("v", Some("c1"), &none).unwrap();
+    let point = parent.path().join("view");
+    std::fs::create_dir_all(&point).unwrap();
+    strata_mount::mount_all(&v, &point).unwrap();
+    sn.remove("v").unwrap();
+    assert!(
+        mounted(&point),
+        "a bind of a committed layer is not the removed snapshot's"
+    );
+    strata_mount::unmount(&point, strata_mount::UnmountFlags::DETACH).unwrap();
+}

@@ -495,9 +495,6 @@ fn leaked_mounts(
     report: &mut Report,
     records: &[strata_metadata::ContainerRecord],
 ) -> Result<(), FsckError> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Ok(());
-    };
     let root = std::fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_owned());
     let running: HashSet<PathBuf> = records
         .iter()
@@ -506,11 +503,8 @@ fn leaked_mounts(
         })
         .map(|c| root.join("containers").join(&c.id))
         .collect();
-    for line in info.lines() {
-        let Some(point) = line.split(' ').nth(4).map(unescape_mountinfo) else {
-            continue;
-        };
-        let point = PathBuf::from(point);
+    for m in strata_mount::mountinfo::mounts() {
+        let point = m.point;
         if !point.starts_with(&root) || point == root {
             continue;
         }
@@ -530,26 +524,6 @@ fn leaked_mounts(
         }
     }
     Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -182,9 +182,3 @@ fn a_repair_leaves_what_a_container_uses() {
     );
     assert!(store.db().read(|tx| tx.containers()).unwrap().is_empty());
 }
-
-#[test]
-fn mountinfo_escapes_are_undone() {
-    assert_eq!(unescape_mountinfo(r"/a\040b\134c"), "/a b\\c");
-    assert_eq!(unescape_mountinfo("/plain"), "/plain");
-}
