@@ -172,6 +172,25 @@ fn deep_container(sn: &str) {
     let f = entries.iter().find(|(n, _)| format!("/{n}") == deep);
     assert_eq!(f.map(|(_, d)| d.as_slice()), Some(&b"deep\n"[..]));
 
+    // `cp` of the tree out of the container as a tar (walked over directory fds too).
+    let copied = out.join("cp.tar");
+    let tar = s
+        .cmd(&refs(&with(sn, &["cp", "deep:/dir", "-"])))
+        .output()
+        .unwrap();
+    assert!(
+        tar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tar.stderr)
+    );
+    std::fs::write(&copied, &tar.stdout).unwrap();
+    assert!(
+        tar_entries(&copied)
+            .iter()
+            .any(|(n, d)| format!("/{n}") == deep && d == b"deep\n"),
+        "the deep file is in cp's tar"
+    );
+
     // The committed layer unpacks (a new container's rootfs) with the deep entry in it.
     ok(&s, sn, &["create", "--name", "again", "deep:1", "true"]);
     let again = out.join("again.tar");
