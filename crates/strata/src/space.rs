@@ -80,7 +80,7 @@ pub fn parse_min_free(value: Option<&str>) -> Result<MinFree, String> {
 }
 
 /// `<number>[unit]`, units b, k, m, g, t (with an optional `b` or `ib`), powers of 1024.
-fn parse_size(v: &str) -> Option<u64> {
+pub(crate) fn parse_size(v: &str) -> Option<u64> {
     let lower = v.to_ascii_lowercase();
     let digits = lower
         .find(|c: char| !c.is_ascii_digit() && c != '.')
