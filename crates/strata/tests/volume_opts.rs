@@ -24,6 +24,16 @@ fn data(s: &Strata, name: &str) -> std::path::PathBuf {
     s.root().join("volumes").join(name).join("_data")
 }
 
+/// `volume create -o OPT... NAME`.
+fn create(s: &Strata, name: &str, opts: &[&str]) {
+    let mut args = vec!["volume", "create"];
+    for o in opts {
+        args.extend(["-o", o]);
+    }
+    args.push(name);
+    s.ok(&args);
+}
+
 fn store() -> Option<Strata> {
     if !ready() {
         return None;
@@ -133,17 +143,7 @@ fn tmpfs_volume_is_mounted_while_containers_use_it() {
 #[test]
 fn a_crashed_monitor_releases_its_volume_on_the_next_command() {
     let Some(s) = store() else { return };
-    s.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=tmpfs",
-        "-o",
-        "device=tmpfs",
-        "-o",
-        "o=size=1m",
-        "tv",
-    ]);
+    create(&s, "tv", &["type=tmpfs", "device=tmpfs", "o=size=1m"]);
     let id = s.ok(&["run", "-d", "-v", "tv:/t", "busybox", "sleep", "1000"]);
     let id = id.trim();
     assert!(mounted(&data(&s, "tv")));
@@ -184,17 +184,7 @@ fn bind_volume_writes_through_to_the_host_directory() {
     let host = s.scratch("host-dir");
     std::fs::write(host.join("before"), b"kept\n").unwrap();
     let device = format!("device={}", host.display());
-    s.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        "o=bind",
-        "-o",
-        &device,
-        "hostdir",
-    ]);
+    create(&s, "hostdir", &["type=none", "o=bind", &device]);
     let (code, out, err) = run(
         &s,
         &[
@@ -224,17 +214,7 @@ fn a_volume_that_does_not_mount_fails_the_start() {
     let Some(s) = store() else { return };
     let missing = s.scratch("gone").join("missing");
     let device = format!("device={}", missing.display());
-    s.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        "o=bind",
-        "-o",
-        &device,
-        "broken",
-    ]);
+    create(&s, "broken", &["type=none", "o=bind", &device]);
     let (code, _, err) = run(
         &s,
         &[
@@ -285,12 +265,12 @@ fn unknown_or_incomplete_options_are_refused() {
         let args: Vec<&str> = ["volume", "create"]
             .iter()
             .chain(opts)
-            .chain(&["v"])
+            .chain(&["vol1"])
             .copied()
             .collect();
         let err = s.fails(&args, b"");
         assert!(err.contains(want), "{opts:?}: {err}");
     }
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
-    assert!(!s.root().join("volumes/v").exists());
+    assert!(!s.root().join("volumes/vol1").exists());
 }
