@@ -64,7 +64,7 @@ pub enum VolumeError {
     Unmount {
         path: PathBuf,
         #[source]
-        source: strata_mount::MountError,
+        source: Box<strata_mount::MountError>,
     },
     #[error("{what} {}", path.display())]
     Io {

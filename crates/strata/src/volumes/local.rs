@@ -223,7 +223,10 @@ fn release_one(store: &Store, name: &str, id: &str) -> Result<(), VolumeError> {
     if left == 0 && is_mounted(&data) {
         strata_mount::unmount(&data, UnmountFlags::NONE)
             .or_else(|_| strata_mount::unmount(&data, UnmountFlags::DETACH))
-            .map_err(|source| VolumeError::Unmount { path: data, source })?;
+            .map_err(|e| VolumeError::Unmount {
+                path: data,
+                source: Box::new(e),
+            })?;
     }
     Ok(())
 }
@@ -270,8 +273,10 @@ pub fn release(store: &Store, record: &ContainerRecord) {
 pub fn unmount_leftover(root: &Path, name: &str) -> Result<(), VolumeError> {
     let data = data_dir(root, name);
     if is_mounted(&data) {
-        strata_mount::unmount(&data, UnmountFlags::DETACH)
-            .map_err(|source| VolumeError::Unmount { path: data, source })?;
+        strata_mount::unmount(&data, UnmountFlags::DETACH).map_err(|e| VolumeError::Unmount {
+            path: data,
+            source: Box::new(e),
+        })?;
     }
     Ok(())
 }
