@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if first & 1 == 0 {
-        layergen::check(rest);
+        layergen::check(rest, rustix::process::geteuid().is_root());
     } else {
         raw(rest);
     }

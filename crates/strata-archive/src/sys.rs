@@ -358,14 +358,13 @@ pub(crate) fn xattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec
 /// The process umask, read without changing it (`umask(2)` can only be read by setting it,
 /// which would race with other threads). Unknown: all bits, so callers always `chmod`.
 pub(crate) fn current_umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0o777)
+    read_umask().unwrap_or(0o777)
+}
+
+fn read_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok()
 }
 
 /// Starts writing `fd`'s dirty pages back to disk and returns without waiting for them
@@ -499,8 +498,16 @@ mod tests {
         Ok(())
     }
 
+    /// Read from /proc, not through the fallback: the same value a child shell inherits.
     #[test]
     fn umask_is_readable() {
-        assert!(current_umask() <= 0o777);
+        let out = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let shell = std::str::from_utf8(&out.stdout).unwrap().trim();
+        let shell = u32::from_str_radix(shell, 8).unwrap();
+        assert_eq!(read_umask(), Some(shell));
+        assert_eq!(current_umask(), shell);
     }
 }

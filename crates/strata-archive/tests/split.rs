@@ -91,6 +91,7 @@ fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
     let Some((_tmp, src)) = sample_source()? else {
         return Ok(());
     };
+    let overlay = common::root_part("overlay whiteouts are device nodes");
     // GNU tar pads the archive to a 10 KiB record: bytes after the end marker.
     for args in [
         &["--format=gnu", "--sparse"][..],
@@ -100,8 +101,8 @@ fn gnu_and_pax_tars_rebuild_exactly_in_both_modes() -> TestResult {
     ] {
         let tar = gnu_tar(&src, args)?;
         for mode in [WhiteoutMode::Delete, WhiteoutMode::Overlay] {
-            if mode == WhiteoutMode::Overlay && !common::is_root() {
-                continue; // overlay whiteouts are device nodes
+            if mode == WhiteoutMode::Overlay && !overlay {
+                continue;
             }
             round_trip(&tar, mode).map_err(|e| format!("{args:?} {mode:?}: {e}"))?;
         }

@@ -6,10 +6,10 @@
 //! * [`Registry`] ([`registry`] module) — starts a real CNCF distribution
 //!   registry (Debian's `docker-registry` binary) on a free loopback port,
 //!   with its own throw-away storage, and stops it again on drop.
-//! * [`require_root`] / [`require_tool`] ([`root`] module) — gating helpers:
-//!   a test that needs root or an external tool returns early with a printed
-//!   `SKIPPED` line, unless `STRATA_TEST_REQUIRE_ROOT=1` is set (as in CI),
-//!   in which case the missing prerequisite is a hard failure.
+//! * [`require_root`] / [`require_tool`] / [`skip`] ([`root`] module) — gating
+//!   helpers: a test that needs root, an external tool or anything else it lacks
+//!   returns early with a printed `SKIPPED` line, unless `STRATA_TEST_REQUIRE_ROOT=1`
+//!   is set (as in CI), in which case the missing prerequisite is a hard failure.
 //! * [`LayerBuilder`], [`ImageBuilder`], [`build_index`] ([`image`] module) —
 //!   deterministic in-memory OCI / Docker schema2 images: same input, same
 //!   bytes, same digests (fixed mtimes, uid/gid 0 unless asked otherwise,
@@ -73,5 +73,5 @@ pub use layout::{LayoutEntry, tar_dir, write_layout};
 pub use proxy::{Faults, Logged, Proxy, ProxyHandle, Server};
 pub use push::{push_blob, push_image, push_index, push_manifest};
 pub use registry::{Registry, TEST_PASSWORD, TEST_USER};
-pub use root::{find_tool, require_root, require_tool};
+pub use root::{find_tool, require_root, require_tool, skip, strict};
 pub use tree::{TreeEntry, assert_same_tree, scan_tree, tree_differences};

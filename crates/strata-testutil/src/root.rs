@@ -13,7 +13,8 @@
 //!
 //! When the environment variable `STRATA_TEST_REQUIRE_ROOT=1` is set (CI
 //! installs everything and runs as root) a missing prerequisite panics instead
-//! of skipping, so nothing is silently left untested there.
+//! of skipping, so nothing is silently left untested there. Any other reason to
+//! skip goes through [`skip`], which does the same.
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -26,15 +27,27 @@ pub const REQUIRE_ENV: &str = "STRATA_TEST_REQUIRE_ROOT";
 /// user's PATH).
 const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
-fn strict() -> bool {
+/// Whether `STRATA_TEST_REQUIRE_ROOT=1` is set: every skip is then a failure.
+pub fn strict() -> bool {
     std::env::var_os(REQUIRE_ENV).as_deref() == Some(OsStr::new("1"))
+}
+
+/// Skips (part of) a test for `reason`: prints `SKIPPED (<reason>)` to stderr, or panics
+/// when `STRATA_TEST_REQUIRE_ROOT=1`. Every gate that is not root or a tool goes through
+/// this, so that nothing CI expects to run drops itself silently.
+///
+/// Usage: `if !have_it { strata_testutil::skip("needs the corpus"); return; }`
+pub fn skip(reason: &str) {
+    if strict() {
+        panic!("test skipped ({reason}) but {REQUIRE_ENV}=1");
+    }
+    eprintln!("SKIPPED ({reason})");
 }
 
 /// True when running as root (effective uid 0).
 ///
-/// Otherwise: if `STRATA_TEST_REQUIRE_ROOT=1`, panics with
-/// `"test needs root ..."`; else prints `SKIPPED (needs root): <reason>` to
-/// stderr and returns false.
+/// Otherwise: if `STRATA_TEST_REQUIRE_ROOT=1`, panics; else prints
+/// `SKIPPED (needs root: <reason> ...)` to stderr and returns false.
 ///
 /// Usage: `if !require_root("mounts overlayfs") { return; }`
 pub fn require_root(reason: &str) -> bool {
@@ -43,10 +56,7 @@ pub fn require_root(reason: &str) -> bool {
     if euid == 0 {
         return true;
     }
-    if strict() {
-        panic!("test needs root ({reason}) but runs as uid {euid} and {REQUIRE_ENV}=1");
-    }
-    eprintln!("SKIPPED (needs root): {reason}");
+    skip(&format!("needs root: {reason}; runs as uid {euid}"));
     false
 }
 
@@ -54,16 +64,12 @@ pub fn require_root(reason: &str) -> bool {
 /// in one of the usual sbin/bin directories).
 ///
 /// Missing tool: panics when `STRATA_TEST_REQUIRE_ROOT=1`, else prints
-/// `SKIPPED (needs tool <tool>): not found on PATH` to stderr and returns
-/// false.
+/// `SKIPPED (needs the tool ...)` to stderr and returns false.
 pub fn require_tool(tool: &str) -> bool {
     if find_tool(tool).is_some() {
         return true;
     }
-    if strict() {
-        panic!("test needs the tool `{tool}`, which is not on PATH, and {REQUIRE_ENV}=1");
-    }
-    eprintln!("SKIPPED (needs tool {tool}): not found on PATH");
+    skip(&format!("needs the tool `{tool}`, not found on PATH"));
     false
 }
 

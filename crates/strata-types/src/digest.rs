@@ -175,12 +175,19 @@ mod tests {
 
     #[test]
     fn chain_id_matches_the_oci_definition() {
-        let a = Digest::sha256_of(b"a");
-        let b = Digest::sha256_of(b"b");
+        // Independent vectors, from a shell (not from the formula under test):
+        //   A=$(printf a | sha256sum), B=... 'b', C=... 'c'
+        //   AB=$(printf 'sha256:A sha256:B' | sha256sum); ABC=$(printf 'sha256:AB sha256:C' | sha256sum)
+        let d = |hex: &str| format!("sha256:{hex}").parse::<Digest>().unwrap();
+        let a = d("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+        let b = d("3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d");
+        let c = d("2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6");
+        let ab = d("51c0c8ace48498d6f5fee6b0592cc06f2da0f3cbe09c5a34a97dce85c3889676");
+        let abc = d("2fce7f8ce91bcf0a1428b36e1024639fdbd9469eea762dba98aa749631885106");
+        assert_eq!(Digest::sha256_of(b"a"), a);
         assert_eq!(chain_id([] as [&Digest; 0]), None);
         assert_eq!(chain_id([&a]), Some(a.clone()));
-        // Computed independently: printf 'sha256:<a> sha256:<b>' | sha256sum
-        let expected = Digest::sha256_of(format!("{a} {b}").as_bytes());
-        assert_eq!(chain_id([&a, &b]), Some(expected));
+        assert_eq!(chain_id([&a, &b]), Some(ab));
+        assert_eq!(chain_id([&a, &b, &c]), Some(abc));
     }
 }

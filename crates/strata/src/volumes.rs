@@ -7,7 +7,9 @@
 //! `nocopy` to skip), made through a layer tar so owners, modes, xattrs and links are kept
 //! and nothing of the image is followed out of its root. Which containers use a volume is
 //! the container record's label [`LABEL_VOLUMES`]; `volume rm` refuses a volume in use, and
-//! `rm -v` (or `--rm`) removes a container's anonymous volumes.
+//! `rm -v` (or `--rm`) removes a container's anonymous volumes. A volume made with the local
+//! driver's options (`type`, `device`, `o`) is a filesystem mounted on `_data` while
+//! containers using it run: see [`local`].
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -44,6 +46,26 @@ pub enum VolumeError {
     NoBindSource(String),
     #[error("volume driver {0:?} is not supported (strata has the local driver only)")]
     Driver(String),
+    /// Docker's wording for a key the local driver does not know.
+    #[error("invalid option: {0:?}")]
+    InvalidOption(String),
+    #[error("missing required option: {0:?}")]
+    MissingOption(&'static str),
+    #[error("invalid size: '{0}'")]
+    InvalidSize(String),
+    #[error("quota size requested but no quota support")]
+    NoQuota,
+    #[error("error resolving passed in network volume address {0:?}")]
+    Resolve(String),
+    /// Docker's wording; the options' password is masked in `message`.
+    #[error("error while mounting volume '{}': failed to mount local volume: {message}", path.display())]
+    Mount { path: PathBuf, message: String },
+    #[error("unmount volume {}", path.display())]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: Box<strata_mount::MountError>,
+    },
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -59,9 +81,16 @@ impl VolumeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             VolumeError::NotFound(_) => ErrorKind::NotFound,
-            VolumeError::InvalidName(_) | VolumeError::Spec { .. } | VolumeError::Driver(_) => {
-                ErrorKind::InvalidArgument
-            }
+            VolumeError::InvalidName(_)
+            | VolumeError::Spec { .. }
+            | VolumeError::Driver(_)
+            | VolumeError::InvalidOption(_)
+            | VolumeError::MissingOption(_)
+            | VolumeError::InvalidSize(_)
+            | VolumeError::NoQuota => ErrorKind::InvalidArgument,
+            VolumeError::Resolve(_) => ErrorKind::NotFound,
+            VolumeError::Mount { .. } => ErrorKind::FailedPrecondition,
+            VolumeError::Unmount { source, .. } => source.kind(),
             VolumeError::NoBindSource(_) => ErrorKind::NotFound,
             VolumeError::InUse { .. } => ErrorKind::FailedPrecondition,
             VolumeError::Io { .. } => ErrorKind::Internal,
@@ -235,6 +264,7 @@ pub fn create(
     labels: Labels,
     options: BTreeMap<String, String>,
 ) -> Result<(VolumeRecord, bool), VolumeError> {
+    local::validate(&options)?;
     let (name, anonymous) = match name {
         Some(n) if !valid_name(n) => return Err(VolumeError::InvalidName(n.to_owned())),
         Some(n) => (n.to_owned(), false),
@@ -305,6 +335,7 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<(), VolumeError>
         Err(VolumeError::NotFound(_)) if force => return Ok(()),
         r => r?,
     }
+    local::unmount_leftover(store.root(), name)?;
     let dir = store.root().join("volumes").join(name);
     strata_fs::remove_tree(&dir).map_err(io_err("remove", &dir))
 }
@@ -491,5 +522,6 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
     Some(resolved.iter().fold(root.to_owned(), |p, c| p.join(c)))
 }
 
+pub mod local;
 #[cfg(test)]
 mod tests;

@@ -455,7 +455,7 @@ fn apparmor_absent_is_said_and_refused() {
     if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'))
     {
-        println!("SKIPPED: this kernel has AppArmor; the test covers kernels without it");
+        strata_testutil::skip("this kernel has AppArmor; the test covers kernels without it");
         return;
     }
     let Some(s) = busybox_store() else { return };

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use super::{Env, is_root, pax, raw};
+use super::{Env, pax, raw, root_cases};
 use strata_archive::{ArchiveError, Limits, WhiteoutMode};
 use strata_testutil::LayerBuilder;
 use tar::EntryType;
@@ -714,7 +714,7 @@ pub fn cases(env: &Env) -> Vec<Case> {
             )
         },
     ];
-    if is_root() {
+    if root_cases() {
         cases.push(case(
             "fifo replacing a symlink that points outside",
             vec![layer(vec![symlink(b"p", abs_victim), {

@@ -16,8 +16,18 @@ pub mod cases;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// Whether the root-only part of a test (device nodes, trusted xattrs, other owners) runs:
+/// without root it is left out with a `SKIPPED` line, and under `STRATA_TEST_REQUIRE_ROOT=1`
+/// (CI) the test fails instead, so CI always reaches those assertions.
+pub fn root_part(reason: &str) -> bool {
+    strata_testutil::require_root(reason)
+}
+
+/// [`root_part`] for the root-only hostile cases, asked once per process (the table is
+/// rebuilt for every case).
+pub fn root_cases() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| root_part("the fifo and chown hostile cases"))
 }
 
 /// A temp dir holding `dest` (the root layers are applied into) and, beside it, things a

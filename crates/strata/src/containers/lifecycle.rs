@@ -5,7 +5,8 @@
 //! record, signals through the runtime, and waits on the lock. A record that says running
 //! while no monitor holds the lock is what a crash or reboot leaves behind; [`reconcile`]
 //! (called by every command that touches a container) kills what is left of it in the
-//! runtime, unmounts its root filesystem and records it as exited.
+//! runtime, unmounts its root filesystem (and releases its filesystem volumes, see
+//! [`crate::volumes::local`]) and records it as exited.
 
 use std::ffi::OsString;
 use std::fs;
@@ -23,6 +24,7 @@ use strata_types::ErrorKind;
 use super::config::ContainerConfig;
 use super::{ContainerError, dir, rootfs};
 use crate::store::Store;
+use crate::volumes;
 
 /// Docker's default for `stop -t`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,15 +116,23 @@ pub fn start(
         strata_runtime::spec::refresh_host_devices(&d)?;
     }
     rootfs::mount(store, sn, record)?;
+    // A monitor that failed has exited and left the root filesystem and volumes to us.
+    let unmount = || {
+        if let Err(u) = rootfs::unmount(store.root(), &record.id) {
+            tracing::warn!("container {}: {u}", record.id);
+        }
+        volumes::local::release(store, record);
+    };
+    if let Err(e) = volumes::local::acquire(store, record) {
+        unmount();
+        return Err(e.into());
+    }
     // A runtime record of an earlier run would make `create` fail with "already exists".
     if let Err(e) = cleanup::force_delete(&cfg.runtime, &record.id, &d) {
         tracing::warn!("container {}: {e}", record.id);
     }
-    // A monitor that failed has exited and left the root filesystem to us.
     let unmount_after = |e: RuntimeError| {
-        if let Err(u) = rootfs::unmount(store.root(), &record.id) {
-            tracing::warn!("container {}: {u}", record.id);
-        }
+        unmount();
         ContainerError::from(e)
     };
     if !attach {
@@ -160,6 +170,7 @@ pub fn after_exit(
     if let Err(e) = rootfs::unmount(store.root(), &record.id) {
         tracing::warn!("container {}: {e}", record.id);
     }
+    volumes::local::release(store, record);
     drop(monitor_lock);
     let auto_remove =
         ContainerConfig::read(&dir(store.root(), &record.id)).is_ok_and(|c| c.auto_remove);
@@ -204,6 +215,7 @@ fn reconcile_locked(
         }
     }
     rootfs::unmount(store.root(), &record.id)?;
+    volumes::local::release(store, record);
     st.status = Status::Exited;
     st.pid = None;
     st.exit_code = Some(st.exit_code.unwrap_or(255));
@@ -368,6 +380,7 @@ fn remove_stopped(
         Err(e) => tracing::warn!("container {}: {e}", record.id),
     }
     rootfs::unmount(store.root(), &record.id)?;
+    crate::volumes::local::release(store, record);
     if let Some(key) = &record.snapshot_key {
         let init = super::create::init_name(&record.id);
         for k in [key.as_str(), &format!("{}-init-active", record.id), &init] {

@@ -205,16 +205,11 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.join("oci/python/index.json").exists() && dir.join("oci/multi/index.json").exists() {
         return Some(dir);
     }
-    if std::env::var("STRATA_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!(
-            "corpus not built at {}: run ../shared/corpus/build.sh rootfs images",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED (needs the corpus): {} has no oci/python or oci/multi",
+    strata_testutil::skip(&format!(
+        "needs the corpus: {} has no oci/python or oci/multi; \
+         run ../shared/corpus/build.sh rootfs images",
         dir.display()
-    );
+    ));
     None
 }
 
