@@ -176,7 +176,7 @@ def target_vs(label, target, mine, peer, peer_system, goal, faster):
         return
     if faster:
         med, lo, hi = ratio_span(peer, mine)
-        targets.append((label, target, f"{med:.2f}× faster ({lo:.2f}–{hi:.2f})",
+        targets.append((label, target, f"{med:.2f}× ({lo:.2f}–{hi:.2f})",
                         status(lo >= goal, med >= goal)))
     else:
         med, lo, hi = ratio_span(mine, peer)
@@ -440,10 +440,12 @@ if any(runs(f"pull-{i}", "strata") for i, _ in PULL_IMAGES):
         p("")
     p("Commands:")
     p("")
-    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.docker", "pull.cmd.skopeo", "pull.note.multi",
-              "pull.note.multi-all"):
+    for k in ("pull.cmd.strata", "pull.cmd.ctr", "pull.cmd.docker", "pull.cmd.skopeo"):
         if k in meta:
-            p(f"- `{meta[k]}`" if ".note." not in k else f"- {meta[k]}")
+            p(f"- `{meta[k]}`")
+    for img in ("multi", "multi-all"):
+        if f"pull.note.{img}" in meta and runs(f"pull-{img}", "strata"):
+            p(f"- {meta['pull.note.' + img]}")
     versions = [meta[k] for k in ("version.ctr", "version.docker", "version.skopeo") if k in meta]
     if versions:
         p(f"- versions: {'; '.join(versions)}")
@@ -466,7 +468,10 @@ def peer_table(scenario, title, intro, keys):
         rel = "—"
         if system != "strata":
             r, rlo, rhi = ratio_span(rs, mine)
-            rel = (f"{r:.2f}× faster" if r >= 1 else f"{1 / r:.2f}× slower") + f" ({rlo:.2f}–{rhi:.2f}×)"
+            if r >= 1:
+                rel = f"{r:.2f}× faster ({rlo:.2f}–{rhi:.2f}×)"
+            else:
+                rel = f"{1 / r:.2f}× slower ({1 / rhi:.2f}–{1 / rlo:.2f}×)"
         return f"| {system} | {med:.3f} | {lo:.3f} | {hi:.3f} | {memory(rs)} | {rel} |"
     system_rows(scenario, ("strata", "ctr", "docker"), row)
     p("")
@@ -624,7 +629,7 @@ if "elapsed.total" in meta:
     p("")
     total = int(meta["elapsed.total"])
     p(f"This run of `bench/run.sh` took {total / 60:.1f} min from start to report, of which setup")
-    p(f"(packages, corpus, release build: whatever was missing) took {int(meta.get('elapsed.setup', 0))} s.")
+    p(f"took {int(meta.get('elapsed.setup', 0))} s ({meta.get('setup.did', 'what it did was not recorded')}).")
     p("")
     p("| scenario | s |")
     p("|---|---|")
@@ -637,9 +642,9 @@ p("## Reproduce")
 p("")
 p("On a fresh Debian machine with a Rust toolchain, the full run installs what it compares")
 p("against from Debian (containerd, docker.io, skopeo, docker-registry, runc, umoci, pigz, zstd)")
-p("and builds the image corpus with `../shared/corpus/build.sh` when they are missing. The run")
-p("time above was measured on a machine that had them already; on a fresh machine the package")
-p("installs, the corpus build and a clean release build come on top, and have not been timed.")
+p("and builds the image corpus with `../shared/corpus/build.sh` when they are missing; the run")
+p("time above says which of those this run did. A whole run on a fresh machine, installs and")
+p("corpus build included, has not been timed.")
 p("")
 p("```")
 p("sudo bench/run.sh            # full run (3 runs each), rewrites this page")

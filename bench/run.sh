@@ -77,6 +77,7 @@ setup() {
   done
   if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     echo "== setup: installing ${missing[*]}"
+    SETUP_DID+=("installed ${missing[*]} from Debian")
     DEBIAN_FRONTEND=noninteractive apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   elif ((${#missing[@]})); then
@@ -90,16 +91,20 @@ setup() {
     local build=$REPO/../shared/corpus/build.sh
     [ -f "$build" ] || { echo "bench: the corpus is not in $CORPUS and $build is missing" >&2; exit 1; }
     echo "== setup: building the image corpus in $CORPUS"
+    SETUP_DID+=("built the image corpus")
     CORPUS_DIR=$CORPUS bash "$build" rootfs
     CORPUS_DIR=$CORPUS bash "$build" images
   fi
 }
+SETUP_DID=()
 setup
+SETUP_DID+=("cargo build --release")
 
 echo "== build (release)"
 (cd "$REPO" && cargo build --release --locked -p strata -p strata-types --examples --bins -q)
 STRATA=$REPO/target/release/strata
 meta elapsed.setup $(($(date +%s) - STARTED))
+meta setup.did "$(IFS=';'; echo "${SETUP_DID[*]}" | sed 's/;/; /g')"
 
 # timed SCENARIO SYSTEM RUN [--stdin FILE] -- CMD...: one measured run, appended to the results.
 # With WARM=1 in the environment the page cache is left alone (latency of warm commands).
