@@ -24,7 +24,7 @@
 # On a fresh Debian machine (with a Rust toolchain) it first installs the peers and tools from
 # Debian and builds the corpus with ../shared/corpus/build.sh, when they are missing.
 # --runs N: timed runs per system and scenario (default 3; the page gives min and max beside
-# each median, and how long the run took: about 20-25 min on the 2-core machine the project
+# each median, and how long the run took: 20-31 min on the 2-core machine the project
 # uses, with the peers and the corpus already installed).
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
