@@ -16,10 +16,16 @@
 # no bridge or iptables), where it starts.
 # Each timed run is cold: the store is emptied, the page
 # cache dropped (root) and the CPU idle before it starts; systems alternate from run to run.
+# containerd and dockerd run as users run them: started once per scenario, before its timed
+# runs, with the images removed between runs (`ctr images rm --sync`, `docker rmi`); their
+# memory is measured beside the CLI's. Every store is made before the timed command (strata's
+# with `info`, containers-storage by copying an empty image in and deleting it). A peer that
+# is missing or fails is reported as "not measured" with the reason.
 # On a fresh Debian machine (with a Rust toolchain) it first installs the peers and tools from
 # Debian and builds the corpus with ../shared/corpus/build.sh, when they are missing.
-# --runs N: timed runs per system and scenario (default 3: the full run then fits in 30 min on
-# a fresh 2-core machine, setup included; the page gives min and max beside each median).
+# --runs N: timed runs per system and scenario (default 3; the page gives min and max beside
+# each median, and how long the run took: 20-31 min on the 2-core machine the project
+# uses, with the peers and the corpus already installed).
 # --quick: small inputs, one run, report written under the work dir instead of docs/ (for CI:
 # it only proves the bench still works).
 # STRATA_BENCH_DIR (default /var/tmp/strata-bench): scratch space on the filesystem to measure.
@@ -33,7 +39,7 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1; RUNS=1 ;;
     --runs) RUNS=$2; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) SCENARIOS+=("$1") ;;
   esac
   shift
@@ -62,7 +68,7 @@ STARTED=$(date +%s)
 CORPUS=${STRATA_CORPUS_DIR:-/var/tmp/strata-corpus}
 
 # setup: installs from Debian what the bench compares against and runs (root only; without
-# root a missing peer's columns stay empty), and builds the image corpus when a scenario
+# root a missing peer is reported as not measured), and builds the image corpus when a scenario
 # needs it and it is not there. Does nothing on a machine that has everything.
 setup() {
   local pkgs=(containerd docker.io skopeo docker-registry runc umoci pigz zstd curl debootstrap) missing=() p
@@ -71,6 +77,7 @@ setup() {
   done
   if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     echo "== setup: installing ${missing[*]}"
+    SETUP_DID+=("installed ${missing[*]} from Debian")
     DEBIAN_FRONTEND=noninteractive apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   elif ((${#missing[@]})); then
@@ -84,27 +91,47 @@ setup() {
     local build=$REPO/../shared/corpus/build.sh
     [ -f "$build" ] || { echo "bench: the corpus is not in $CORPUS and $build is missing" >&2; exit 1; }
     echo "== setup: building the image corpus in $CORPUS"
+    SETUP_DID+=("built the image corpus")
     CORPUS_DIR=$CORPUS bash "$build" rootfs
     CORPUS_DIR=$CORPUS bash "$build" images
   fi
 }
+SETUP_DID=()
 setup
+SETUP_DID+=("cargo build --release")
 
 echo "== build (release)"
 (cd "$REPO" && cargo build --release --locked -p strata -p strata-types --examples --bins -q)
 STRATA=$REPO/target/release/strata
 meta elapsed.setup $(($(date +%s) - STARTED))
+meta setup.did "$(IFS=';'; echo "${SETUP_DID[*]}" | sed 's/;/; /g')"
 
 # timed SCENARIO SYSTEM RUN [--stdin FILE] -- CMD...: one measured run, appended to the results.
 # With WARM=1 in the environment the page cache is left alone (latency of warm commands).
+# A failed run of strata ends the bench; a peer's failure is recorded (the page says "not
+# measured" with its exit status and error) and the bench goes on. ctr's and docker's runs
+# measure their daemon's memory too (the daemon does the work).
 timed() {
   local scenario=$1 system=$2 run=$3; shift 3
-  local measure=("${MEASURE[@]}")
+  local measure=("${MEASURE[@]}") daemon=()
   [ "${WARM:-0}" = 1 ] && measure=(python3 "$HERE/measure.py" --wait-idle)
-  if ! "${measure[@]}" --record "$RESULTS" "$scenario" "$system" "$run" "$@"; then
-    echo "bench: $scenario/$system run $run failed (its result is above)" >&2
-    exit 1
+  case $system in
+    ctr*) [ -z "$CTRD_PID" ] || daemon=(--daemon "$CTRD_PID") ;;
+    docker*) [ -z "$DOCKERD_PID" ] || daemon=(--daemon "$DOCKERD_PID") ;;
+  esac
+  if ! "${measure[@]}" "${daemon[@]}" --record "$RESULTS" "$scenario" "$system" "$run" "$@"; then
+    case $system in
+      strata*) echo "bench: $scenario/$system run $run failed (its result is above)" >&2; exit 1 ;;
+    esac
+    echo "bench: $scenario/$system run $run failed: the page reports it as not measured" >&2
   fi
+}
+
+# not_measured SECTION SYSTEM REASON: a peer the page names as not measured in SECTION (a
+# scenario, or a result scenario such as pull-multi-all), and why.
+not_measured() {
+  meta "notmeasured.$1.$2" "$3"
+  echo "bench: $1: $2 not measured: $3" >&2
 }
 
 scenario_hash() {
@@ -279,8 +306,51 @@ fresh_containerd() {
   CTRD_PID=$!
   CTR=(ctr -a "$WORK/ctrd/sock" -n bench)
   for _ in $(seq 100); do "${CTR[@]}" version > /dev/null 2>&1 && return; sleep 0.1; done
-  echo "bench: containerd did not start: $(tail -5 "$WORK/ctrd.log")" >&2
+  WHY="containerd did not start: $(tail -3 "$WORK/ctrd.log" | tr '\n' ' ')"
+  echo "bench: $WHY" >&2
   return 1
+}
+
+# ctr_clean: removes every image from the bench's running containerd and waits for its
+# collector (`images rm --sync`), so each timed run starts from an empty store; says so on
+# stderr when blobs or snapshots stay behind.
+ctr_clean() {
+  local imgs=() left
+  mapfile -t imgs < <("${CTR[@]}" images ls -q)
+  ((${#imgs[@]} == 0)) || "${CTR[@]}" images rm --sync "${imgs[@]}" > /dev/null
+  ctr_left || return 0
+  # What a failed pull left without an image (its blobs would make the next pull faster):
+  # removed by hand, snapshots from the top of their chains down.
+  "${CTR[@]}" content ls -q | xargs -r "${CTR[@]}" content rm > /dev/null 2>&1 || true
+  for _ in $(seq 20); do
+    ctr_left || return 0
+    "${CTR[@]}" snapshots ls | awk 'NR > 1 {print $1}' | xargs -r -n1 "${CTR[@]}" snapshots rm > /dev/null 2>&1 || true
+  done
+  echo "bench: containerd still holds $LEFT blobs and snapshots after removing every image" >&2
+}
+
+# ctr_left: true when the bench's containerd holds blobs or snapshots (their count in LEFT).
+ctr_left() {
+  LEFT=$({ "${CTR[@]}" content ls -q; "${CTR[@]}" snapshots ls | tail -n +2; } | wc -l)
+  ((LEFT > 0))
+}
+
+# docker_clean: removes every image from the bench's running dockerd (its classic store
+# deletes the layers before `rmi` returns).
+docker_clean() {
+  local imgs=()
+  mapfile -t imgs < <("${DOCKER[@]}" images -aq | sort -u)
+  ((${#imgs[@]} == 0)) || "${DOCKER[@]}" rmi -f "${imgs[@]}" > /dev/null
+}
+
+# cs_fresh ROOT: an empty containers-storage store at ROOT (+ROOT.run), made the way strata's
+# `info` makes strata's before a timed run: an empty image copied in and deleted, so the store's
+# creation and the driver's feature probes happen outside the timing.
+cs_fresh() {
+  unmount_under "$1"; unmount_under "$1.run"; rm -rf "$1" "$1.run"
+  local empty=$WORK/empty-oci dest="containers-storage:[overlay@$1+$1.run]bench/empty:latest"
+  [ -f "$empty/index.json" ] || { umoci init --layout "$empty" && umoci new --image "$empty:latest"; } > /dev/null
+  skopeo --insecure-policy copy -q "oci:$empty:latest" "$dest" && skopeo --insecure-policy delete "$dest"
 }
 
 # need_corpus SCENARIO IMAGE: prints the corpus directory, or exits when IMAGE is not built.
@@ -297,6 +367,7 @@ need_corpus() {
 # start. Its containerd is its own too.
 fresh_dockerd() {
   stop_dockerd
+  WHY="dockerd (Debian's docker.io) is not installed"
   command -v dockerd > /dev/null || return 1
   local client
   client=$(command -v /usr/bin/docker || command -v docker) || return 1
@@ -307,7 +378,8 @@ fresh_dockerd() {
   DOCKERD_PID=$!
   DOCKER=("$client" -H "unix://$WORK/dockerd/sock")
   for _ in $(seq 300); do "${DOCKER[@]}" info > /dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "bench: dockerd did not start: $(tail -5 "$WORK/dockerd.log")" >&2
+  WHY="dockerd did not start: $(tail -3 "$WORK/dockerd.log" | tr '\n' ' ')"
+  echo "bench: $WHY" >&2
   return 1
 }
 
@@ -329,9 +401,49 @@ docker_version() {
   grep -q '"version.docker"' "$META" || meta version.docker "Docker Engine $("${DOCKER[@]}" version --format '{{.Server.Version}}')"
 }
 
-# start_containerd: a fresh containerd (fresh_containerd) when containerd and ctr are installed.
-start_containerd() {
-  command -v containerd > /dev/null && command -v ctr > /dev/null && fresh_containerd
+# peer_prepare SECTION REF [PEER]: pulls REF, untimed, into the running containerd and dockerd
+# (or PEER's alone): what SECTION's runs work on. A peer whose pull fails is recorded as not
+# measured and its have_ flag cleared.
+peer_prepare() {
+  local out
+  if [ "${3:-ctr}" = ctr ] && ((have_ctr)) && ! out=$("${CTR[@]}" images pull --plain-http "$2" 2>&1 > /dev/null); then
+    have_ctr=0; not_measured "$1" ctr "the untimed ctr images pull of $2 failed: $(tail -1 <<< "$out")"
+  fi
+  if [ "${3:-docker}" = docker ] && ((have_docker)) && ! out=$("${DOCKER[@]}" pull -q "$2" 2>&1 > /dev/null); then
+    have_docker=0; not_measured "$1" docker "the untimed docker pull of $2 failed: $(tail -1 <<< "$out")"
+  fi
+}
+
+# start_peers SECTION PEER...: gets the peers (ctr, docker, skopeo) ready for SECTION's runs and
+# sets the caller's have_ctr, have_docker, have_skopeo: containerd and dockerd are started once,
+# each of the bench's own on an empty store, and stay running through the timed runs, as users
+# run them. A peer that is missing or does not start is recorded as not measured, with why.
+start_peers() {
+  local section=$1 peer; shift
+  for peer in "$@"; do
+    case $peer in
+      ctr)
+        if ! command -v containerd > /dev/null || ! command -v ctr > /dev/null; then
+          not_measured "$section" ctr "containerd or ctr (Debian's containerd) is not installed"
+        elif [ "$section" = containers ] && ! command -v runc > /dev/null; then
+          not_measured "$section" ctr "runc is not installed"
+        elif fresh_containerd; then
+          have_ctr=1
+          grep -q '"version.ctr"' "$META" || meta version.ctr "$(ctr --version)"
+        else
+          not_measured "$section" ctr "$WHY"
+        fi ;;
+      docker)
+        if fresh_dockerd; then have_docker=1; docker_version; else not_measured "$section" docker "$WHY"; fi ;;
+      skopeo)
+        if ! command -v skopeo > /dev/null || ! command -v umoci > /dev/null; then
+          not_measured "$section" skopeo "skopeo or umoci is not installed"
+        else
+          have_skopeo=1
+          grep -q '"version.skopeo"' "$META" || meta version.skopeo "$(skopeo --version)"
+        fi ;;
+    esac
+  done
 }
 
 scenario_pull() {
@@ -346,23 +458,20 @@ scenario_pull() {
     skopeo --insecure-policy copy -q --all --dest-tls-verify=false "oci:$corpus/oci/$img:latest" "docker://$REG/corpus/$img:latest"
   done
   local have_ctr=0 have_skopeo=0 have_docker=0
-  start_containerd && have_ctr=1
-  command -v skopeo > /dev/null && have_skopeo=1
-  fresh_dockerd && have_docker=1 && docker_version
-  stop_dockerd
-  meta pull.cmd.strata "strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest"
-  meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (containerd with its own root, overlayfs snapshotter)"
-  meta pull.cmd.docker "docker pull -q REGISTRY/corpus/IMAGE:latest (dockerd restarted on an empty data root, classic overlay2 driver)"
-  meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest"
-  meta pull.note.multi "multi: --platform linux/arm64 for every system (the arm64 variant is one layer of its own)"
-  meta pull.note.multi-all "multi-all: multi with --all-platforms, strata alone: amd64 (debian-base's layer) and arm64 unpacked, the attestation kept. \`ctr images pull --all-platforms\` fails on this image (it tries to unpack the attestation: no processor for media-type application/vnd.in-toto+json); containers-storage and Docker's classic store hold one platform per name"
-  ((have_ctr)) && meta version.ctr "$(ctr --version)"
-  ((have_skopeo)) && meta version.skopeo "$(skopeo --version)"
+  start_peers pull ctr docker skopeo
+  meta pull.cmd.strata "strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest (ROOT made by an untimed strata info)"
+  meta pull.cmd.ctr "ctr -n bench images pull --plain-http REGISTRY/corpus/IMAGE:latest (a containerd of the bench's own, overlayfs snapshotter, running since the scenario began; ctr images rm --sync of every image between runs)"
+  meta pull.cmd.docker "docker pull -q REGISTRY/corpus/IMAGE:latest (a dockerd of the bench's own, classic overlay2 driver, running since the scenario began; docker rmi of every image between runs)"
+  meta pull.cmd.skopeo "skopeo copy --src-tls-verify=false docker://REGISTRY/corpus/IMAGE:latest containers-storage:[overlay@ROOT+RUNROOT]corpus/IMAGE:latest (the store made by an untimed copy and delete of an empty image)"
+  meta pull.note.multi "multi: --platform linux/arm64 for every system (skopeo: --override-arch arm64; the arm64 variant is one layer of its own)"
+  meta pull.note.multi-all "multi-all: multi with every platform: strata pull --all-platforms, ctr images pull --all-platforms, skopeo copy --all; amd64 (debian-base's layer), arm64 and the attestation manifest"
+  ((have_docker)) && [[ " ${images[*]} " == *" multi-all "* ]] &&
+    not_measured pull-multi-all docker "docker pull has no every-platform mode (its classic store holds one platform per name)"
   for run in $(seq 1 "$RUNS"); do
     for img in "${images[@]}"; do
-      local ref=$REG/corpus/$img:latest plat=()
-      [ "$img" = multi ] && plat=(--platform linux/arm64)
-      [ "$img" = multi-all ] && ref=$REG/corpus/multi:latest plat=(--all-platforms)
+      local ref=$REG/corpus/$img:latest plat=() cs_arch=() cs_all=()
+      [ "$img" = multi ] && plat=(--platform linux/arm64) cs_arch=(--override-arch arm64)
+      [ "$img" = multi-all ] && ref=$REG/corpus/multi:latest plat=(--all-platforms) cs_all=(--all)
       local order=(strata ctr docker skopeo)
       ((run % 2)) || order=(skopeo docker ctr strata)
       # The schedule, measured: the same pull one layer at a time.
@@ -381,21 +490,17 @@ scenario_pull() {
             rm -rf "$WORK/strata-root"; "$STRATA" --root "$WORK/strata-root" info > /dev/null
             timed "pull-$img" strata-1 "$run" -- "$STRATA" --root "$WORK/strata-root" pull -q --max-concurrent-downloads 1 "$ref" ;;
           ctr)
-            # ctr 1.6 fails on an index with an attestation when asked for every platform: it
-            # tries to unpack the in-toto statement as a layer (the report says so).
-            ((have_ctr)) && [ "$img" != multi-all ] || continue
-            fresh_containerd || exit 1
+            ((have_ctr)) || continue
+            ctr_clean
             timed "pull-$img" ctr "$run" -- "${CTR[@]}" images pull --plain-http "${plat[@]}" "$ref" ;;
           docker)
             ((have_docker)) && [ "$img" != multi-all ] || continue
-            fresh_dockerd || exit 1
-            timed "pull-$img" docker "$run" -- "${DOCKER[@]}" pull -q "${plat[@]}" "$ref"
-            stop_dockerd ;;
+            docker_clean
+            timed "pull-$img" docker "$run" -- "${DOCKER[@]}" pull -q "${plat[@]}" "$ref" ;;
           skopeo)
-            ((have_skopeo)) && [ "$img" != multi-all ] || continue
-            unmount_under "$WORK/cs"; rm -rf "$WORK/cs"
-            local os=() ; [ "$img" = multi ] && os=(--override-arch arm64)
-            timed "pull-$img" skopeo "$run" -- skopeo "${os[@]}" copy -q --src-tls-verify=false "docker://$ref" "containers-storage:[overlay@$WORK/cs/root+$WORK/cs/run]corpus/$img:latest" ;;
+            ((have_skopeo)) || continue
+            cs_fresh "$WORK/cs"
+            timed "pull-$img" skopeo "$run" -- skopeo "${cs_arch[@]}" copy -q "${cs_all[@]}" --src-tls-verify=false "docker://$ref" "containers-storage:[overlay@$WORK/cs+$WORK/cs.run]corpus/$img:latest" ;;
         esac
       done
     done
@@ -451,8 +556,8 @@ PY
     rm -rf "$WORK/floor"
   fi
   stop_daemons
-  unmount_under "$WORK/cs"; unmount_under "$WORK/ctrd"
-  rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/registry" "$WORK/dockerd"
+  unmount_under "$WORK/cs"; unmount_under "$WORK/cs.run"; unmount_under "$WORK/ctrd"
+  rm -rf "$WORK/strata-root" "$WORK/ctrd" "$WORK/cs" "$WORK/cs.run" "$WORK/empty-oci" "$WORK/registry" "$WORK/dockerd"
 }
 
 scenario_push() {
@@ -464,9 +569,8 @@ scenario_push() {
   rm -rf "$WORK/push-root"
   "$STRATA" --root "$WORK/push-root" pull -q "$src/corpus/$img:latest" > /dev/null
   local have_ctr=0 have_docker=0
-  start_containerd && have_ctr=1
-  ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$src/corpus/$img:latest" > /dev/null
-  fresh_dockerd && have_docker=1 && docker_version && "${DOCKER[@]}" pull -q "$src/corpus/$img:latest" > /dev/null
+  start_peers push ctr docker
+  peer_prepare push "$src/corpus/$img:latest"
   meta push.image "$img"
   meta push.cmd.strata "strata push DEST/corpus/$img:latest (tagged from the pulled image; a new, empty registry each run)"
   meta push.cmd.ctr "ctr images push --plain-http DEST/corpus/$img:latest (same image, same empty registry)"
@@ -510,9 +614,8 @@ scenario_containers() {
   rm -rf "$root"
   "$STRATA" --root "$root" pull -q "$ref" > /dev/null
   local have_ctr=0 have_docker=0
-  command -v runc > /dev/null && start_containerd && have_ctr=1
-  ((have_ctr)) && "${CTR[@]}" images pull --plain-http "$ref" > /dev/null
-  fresh_dockerd && have_docker=1 && docker_version && "${DOCKER[@]}" pull -q "$ref" > /dev/null
+  start_peers containers ctr docker
+  peer_prepare containers "$ref"
   meta containers.image "$img"
   meta containers.cmd.create.strata "strata create --name cN IMAGE /bin/true (writable layer, init layer, bundle with config.json)"
   meta containers.cmd.create.ctr "ctr containers create IMAGE cN /bin/true (snapshot + container record; the spec is made at create)"
@@ -563,12 +666,10 @@ scenario_incremental() {
   meta incremental.layer "$(du -sh "$src" | cut -f1) of $src as one new layer on python"
   rm -rf "$plus"
   local have_ctr=0 have_docker=0
-  start_containerd && have_ctr=1
-  fresh_dockerd && have_docker=1 && docker_version
-  stop_dockerd
+  start_peers incremental ctr docker
   meta incremental.cmd.strata "strata pull -q REGISTRY/corpus/python:latest (untimed), then strata pull -q REGISTRY/corpus/python-plus:latest"
-  meta incremental.cmd.ctr "ctr images pull --plain-http of python (untimed), then of python-plus"
-  meta incremental.cmd.docker "docker pull -q of python (untimed), then of python-plus"
+  meta incremental.cmd.ctr "ctr images pull --plain-http of python (untimed), then of python-plus (containerd running since the scenario began; every image removed with images rm --sync between runs)"
+  meta incremental.cmd.docker "docker pull -q of python (untimed), then of python-plus (dockerd running since the scenario began; every image removed between runs)"
   local root=$WORK/strata-root
   for run in $(seq 1 "$RUNS"); do
     local order=(strata ctr docker)
@@ -580,15 +681,16 @@ scenario_incremental() {
           timed incremental strata "$run" -- "$STRATA" --root "$root" pull -q "$REG/corpus/python-plus:latest" ;;
         ctr)
           ((have_ctr)) || continue
-          fresh_containerd || exit 1
-          "${CTR[@]}" images pull --plain-http "$REG/corpus/python:latest" > /dev/null
+          ctr_clean
+          peer_prepare incremental "$REG/corpus/python:latest" ctr
+          ((have_ctr)) || continue
           timed incremental ctr "$run" -- "${CTR[@]}" images pull --plain-http "$REG/corpus/python-plus:latest" ;;
         docker)
           ((have_docker)) || continue
-          fresh_dockerd || exit 1
-          "${DOCKER[@]}" pull -q "$REG/corpus/python:latest" > /dev/null
-          timed incremental docker "$run" -- "${DOCKER[@]}" pull -q "$REG/corpus/python-plus:latest"
-          stop_dockerd ;;
+          docker_clean
+          peer_prepare incremental "$REG/corpus/python:latest" docker
+          ((have_docker)) || continue
+          timed incremental docker "$run" -- "${DOCKER[@]}" pull -q "$REG/corpus/python-plus:latest" ;;
       esac
     done
   done
@@ -609,20 +711,18 @@ scenario_prune() {
   local names=() i
   for i in $(seq 0 $((half - 1))); do names+=("bench/img-$i:latest"); done
   local have_ctr=0 have_docker=0
-  start_containerd && have_ctr=1
+  start_peers prune ctr docker
   # dockerd 20.10 reads Docker archives (manifest.json), not OCI layouts: strata writes one.
-  if fresh_dockerd; then
-    have_docker=1; docker_version
+  if ((have_docker)); then
     rm -rf "$root"; "$STRATA" --root "$root" load -q -i "$layout" > /dev/null
     local all=()
     mapfile -t all < <("$STRATA" --root "$root" images --format '{{.Repository}}:{{.Tag}}')
     "$STRATA" --root "$root" save -o "$WORK/prune-docker.tar" "${all[@]}"
   fi
-  stop_dockerd
-  meta prune.cmd.docker "docker load -i ARCHIVE (strata save of the same images; untimed); docker rmi NAME… ($half names; layers removed before it returns)"
+  meta prune.cmd.docker "docker load -i ARCHIVE (strata save of the same images; untimed); docker rmi NAME… ($half names; layers removed before it returns; dockerd running since the scenario began, emptied between runs)"
   meta prune.images "$n"
   meta prune.cmd.strata "strata load -i LAYOUT (untimed); strata rmi bench/img-0 … bench/img-$((half - 1)) (records, then garbage collection)"
-  meta prune.cmd.ctr "ctr images import LAYOUT.tar (untimed); ctr images rm --sync NAME… ($half names; waits for the collector)"
+  meta prune.cmd.ctr "ctr images import LAYOUT.tar (untimed); ctr images rm --sync NAME… ($half names; waits for the collector; containerd running since the scenario began, emptied between runs)"
   for run in $(seq 1 "$RUNS"); do
     local order=(strata ctr docker)
     ((run % 2)) || order=(docker ctr strata)
@@ -633,17 +733,16 @@ scenario_prune() {
           timed prune strata "$run" -- "$STRATA" --root "$root" rmi "${names[@]}" ;;
         ctr)
           ((have_ctr)) || continue
-          fresh_containerd || exit 1
+          ctr_clean
           "${CTR[@]}" images import "$WORK/prune.tar" > /dev/null
           local cnames=()
           mapfile -t cnames < <("${CTR[@]}" images ls -q | sort -V | head -n "$half")
           timed prune ctr "$run" -- "${CTR[@]}" images rm --sync "${cnames[@]}" ;;
         docker)
           ((have_docker)) || continue
-          fresh_dockerd || exit 1
+          docker_clean
           "${DOCKER[@]}" load -q -i "$WORK/prune-docker.tar" > /dev/null
-          timed prune docker "$run" -- "${DOCKER[@]}" rmi "${names[@]}"
-          stop_dockerd ;;
+          timed prune docker "$run" -- "${DOCKER[@]}" rmi "${names[@]}" ;;
       esac
     done
   done
@@ -668,14 +767,12 @@ scenario_space() {
     refs+=" $REG/corpus/$img:latest"
   done
   local have_ctr=0 have_docker=0
-  start_containerd && have_ctr=1
-  fresh_dockerd && have_docker=1 && docker_version
-  stop_dockerd
-  meta space.cmd.docker "for each image: docker pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 of dockerd's data root"
+  start_peers space ctr docker
+  meta space.cmd.docker "for each image: docker pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 of dockerd's data root (dockerd running since the scenario began, emptied between runs)"
   meta space.images "${images[*]}"
   meta space.cmd.strata "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
   meta space.cmd.discard "for each image: strata --root ROOT pull -q --discard-compressed REGISTRY/corpus/IMAGE:latest; du -sB1 ROOT"
-  meta space.cmd.ctr "for each image: ctr images pull --plain-http REGISTRY/corpus/IMAGE:latest; du -sB1 of containerd's root"
+  meta space.cmd.ctr "for each image: ctr images pull --plain-http REGISTRY/corpus/IMAGE:latest; du -sB1 of containerd's root (containerd running since the scenario began, emptied with images rm --sync between runs)"
   local root=$WORK/strata-root
   for run in $(seq 1 "$RUNS"); do
     for sys in strata strata-discard ctr docker; do
@@ -688,15 +785,14 @@ scenario_space() {
           meta space.bytes.unpacked "$(du -sB1 "$root/snapshots" | cut -f1)" ;;
         ctr)
           ((have_ctr)) || continue
-          fresh_containerd || exit 1
+          ctr_clean
           timed space-pull ctr "$run" -- sh -c "for r in $refs; do ${CTR[*]} images pull --plain-http \$r > /dev/null || exit 1; done"
           meta space.bytes.ctr "$(du -sB1 "$WORK/ctrd/root" | cut -f1)"
           meta space.bytes.ctr-unpacked "$(du -sB1 "$WORK/ctrd/root/io.containerd.snapshotter.v1.overlayfs" | cut -f1)" ;;
         docker)
           ((have_docker)) || continue
-          fresh_dockerd || exit 1
+          docker_clean
           timed space-pull docker "$run" -- sh -c "for r in $refs; do ${DOCKER[*]} pull -q \$r > /dev/null || exit 1; done"
-          stop_dockerd
           meta space.bytes.docker "$(du -sB1 "$WORK/dockerd/root" | cut -f1)"
           meta space.bytes.docker-unpacked "$(du -sB1 "$WORK/dockerd/root/overlay2" | cut -f1)" ;;
       esac
@@ -719,14 +815,14 @@ scenario_df() {
   meta df.cmd.strata "strata system df"
   meta df.cmd.images "strata images"
   local have_docker=0
-  if fresh_dockerd; then
-    have_docker=1; docker_version
+  start_peers df docker
+  if ((have_docker)); then
     local all=()
     mapfile -t all < <("$STRATA" --root "$root" images --format '{{.Repository}}:{{.Tag}}')
     "$STRATA" --root "$root" save -o "$WORK/df-docker.tar" "${all[@]}"
     "${DOCKER[@]}" load -q -i "$WORK/df-docker.tar" > /dev/null
     rm -f "$WORK/df-docker.tar"
-    meta df.cmd.docker "docker system df, docker images (the same $n images, loaded from a strata save)"
+    meta df.cmd.docker "docker system df, docker images (the same $n images, loaded from a strata save, in a dockerd running since the scenario began)"
   fi
   for run in $(seq 1 "$((RUNS * 2))"); do
     WARM=1 timed df-warm strata "$run" -- "$STRATA" --root "$root" system df
@@ -738,6 +834,7 @@ scenario_df() {
   done
   for run in $(seq 1 "$RUNS"); do
     timed df-cold strata "$run" -- "$STRATA" --root "$root" system df
+    ((have_docker)) && timed df-cold docker "$run" -- "${DOCKER[@]}" system df
   done
   stop_daemons
   rm -rf "$root" "$layout" "$WORK/dockerd"
@@ -751,12 +848,13 @@ scenario_migrate() {
   corpus=$(need_corpus migrate python)
   local images=(debian-base python smallfiles)
   ((QUICK)) && images=(debian-base)
-  if ! fresh_dockerd; then
-    echo "== migrate: skipped, dockerd (Debian's docker.io) is not installed or does not start"
-    meta migrate.skipped "dockerd is not installed or does not start here"
+  local have_docker=0
+  start_peers migrate docker
+  if ((!have_docker)); then
+    echo "== migrate: skipped: it needs a Docker store, and $WHY"
+    meta migrate.skipped "it needs a Docker overlay2 store made by dockerd, and $WHY"
     return 0
   fi
-  docker_version
   echo "== migrate: ${images[*]} from a Docker overlay2 store (strata migrate, --copy; strata pull)"
   start_registry
   local refs="" img
@@ -771,21 +869,21 @@ scenario_migrate() {
   local from=$WORK/docker-src/root root=$WORK/strata-root
   meta migrate.images "${images[*]}"
   meta migrate.bytes "$(du -sB1 "$from/overlay2" | cut -f1)"
-  meta migrate.cmd.strata "strata --root ROOT migrate -q --from DOCKER_ROOT (files hardlinked from Docker's: same filesystem)"
+  meta migrate.cmd.strata "strata --root ROOT migrate -q --from DOCKER_ROOT (files hardlinked from Docker's: same filesystem; ROOT made by an untimed strata info, as for each strata way)"
   meta migrate.cmd.strata-copy "strata --root ROOT migrate -q --copy --from DOCKER_ROOT"
-  meta migrate.cmd.pull "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest (the alternative: fetch it all again)"
+  meta migrate.cmd.strata-pull "for each image: strata --root ROOT pull -q REGISTRY/corpus/IMAGE:latest (the alternative: fetch it all again)"
   meta migrate.cmd.cp "cp -a DOCKER_ROOT/overlay2 DIR (the floor of copying the layer files)"
   for run in $(seq 1 "$RUNS"); do
-    local order=(strata strata-copy pull cp)
-    ((run % 2)) || order=(cp pull strata-copy strata)
+    local order=(strata strata-copy strata-pull cp)
+    ((run % 2)) || order=(cp strata-pull strata-copy strata)
     for sys in "${order[@]}"; do
       rm -rf "$root" "$WORK/cp"
+      [ "$sys" = cp ] || "$STRATA" --root "$root" info > /dev/null
       case $sys in
         strata) timed migrate strata "$run" -- "$STRATA" --root "$root" migrate -q --from "$from" ;;
         strata-copy) timed migrate strata-copy "$run" -- "$STRATA" --root "$root" migrate -q --copy --from "$from" ;;
-        pull)
-          "$STRATA" --root "$root" info > /dev/null
-          timed migrate pull "$run" -- sh -c "for r in $refs; do '$STRATA' --root '$root' pull -q \$r > /dev/null || exit 1; done" ;;
+        strata-pull)
+          timed migrate strata-pull "$run" -- sh -c "for r in $refs; do '$STRATA' --root '$root' pull -q \$r > /dev/null || exit 1; done" ;;
         cp) timed migrate cp "$run" -- cp -a "$from/overlay2" "$WORK/cp" ;;
       esac
     done
@@ -813,5 +911,6 @@ meta date "$(date -u +%Y-%m-%dT%H:%MZ)"
 meta runs "$RUNS"
 meta quick "$QUICK"
 meta elapsed.total $(($(date +%s) - STARTED))
+python3 "$HERE/test_report.py"   # the grading the page is written with, checked on made-up runs
 python3 "$HERE/report.py" "$RESULTS" "$META" "$(dirname "$REPORT")" > "$REPORT"
 echo "== report: $REPORT"
