@@ -126,13 +126,6 @@ fn layout(s: &Strata, name: &str, img: &Image) -> PathBuf {
     dir
 }
 
-fn keys(s: &Strata) -> Vec<String> {
-    s.ok(&["snapshot", "ls", "-q"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn ingests(s: &Strata) -> Vec<PathBuf> {
     match std::fs::read_dir(s.root().join("content/ingest")) {
         Ok(d) => d.map(|e| e.unwrap().path()).collect(),
@@ -151,7 +144,7 @@ fn fsck_clean(s: &Strata) {
 fn recovers(s: &Strata, fs: &Tmpfs) {
     let out = s.ok(&["system", "prune", "-a", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
-    assert_eq!(keys(s), Vec::<String>::new(), "no snapshot left");
+    assert_eq!(s.snapshot_keys(), Vec::<String>::new(), "no snapshot left");
     assert_eq!(s.ok(&["content", "ls", "-q"]), "", "no blob left");
     assert_eq!(ingests(s), Vec::<PathBuf>::new(), "no ingest left");
     fsck_clean(s);
@@ -187,7 +180,7 @@ fn a_decompression_bomb_fails_cleanly_and_the_store_recovers() {
     );
     assert_eq!(err.lines().count(), 2, "{err}");
     // The failed load cleaned up after itself.
-    assert_eq!(keys(&s), Vec::<String>::new());
+    assert_eq!(s.snapshot_keys(), Vec::<String>::new());
     assert_eq!(s.ok(&["images", "-q"]), "");
     recovers(&s, &fs);
 }
@@ -207,7 +200,7 @@ fn with_the_free_space_check_off_a_full_disk_still_cleans_up() {
     // Its own cleanup committed on the full disk: the reserve was given back for it (and
     // is made again by the next command, now that there is room).
     assert!(!s.root().join("reserved-space").exists());
-    assert_eq!(keys(&s), Vec::<String>::new());
+    assert_eq!(s.snapshot_keys(), Vec::<String>::new());
     recovers(&s, &fs);
     assert!(s.root().join("reserved-space").exists(), "made again");
 }
@@ -273,7 +266,8 @@ fn a_load_killed_on_a_full_disk_leaves_what_rm_prune_and_fsck_handle() {
     let pid = stop_when(&s, &args, || fs.available() < 32 << 20).expect("caught unpacking");
     kill(pid);
     let filler = fill(&fs);
-    let leftover = keys(&s)
+    let leftover = s
+        .snapshot_keys()
         .into_iter()
         .find(|k| k.starts_with("extract-"))
         .expect("a half-unpacked snapshot");
@@ -286,7 +280,7 @@ fn a_load_killed_on_a_full_disk_leaves_what_rm_prune_and_fsck_handle() {
     );
     // Removal commits on the full disk; so does a prune.
     s.ok(&["snapshot", "rm", &leftover]);
-    assert_eq!(keys(&s), Vec::<String>::new());
+    assert_eq!(s.snapshot_keys(), Vec::<String>::new());
     fill(&fs);
     let out = s.ok(&["system", "prune", "-a", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
@@ -338,7 +332,8 @@ fn a_killed_pull_pins_nothing_but_its_resumable_download() {
     let s = Strata::new();
 
     let pid = kill_mid_pull(&s, &name);
-    let extract: Vec<String> = keys(&s)
+    let extract: Vec<String> = s
+        .snapshot_keys()
         .into_iter()
         .filter(|k| k.starts_with("extract-"))
         .collect();
@@ -358,9 +353,9 @@ fn a_killed_pull_pins_nothing_but_its_resumable_download() {
     // day later when the lease expires; the partial download stays for the next pull.
     s.ok(&["image", "prune", "-f"]);
     assert!(
-        !keys(&s).iter().any(|k| k.starts_with("extract-")),
+        !s.snapshot_keys().iter().any(|k| k.starts_with("extract-")),
         "{:?}",
-        keys(&s)
+        s.snapshot_keys()
     );
     // The big layer's partial download is kept (the small one's too if the kill caught it).
     assert!(!ingests(&s).is_empty(), "the partial download is kept");
@@ -378,7 +373,7 @@ fn a_killed_pull_pins_nothing_but_its_resumable_download() {
     kill_mid_pull(&s, &name);
     assert!(!ingests(&s).is_empty());
     s.ok(&["system", "prune", "-a", "-f"]);
-    assert_eq!(keys(&s), Vec::<String>::new());
+    assert_eq!(s.snapshot_keys(), Vec::<String>::new());
     assert_eq!(ingests(&s), Vec::<PathBuf>::new());
     assert_eq!(s.ok(&["content", "ls", "-q"]), "");
     fsck_clean(&s);

@@ -67,10 +67,7 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn snapshot_keys(s: &Strata) -> BTreeSet<String> {
-    s.ok(&["snapshot", "ls", "-q"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    s.snapshot_keys().into_iter().collect()
 }
 
 fn blob_digests(img: &Image) -> BTreeSet<String> {

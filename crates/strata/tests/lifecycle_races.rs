@@ -208,6 +208,17 @@ struct FakeRuntime {
     dir: tempfile::TempDir,
 }
 
+/// A runtime that fails on demand, and a store using it with `busybox:latest` loaded; `None`
+/// when the test skips.
+fn fake_busybox_store() -> Option<(FakeRuntime, Strata)> {
+    if !ready() {
+        return None;
+    }
+    let fake = FakeRuntime::new();
+    let s = fake.strata();
+    busybox(&s).then_some((fake, s))
+}
+
 impl FakeRuntime {
     fn new() -> FakeRuntime {
         let out = Command::new("sh")
@@ -274,14 +285,9 @@ fn init_pid(s: &Strata, name: &str) -> i64 {
 /// A container started while the runtime fails `at_start`, then `rm -f` while it fails
 /// `at_rm`: it succeeds, warns with `warning`, and leaves nothing of the container.
 fn rm_f_removes_despite(at_start: &[&str], at_rm: &[&str], warning: &str) {
-    if !ready() {
+    let Some((fake, s)) = fake_busybox_store() else {
         return;
-    }
-    let fake = FakeRuntime::new();
-    let s = fake.strata();
-    if !busybox(&s) {
-        return;
-    }
+    };
     fake.fail(at_start);
     s.ok(&["create", "--name", "box", "busybox", "sleep", "1000"]);
     let id = id_of(&s, "box");
@@ -309,14 +315,9 @@ fn rm_f_kills_through_the_cgroup_when_the_runtime_fails_kill() {
 
 #[test]
 fn a_failed_start_leaves_nothing_mounted_and_rm_works() {
-    if !ready() {
+    let Some((fake, s)) = fake_busybox_store() else {
         return;
-    }
-    let fake = FakeRuntime::new();
-    let s = fake.strata();
-    if !busybox(&s) {
-        return;
-    }
+    };
     for (n, ops) in [
         &["create"][..],
         &["start"],

@@ -147,6 +147,14 @@ impl Strata {
             .map(str::to_owned)
             .collect()
     }
+
+    /// The keys of every snapshot, as `snapshot ls -q` lists them.
+    pub fn snapshot_keys(&self) -> Vec<String> {
+        self.ok(&["snapshot", "ls", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// The chainIDs of an image's layers, bottom first.
