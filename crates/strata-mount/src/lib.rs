@@ -23,6 +23,9 @@
 //! - anything else (`btrfs`, `tmpfs`, `ext4`, ...): `mount(2)` with the flags the options name
 //!   and the rest joined as the filesystem's data string.
 //!
+//! - [`bind_read_only_recursive`]: a copy of a mount tree, read-only at every level, for a
+//!   runtime that cannot make a read-only bind recursive itself (see `read_only.rs`).
+//!
 //! Options follow fstab/containerd spelling: `ro`, `rw`, `bind`, `rbind`, `nosuid`, `nodev`,
 //! `noexec`, `noatime`, `relatime`, `private`, `rslave`, ..., and `key=value` data options.
 //! In an overlay `lowerdir=` value, layers are separated by `:`, topmost first, and a `:`, `,`
@@ -33,6 +36,7 @@ mod error;
 mod linux;
 pub mod mountinfo;
 mod options;
+mod read_only;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::MountError;
 pub use linux::{mount_all, unmount, unmount_all, with_temp_mount, with_temp_mount_in};
+pub use read_only::{bind_read_only_recursive, can_bind_read_only_recursive};
 
 /// One mount: what to mount (`kind`, `source`) and how (`options`), independent of where.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

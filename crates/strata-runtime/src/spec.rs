@@ -98,7 +98,28 @@ pub enum Network {
 pub struct BindMount {
     pub source: PathBuf,
     pub destination: String,
-    pub read_only: bool,
+    pub access: BindAccess,
+}
+
+/// How a [`BindMount`] may be written. Read-only is always read-only all the way down (as
+/// Docker 25+): a mount under the source (a tmpfs, another bind) is as read-only inside as
+/// the source itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindAccess {
+    ReadWrite,
+    /// Made recursively read-only by the runtime's `rro` option; the caller makes sure the
+    /// runtime knows it ([`crate::runc::Runtime::mount_options`]).
+    ReadOnly,
+    /// The source is already a recursively read-only mount tree that strata staged for a
+    /// runtime without `rro` (`strata_mount::bind_read_only_recursive`); the runtime binds
+    /// it `ro`, and the read-only flags of the mounts under it come along.
+    ReadOnlyStaged,
+}
+
+impl BindAccess {
+    pub fn is_read_only(self) -> bool {
+        self != BindAccess::ReadWrite
+    }
 }
 
 /// The user's flags that shape the spec.
@@ -181,7 +202,7 @@ pub fn build(
         ("hosts", "/etc/hosts"),
         ("resolv.conf", "/etc/resolv.conf"),
     ] {
-        mounts.push(bind(&bundle.join(file), dest, false));
+        mounts.push(bind(&bundle.join(file), dest, BindAccess::ReadWrite));
     }
     let mut binds = opts.mounts.clone();
     for b in &binds {
@@ -194,7 +215,7 @@ pub fn build(
     mounts.extend(
         binds
             .iter()
-            .map(|b| bind(&b.source, &b.destination, b.read_only)),
+            .map(|b| bind(&b.source, &b.destination, b.access)),
     );
 
     let mut namespaces = vec![
@@ -231,13 +252,12 @@ pub fn build(
     serde_json::from_value(v).map_err(SpecError::Json)
 }
 
-/// A read-only bind is read-only all the way down (`rro`, as Docker 25+): a mount under its
-/// source (a tmpfs, another bind) is as read-only inside as the source itself. The caller
-/// makes sure the runtime knows `rro` ([`crate::runc::Runtime::mount_options`]).
-fn bind(source: &Path, destination: &str, read_only: bool) -> Value {
+fn bind(source: &Path, destination: &str, access: BindAccess) -> Value {
     let mut options = vec!["rbind", "rprivate"];
-    if read_only {
-        options.extend(["ro", RECURSIVE_READ_ONLY]);
+    match access {
+        BindAccess::ReadWrite => {}
+        BindAccess::ReadOnly => options.extend(["ro", RECURSIVE_READ_ONLY]),
+        BindAccess::ReadOnlyStaged => options.push("ro"),
     }
     json!({"destination": destination, "type": "bind", "source": source, "options": options})
 }
@@ -499,4 +519,23 @@ fn read_in_root(rootfs: &Path, rel: &str) -> Result<String, SpecError> {
         .read_to_string(&mut text)
         .map_err(io_err("read", &rootfs.join(rel)))?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_binds_ask_the_runtime_for_rro_unless_staged() {
+        let options = |a| bind(Path::new("/src"), "/dst", a)["options"].clone();
+        assert_eq!(options(BindAccess::ReadWrite), json!(["rbind", "rprivate"]));
+        assert_eq!(
+            options(BindAccess::ReadOnly),
+            json!(["rbind", "rprivate", "ro", "rro"])
+        );
+        assert_eq!(
+            options(BindAccess::ReadOnlyStaged),
+            json!(["rbind", "rprivate", "ro"])
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Read-only binds are read-only all the way down: a tmpfs mounted under the source of
 //! `-v SRC:DST:ro` (or `--mount …,readonly`) is as read-only inside the container as the
-//! source, and a runtime that cannot do that is refused rather than used.
+//! source, through the runtime's `rro` or, for a runtime without it, a copy strata makes
+//! read-only itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -73,67 +74,91 @@ fn a_tmpfs_under_a_read_only_bind_is_read_only_too() {
     assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
 }
 
-/// A runtime whose `features` does not list `rro` (here: runc without its `features`
-/// command, as runc 1.0) gets no read-only bind at all: refused with a clear error,
-/// nothing left behind. Writable binds still run on it.
-#[test]
-fn a_runtime_without_recursive_read_only_is_refused() {
+/// A store whose PATH has `runc-nofeatures`: runc without its `features` command, as
+/// runc 1.0, so it lists no `rro`, and that fails a spec asking for `rro` (runc 1.0 would
+/// pass it to the kernel as data and mount the bind writable below its top). `None` when
+/// the test skips.
+fn store_with_runc_nofeatures(bin: &Path) -> Option<Strata> {
     if !ready() {
-        return;
+        return None;
     }
-    let bin = tempfile::tempdir().unwrap();
-    let wrapper = bin.path().join("runc-nofeatures");
+    let wrapper = bin.join("runc-nofeatures");
     std::fs::write(
         &wrapper,
-        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = features ]; then\n    \
-         echo 'runc: no such command: features' >&2; exit 1\n  fi\ndone\nexec runc \"$@\"\n",
+        "#!/bin/sh\nprev=\nfor a in \"$@\"; do\n  \
+         if [ \"$a\" = features ]; then\n    \
+         echo 'runc: no such command: features' >&2; exit 1\n  fi\n  \
+         if [ \"$prev\" = --bundle ] && grep -q '\"rro\"' \"$a/config.json\"; then\n    \
+         echo 'runc-nofeatures: unknown mount option rro' >&2; exit 1\n  fi\n  \
+         prev=$a\ndone\nexec runc \"$@\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!(
         "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        bin.path().display()
+        bin.display()
     );
     let s = Strata::new().env("PATH", Path::new(&path));
-    if !busybox(&s) {
-        return;
-    }
-    let src = s.scratch("src");
-    let ro = format!("{}:/m:ro", src.display());
-    // `run` fails before the container starts: Docker's 125.
-    let out = s.run_input(
-        &[
-            "run",
-            "--rm",
-            "--runtime",
-            "runc-nofeatures",
-            "-v",
-            &ro,
-            "busybox",
-            "true",
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(125), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        err.contains("recursively read-only") && err.contains("runc-nofeatures"),
-        "{err}"
-    );
-    assert_eq!(s.ok(&["ps", "-a", "-q"]), "", "nothing left behind");
+    busybox(&s).then_some(s)
+}
 
-    let rw = format!("{}:/m", src.display());
-    let out = s.ok(&[
-        "run",
-        "--rm",
+/// The mounts of this process's namespace under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = format!(" {}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A runtime without `rro` gets read-only binds that strata made recursively read-only
+/// itself (a copy of the source's mount tree, read-only at every level, staged at each
+/// start): as read-only inside as with `rro`, for `-v`, `--mount` and a container started
+/// twice, and nothing stays mounted on the host once they exit. Writable binds stay as
+/// they were.
+#[test]
+fn a_runtime_without_recursive_read_only_gets_binds_strata_made_read_only() {
+    let bin = tempfile::tempdir().unwrap();
+    let Some(s) = store_with_runc_nofeatures(bin.path()) else {
+        return;
+    };
+    let src = s.scratch("src");
+    let _tmpfs = Tmpfs::mount(&src.join("sub"));
+    let src_text = src.to_str().unwrap();
+    let refused = "/m/x refused\n/m/sub/x refused\nRead-only file system\n";
+
+    let ro_v = format!("{src_text}:/m:ro");
+    let ro_mount = format!("type=bind,source={src_text},target=/m,readonly");
+    for flags in [["-v", ro_v.as_str()], ["--mount", ro_mount.as_str()]] {
+        let args = ["--runtime", "runc-nofeatures", flags[0], flags[1]];
+        assert_eq!(probe(&s, &args), refused, "{flags:?}");
+    }
+    let id = s.ok(&[
+        "create",
         "--runtime",
         "runc-nofeatures",
         "-v",
-        &rw,
+        &ro_v,
         "busybox",
         "sh",
         "-c",
-        "touch /m/x && echo written",
+        PROBE,
     ]);
-    assert_eq!(out, "written\n");
+    for run in 0..2 {
+        assert_eq!(s.ok(&["start", "-a", id.trim()]), refused, "run {run}");
+    }
+    assert!(!src.join("x").exists() && !src.join("sub/x").exists());
+    assert_eq!(
+        mounts_under(&s.root()),
+        Vec::<String>::new(),
+        "left mounted"
+    );
+    s.ok(&["rm", id.trim()]);
+
+    let rw = format!("{src_text}:/m");
+    let args = ["--runtime", "runc-nofeatures", "-v", rw.as_str()];
+    assert_eq!(probe(&s, &args), "/m/x ok\n/m/sub/x ok\n");
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
 }

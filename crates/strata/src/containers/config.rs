@@ -72,6 +72,11 @@ pub struct ContainerConfig {
     /// json-file, unbounded).
     #[serde(default)]
     pub log_config: strata_runtime::logs::LogConfig,
+    /// The sources of the read-only binds strata makes recursively read-only itself, for a
+    /// runtime without `rro` (see [`super::ro_binds`]): the n-th is staged at
+    /// `ro-binds/<n>` for each run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staged_ro_binds: Vec<std::path::PathBuf>,
 }
 
 pub const FILE: &str = "container.json";

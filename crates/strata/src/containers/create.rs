@@ -11,7 +11,7 @@ use std::fs;
 use std::time::{Duration, SystemTime};
 
 use strata_metadata::{ContainerRecord, Labels};
-use strata_runtime::spec::{self, SpecOptions};
+use strata_runtime::spec::{self, BindAccess, SpecOptions};
 use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, ErrorKind, Matcher, chain_id};
@@ -240,11 +240,14 @@ fn prepare(
         .extend(resolved.iter().map(|m| spec::BindMount {
             source: m.point.source.clone().into(),
             destination: m.point.destination.clone(),
-            read_only: !m.point.rw,
+            access: if m.point.rw {
+                BindAccess::ReadWrite
+            } else {
+                BindAccess::ReadOnly
+            },
         }));
-    if spec_opts.mounts.iter().any(|m| m.read_only) {
-        require_recursive_read_only(store, &opts.runtime)?;
-    }
+    let staged_ro_binds =
+        super::ro_binds::plan(store, &opts.runtime, &record.id, &mut spec_opts.mounts)?;
     let spec = rootfs::with_rootfs(store, sn, record, |root| {
         copy_up(store, root, &resolved)?;
         Ok::<_, ContainerError>(spec::build(
@@ -256,29 +259,13 @@ fn prepare(
         )?)
     })??;
     let points: Vec<MountPoint> = resolved.into_iter().map(|m| m.point).collect();
-    let config = container_config(image, opts, &spec_opts, &spec, points);
+    let mut config = container_config(image, opts, &spec_opts, &spec, points);
+    config.staged_ro_binds = staged_ro_binds;
     spec::write(&bundle, &spec)?;
     config
         .write(&bundle)
         .map_err(|e| ContainerError::io("write container.json", e))?;
     Ok(())
-}
-
-/// Read-only binds are mounted recursively read-only or not at all: a runtime that cannot
-/// (no `rro` in its `features`) would leave mounts under the source writable.
-fn require_recursive_read_only(store: &Store, runtime: &str) -> Result<(), ContainerError> {
-    let rt = super::lifecycle::runtime_for(store.root(), runtime)?;
-    if rt
-        .mount_options()?
-        .iter()
-        .any(|o| o == spec::RECURSIVE_READ_ONLY)
-    {
-        return Ok(());
-    }
-    let version = rt.version().unwrap_or_default();
-    Err(ContainerError::NoRecursiveReadOnly(
-        format!("{runtime} {version}").trim().to_owned(),
-    ))
 }
 
 /// The mount points the runtime mounts over (Docker's "init layer"): made in a committed
@@ -398,5 +385,6 @@ fn container_config(
         cap_drop: spec_opts.security.cap_drop.clone(),
         security_opt: spec_opts.security.opts.clone(),
         log_config: opts.log_config.clone(),
+        staged_ro_binds: Vec::new(),
     }
 }

@@ -22,7 +22,7 @@ use strata_snapshot::Snapshotter;
 use strata_types::ErrorKind;
 
 use super::config::ContainerConfig;
-use super::{ContainerError, dir, rootfs};
+use super::{ContainerError, dir, ro_binds, rootfs};
 use crate::store::Store;
 use crate::volumes;
 
@@ -112,7 +112,9 @@ pub fn start(
         state::wait(&d, None)?;
     };
     let cfg = monitor_config(store, record)?;
-    if ContainerConfig::read(&d).is_ok_and(|c| c.privileged) {
+    let config =
+        ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
+    if config.privileged {
         strata_runtime::spec::refresh_host_devices(&d)?;
     }
     rootfs::mount(store, sn, record)?;
@@ -126,6 +128,11 @@ pub fn start(
     if let Err(e) = volumes::local::acquire(store, record) {
         unmount();
         return Err(e.into());
+    }
+    // After the volumes: a read-only volume's copy must hold its mount.
+    if let Err(e) = ro_binds::stage(store.root(), &record.id, &config.staged_ro_binds) {
+        unmount();
+        return Err(e);
     }
     // A runtime record of an earlier run would make `create` fail with "already exists".
     if let Err(e) = cleanup::force_delete(&cfg.runtime, &record.id, &d) {

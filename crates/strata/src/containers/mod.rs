@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod logs;
 pub mod names;
+pub mod ro_binds;
 pub mod rootfs;
 
 use std::path::{Path, PathBuf};
@@ -63,9 +64,9 @@ pub enum ContainerError {
     )]
     RemoveRunning(String),
     #[error(
-        "read-only mounts must be recursively read-only and the OCI runtime ({0}) cannot make \
-         them so (it lists no \"rro\" mount option): use runc 1.1 or later, on Linux 5.12 or \
-         later"
+        "read-only mounts must be recursively read-only, and neither the OCI runtime ({0}: it \
+         lists no \"rro\" mount option) nor this kernel (it has no mount_setattr) can make them \
+         so: use runc 1.1 or later, or Linux 5.12 or later"
     )]
     NoRecursiveReadOnly(String),
     #[error("commit: {0}")]

@@ -51,12 +51,14 @@ pub fn mount(
     Ok(target)
 }
 
-/// Unmounts `<dir>/rootfs` (everything stacked there); nothing mounted is fine.
+/// Unmounts `<dir>/rootfs` (everything stacked there) and the read-only binds staged for
+/// the run ([`super::ro_binds`]); nothing mounted is fine.
 pub fn unmount(root: &Path, id: &str) -> Result<(), ContainerError> {
     let target = dir(root, id).join("rootfs");
-    strata_mount::unmount_all(&target, UnmountFlags::NONE)
-        .or_else(|_| strata_mount::unmount_all(&target, UnmountFlags::DETACH))?;
-    Ok(())
+    let rootfs = strata_mount::unmount_all(&target, UnmountFlags::NONE)
+        .or_else(|_| strata_mount::unmount_all(&target, UnmountFlags::DETACH));
+    super::ro_binds::unstage(root, id)?;
+    Ok(rootfs?)
 }
 
 /// Runs `f` on the container's mounted root filesystem: the running container's own mount,
