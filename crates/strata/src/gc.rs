@@ -45,6 +45,7 @@ use std::time::{Duration, SystemTime};
 
 use strata_metadata::{Labels, LeaseResource, MetaError, SnapshotKind, Tx};
 use strata_snapshot::SNAPSHOTTERS;
+use strata_types::labels::{self, ContentEdge, GcRef, SnapshotEdge};
 use strata_types::oci::Manifest;
 use strata_types::{Digest, ErrorKind, chain_id};
 
@@ -55,12 +56,6 @@ mod owner;
 
 pub use owner::{owner_dead, owner_labels, owner_pid};
 
-/// Any object carrying this label is a root.
-pub const LABEL_ROOT: &str = "containerd.io/gc.root";
-/// `containerd.io/gc.ref.content[.name|/name]` = digest: the object keeps that blob.
-pub const LABEL_REF_CONTENT: &str = "containerd.io/gc.ref.content";
-/// `containerd.io/gc.ref.snapshot.<snapshotter>[/name]` = key: the object keeps that snapshot.
-pub const LABEL_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.";
 /// How long an ingest no lease holds is left alone after its last write.
 pub const INGEST_GRACE: Duration = Duration::from_secs(3600);
 /// The environment variable that sets how long the leases of pull and load last.
@@ -288,18 +283,19 @@ impl Marker<'_, '_> {
     fn labels(&mut self, labels: &Labels) -> bool {
         let mut any = false;
         for (k, v) in labels {
-            if let Some(rest) = k.strip_prefix(LABEL_REF_CONTENT)
-                && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('/'))
-            {
-                any = true;
-                match v.parse::<Digest>() {
-                    Ok(d) => self.mark(Node::Content(d), None),
-                    Err(_) => tracing::debug!(label = k, value = v, "not a digest"),
+            match GcRef::parse(k) {
+                Some(GcRef::Content(_)) => {
+                    any = true;
+                    match v.parse::<Digest>() {
+                        Ok(d) => self.mark(Node::Content(d), None),
+                        Err(_) => tracing::debug!(label = k, value = v, "not a digest"),
+                    }
                 }
-            } else if let Some(rest) = k.strip_prefix(LABEL_REF_SNAPSHOT) {
-                any = true;
-                let sn = rest.split('/').next().unwrap_or(rest);
-                self.mark(Node::Snapshot(sn.to_owned(), v.clone()), None);
+                Some(GcRef::Snapshot(edge)) => {
+                    any = true;
+                    self.mark(Node::Snapshot(edge.snapshotter.to_owned(), v.clone()), None);
+                }
+                None => {}
             }
         }
         any
@@ -498,7 +494,7 @@ fn mark(
         }
         marker.labels(&c.labels);
         // The image it was created from, even when its name has moved since.
-        if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID)
+        if let Some(id) = c.labels.get(labels::IMAGE_ID)
             && let Ok(digest) = id.parse::<Digest>()
             && let Some(rec) = tx.images_by_target(&digest)?.first()
         {
@@ -512,13 +508,13 @@ fn mark(
         }
     }
     for b in &records.blobs {
-        if b.labels.contains_key(LABEL_ROOT) {
+        if b.labels.contains_key(labels::GC_ROOT) {
             marker.mark(Node::Content(b.digest.clone()), None);
         }
     }
     for (sn, recs) in &records.snapshots {
         for s in recs {
-            if s.labels.contains_key(LABEL_ROOT) {
+            if s.labels.contains_key(labels::GC_ROOT) {
                 marker.mark(Node::Snapshot((*sn).to_owned(), s.key.clone()), None);
             }
         }
@@ -714,7 +710,7 @@ pub fn index_labels<'a>(manifests: impl IntoIterator<Item = &'a Digest>) -> Labe
     manifests
         .into_iter()
         .enumerate()
-        .map(|(i, d)| (format!("{LABEL_REF_CONTENT}.m.{i}"), d.to_string()))
+        .map(|(i, d)| (ContentEdge::Manifest(i).key(), d.to_string()))
         .collect()
 }
 
@@ -722,18 +718,20 @@ pub fn index_labels<'a>(manifests: impl IntoIterator<Item = &'a Digest>) -> Labe
 pub fn manifest_labels(manifest: &Manifest) -> Labels {
     let mut labels = Labels::new();
     labels.insert(
-        format!("{LABEL_REF_CONTENT}.config"),
+        ContentEdge::Config.key(),
         manifest.config.digest.to_string(),
     );
     for (i, l) in manifest.layers.iter().enumerate() {
-        labels.insert(format!("{LABEL_REF_CONTENT}.l.{i}"), l.digest.to_string());
+        labels.insert(ContentEdge::Layer(i).key(), l.digest.to_string());
     }
     labels
 }
 
-/// The labels of a config unpacked by `snapshotter`: an edge to its top snapshot.
+/// The labels of a config unpacked by `snapshotter`: an edge to its top snapshot. (A
+/// snapshotter's name is one of [`SNAPSHOTTERS`], which always make a key.)
 pub fn config_labels(snapshotter: &str, top: Option<&Digest>) -> Labels {
-    top.map(|t| (format!("{LABEL_REF_SNAPSHOT}{snapshotter}"), t.to_string()))
+    top.zip(SnapshotEdge::new(snapshotter).key())
+        .map(|(t, key)| (key, t.to_string()))
         .into_iter()
         .collect()
 }

@@ -70,8 +70,11 @@ fn unlabelled_images_are_parsed_and_what_nothing_reaches_goes() {
     // Roots by label, and an edge from a labelled blob.
     let pinned = put(&store, LAYER, b"pinned");
     let root = Labels::from([
-        (LABEL_ROOT.to_owned(), "1".to_owned()),
-        (format!("{LABEL_REF_SNAPSHOT}native"), "kept".to_owned()),
+        (labels::GC_ROOT.to_owned(), "1".to_owned()),
+        (
+            SnapshotEdge::new("native").key().unwrap(),
+            "kept".to_owned(),
+        ),
     ]);
     store
         .content()
@@ -201,7 +204,7 @@ fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
     snapshot(&*sn, "live-snap", None, &Labels::new());
     // The same pid with another start time: a process that is gone (its pid reused).
     let mut dead = owner_labels();
-    dead.insert("strata.owner.start".into(), "1".into());
+    dead.insert(labels::OWNER_START.into(), "1".into());
     let soon = SystemTime::now() + Duration::from_secs(3600);
     store
         .db()
