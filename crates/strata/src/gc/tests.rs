@@ -304,7 +304,7 @@ fn the_write_transaction_parses_no_blob_and_keeps_what_a_writer_referenced_meanw
     // Each attempt reports the next unlabelled blob it cannot follow and removes nothing.
     for expected in [&index, &manifest, &config] {
         match attempt(&mut parsed, false) {
-            Sweep::Unparsed(d) => assert_eq!(d, [expected.digest.clone()]),
+            Sweep::Unparsed(d) => assert_eq!(d, std::slice::from_ref(&expected.digest)),
             Sweep::Done(_) => panic!("swept without knowing what {} keeps", expected.digest),
         }
         assert_eq!(blob_records(&store), 5);
