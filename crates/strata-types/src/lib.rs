@@ -6,11 +6,14 @@
 //! - [`chain_id`]: the name of a stack of unpacked layers.
 //! - [`ErrorKind`]: the small set of error classes (containerd's `errdefs`) every crate's typed
 //!   error maps onto, so callers can match across crates without string comparison.
+//! - [`labels`]: every label key strata writes or reads (containerd's GC and distribution
+//!   labels, strata's own), built and parsed in one place.
 //! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule.
 
 mod descriptor;
 mod digest;
 mod kind;
+pub mod labels;
 pub mod oci;
 mod platform;
 mod units;

@@ -35,8 +35,6 @@ pub use restore::{Rebuilt, RestoreError, Restorer};
 
 /// The store setting that makes every pull discard (`strata system settings`).
 pub const SETTING: &str = "discard-compressed";
-/// The edge from a discarded layer blob to its tar split.
-pub const LABEL_SPLIT: &str = "containerd.io/gc.ref.content.strata.split";
 /// The media type of a stored tar split.
 pub const SPLIT_MEDIA_TYPE: &str = "application/vnd.strata.layer.tar-split.v1+zstd";
 
@@ -173,7 +171,7 @@ pub(crate) fn store_split(
         source: Box::new(source),
     })?;
     Ok(Labels::from([(
-        LABEL_SPLIT.to_owned(),
+        strata_types::labels::SPLIT.to_owned(),
         split_digest.to_string(),
     )]))
 }
@@ -231,7 +229,7 @@ pub fn split_of(
     layer: &Digest,
 ) -> Result<Option<(Digest, Vec<u8>)>, MetaError> {
     let rec = content.info(layer)?;
-    let Some(split) = rec.labels.get(LABEL_SPLIT) else {
+    let Some(split) = rec.labels.get(strata_types::labels::SPLIT) else {
         return Ok(None);
     };
     let Ok(split) = split.parse::<Digest>() else {

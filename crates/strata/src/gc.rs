@@ -1,5 +1,14 @@
 //! Garbage collection: what no root reaches is removed from the content store and the
-//! snapshotters, as containerd's metadata collector does.
+//! snapshotters, as containerd's metadata collector does, in its parts:
+//!
+//! - `gc/mark.rs`: the tri-colour mark, a pure function of the roots and each node's references;
+//! - `gc/graph.rs`: the metadata as that graph (images, containers, leases, blobs, snapshots,
+//!   ingests), and the cache of what unlabelled blobs reference;
+//! - `gc/leases.rs`: which leases are live roots and which are over;
+//! - `gc/sweep.rs`: collection per backend (leases, blob records and files, snapshot records and
+//!   directories, ingests).
+//!
+//! The lease helpers at the top of this file are what flows use to protect their writes.
 //!
 //! ```text
 //! roots                               edges (followed from every marked object)
@@ -23,8 +32,14 @@
 //!
 //! # Order of operations
 //!
+//! 0. **A read transaction** marks from the roots, reading and parsing the blobs without
+//!    `gc.ref` labels it meets (a store written before strata set them), so that the write
+//!    transaction reads no blob: writers do not wait on it.
 //! 1. **One write transaction** (`BEGIN IMMEDIATE`: no pull, load or rmi can record anything
-//!    meanwhile) marks from the roots, then deletes expired leases (their resources go with
+//!    meanwhile) marks from the roots again, with the parsed references of step 0; if it meets
+//!    an unlabelled blob step 0 did not (a writer referenced it in between) it changes nothing
+//!    and the collection goes back to step 0 (after three tries it keeps every blob
+//!    and snapshot this time). Then it deletes expired leases (their resources go with
 //!    them), unmarked blob records, unmarked snapshot records (children before parents), and
 //!    discards the ingests no live lease holds that an expired lease held or nobody touched for
 //!    the grace period (an ingest a process is writing is locked, and stays). A pull adds each
@@ -38,29 +53,27 @@
 //!    each snapshotter's `cleanup` removes the directories no record names (the snapshotter's
 //!    own crash-safe protocol for that).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use strata_metadata::{Labels, LeaseResource, MetaError, SnapshotKind, Tx};
-use strata_snapshot::SNAPSHOTTERS;
+use strata_types::labels::{ContentEdge, SnapshotEdge};
 use strata_types::oci::Manifest;
-use strata_types::{Digest, ErrorKind, chain_id};
+use strata_types::{Digest, ErrorKind};
 
 use crate::store::Store;
-use crate::unpack::MAX_JSON_BLOB;
 
+mod graph;
+mod leases;
+mod mark;
 mod owner;
+mod sweep;
 
+use graph::{MetaGraph, Node, Parsed, Records, Source};
+pub(crate) use leases::{LeaseState, read_leases};
 pub use owner::{owner_dead, owner_labels, owner_pid};
 
-/// Any object carrying this label is a root.
-pub const LABEL_ROOT: &str = "containerd.io/gc.root";
-/// `containerd.io/gc.ref.content[.name|/name]` = digest: the object keeps that blob.
-pub const LABEL_REF_CONTENT: &str = "containerd.io/gc.ref.content";
-/// `containerd.io/gc.ref.snapshot.<snapshotter>[/name]` = key: the object keeps that snapshot.
-pub const LABEL_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.";
 /// How long an ingest no lease holds is left alone after its last write.
 pub const INGEST_GRACE: Duration = Duration::from_secs(3600);
 /// The environment variable that sets how long the leases of pull and load last.
@@ -261,178 +274,45 @@ impl GcError {
     }
 }
 
-/// Something the collector marks.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Node {
-    Content(Digest),
-    Snapshot(String, String),
-}
-
-/// The mark phase: reachable objects from the roots.
-struct Marker<'a, 't> {
-    tx: &'a Tx<'t>,
-    store: &'a Store,
-    marked: HashSet<Node>,
-    /// To visit, with the media type the referring descriptor gave (when known).
-    queue: Vec<(Node, Option<String>)>,
-}
-
-impl Marker<'_, '_> {
-    fn mark(&mut self, node: Node, media_type: Option<&str>) {
-        if self.marked.insert(node.clone()) {
-            self.queue.push((node, media_type.map(str::to_owned)));
-        }
-    }
-
-    /// Follows the reference labels of an object; returns whether it had any.
-    fn labels(&mut self, labels: &Labels) -> bool {
-        let mut any = false;
-        for (k, v) in labels {
-            if let Some(rest) = k.strip_prefix(LABEL_REF_CONTENT)
-                && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('/'))
-            {
-                any = true;
-                match v.parse::<Digest>() {
-                    Ok(d) => self.mark(Node::Content(d), None),
-                    Err(_) => tracing::debug!(label = k, value = v, "not a digest"),
-                }
-            } else if let Some(rest) = k.strip_prefix(LABEL_REF_SNAPSHOT) {
-                any = true;
-                let sn = rest.split('/').next().unwrap_or(rest);
-                self.mark(Node::Snapshot(sn.to_owned(), v.clone()), None);
-            }
-        }
-        any
-    }
-
-    fn run(&mut self) -> Result<(), MetaError> {
-        while let Some((node, media_type)) = self.queue.pop() {
-            match node {
-                Node::Content(digest) => {
-                    let Some(rec) = self.tx.blob(&digest)? else {
-                        continue;
-                    };
-                    if !self.labels(&rec.labels) {
-                        self.parse_refs(&digest, rec.size, media_type.as_deref());
-                    }
-                }
-                Node::Snapshot(sn, key) => {
-                    let Some(rec) = self.tx.snapshot(&sn, &key)? else {
-                        continue;
-                    };
-                    if let Some(parent) = rec.parent {
-                        self.mark(Node::Snapshot(sn, parent), None);
-                    }
-                    self.labels(&rec.labels);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The references of a blob without reference labels, read from the blob itself: an
-    /// index's manifests, a manifest's config and layers, a config's chainIDs. Layers and big
-    /// blobs are not read.
-    fn parse_refs(&mut self, digest: &Digest, size: u64, media_type: Option<&str>) {
-        if media_type.is_some_and(strata_remote::media::is_layer) || size > MAX_JSON_BLOB {
-            return;
-        }
-        let mut bytes = Vec::new();
-        let read = self
-            .store
-            .content()
-            .local()
-            .reader(digest)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                b.take(MAX_JSON_BLOB)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = read {
-            tracing::warn!(%digest, "garbage collection cannot read a referenced blob: {e}");
-            return;
-        }
-        if bytes.first() != Some(&b'{') {
-            return;
-        }
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            return;
-        };
-        if let Some(manifests) = value.get("manifests").and_then(|m| m.as_array()) {
-            for m in manifests {
-                if let Ok(d) = serde_json::from_value::<strata_types::Descriptor>(m.clone()) {
-                    self.mark(Node::Content(d.digest), Some(&d.media_type));
-                }
-            }
-        } else if value.get("layers").is_some() && value.get("config").is_some() {
-            if let Ok(m) = serde_json::from_value::<Manifest>(value) {
-                self.mark(Node::Content(m.config.digest), Some(&m.config.media_type));
-                for l in m.layers {
-                    self.mark(Node::Content(l.digest), Some(&l.media_type));
-                }
-            }
-        } else if let Some(ids) = value
-            .get("rootfs")
-            .and_then(|r| r.get("diff_ids"))
-            .and_then(|d| d.as_array())
-        {
-            let diff_ids: Vec<Digest> = ids
-                .iter()
-                .filter_map(|d| d.as_str()?.parse().ok())
-                .collect();
-            for i in 0..diff_ids.len() {
-                if let Some(chain) = chain_id(&diff_ids[..=i]) {
-                    for sn in SNAPSHOTTERS {
-                        self.mark(Node::Snapshot((*sn).to_owned(), chain.to_string()), None);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What the transaction decided, for the steps after it.
-struct Swept {
-    collected: Collected,
-    /// (snapshotter, record id) of each removed snapshot, in `collected.snapshots` order.
-    snapshot_ids: Vec<(String, i64)>,
-}
+/// How many times a collection marks again after writers referenced blobs without labels
+/// while it read, before it keeps every blob and snapshot this time (see [`sweep`]).
+const MARK_ATTEMPTS: usize = 3;
 
 /// Runs one collection over the whole store: every snapshotter, the content store, ingests
 /// and leases. Safe beside pulls, loads and other collections in other processes.
 pub fn collect(store: &Store, opts: &GcOptions) -> Result<Collected, GcError> {
-    let swept = store.db().write(|tx| sweep(tx, store, opts))?;
+    let mut parsed = Parsed::default();
+    let mut attempt = 1;
+    let swept = loop {
+        // Unlabelled blobs are read and parsed here, in a read transaction, so that the
+        // write transaction's mark reads records only.
+        store.db().read(|tx| {
+            let leases = read_leases(tx, SystemTime::now(), opts.keep_resumable)?;
+            let records = Records::read(tx)?;
+            mark(tx, &leases, &records, &mut parsed, Source::Read(store)).map(drop)
+        })?;
+        let last = attempt == MARK_ATTEMPTS;
+        match store
+            .db()
+            .write(|tx| sweep(tx, store, opts, &mut parsed, last))?
+        {
+            Sweep::Done(swept) => break swept,
+            Sweep::Unparsed(digests) => {
+                tracing::debug!(
+                    ?digests,
+                    "unlabelled blobs referenced meanwhile: marking again"
+                );
+            }
+        }
+        attempt += 1;
+    };
     let Swept {
         mut collected,
-        snapshot_ids,
+        mut snapshots,
     } = swept;
-
-    let digests: Vec<Digest> = collected.blobs.iter().map(|b| b.digest.clone()).collect();
-    if !digests.is_empty() {
-        let deleted: HashSet<Digest> = store
-            .content()
-            .delete_unrecorded_files(&digests)?
-            .into_iter()
-            .collect();
-        for b in &mut collected.blobs {
-            b.file_deleted = deleted.contains(&b.digest);
-        }
-    }
-
-    for (snap, (sn, id)) in collected.snapshots.iter_mut().zip(&snapshot_ids) {
-        snap.size = strata_snapshot::unrecorded_usage(store.root(), sn, *id).map_or(0, |u| u.size);
-    }
-    for sn in SNAPSHOTTERS {
-        if !store.root().join("snapshots").join(sn).is_dir() {
-            continue;
-        }
-        match strata_snapshot::open(sn, store.root(), store.db().clone()) {
-            Ok(s) => collected.cleaned.extend(s.cleanup()?),
-            // A btrfs store moved off btrfs: its records went, its directories wait for fsck.
-            Err(e) => tracing::warn!("garbage collection: {e}"),
-        }
-    }
+    sweep::content_files(store, &mut collected.blobs)?;
+    collected.cleaned = sweep::snapshot_dirs(store, &mut snapshots)?;
+    collected.snapshots = snapshots.into_iter().map(|(s, _)| s).collect();
     tracing::debug!(
         leases = collected.leases.len(),
         blobs = collected.blobs.len(),
@@ -444,87 +324,19 @@ pub fn collect(store: &Store, opts: &GcOptions) -> Result<Collected, GcError> {
     Ok(collected)
 }
 
-/// The blob and snapshot records, as one collection reads them.
-struct Records {
-    blobs: Vec<strata_metadata::BlobRecord>,
-    snapshots: BTreeMap<&'static str, Vec<strata_metadata::SnapshotRecord>>,
-}
-
-impl Records {
-    fn read(tx: &Tx<'_>) -> Result<Records, MetaError> {
-        let mut snapshots = BTreeMap::new();
-        for sn in SNAPSHOTTERS {
-            snapshots.insert(*sn, tx.snapshots(sn)?);
-        }
-        Ok(Records {
-            blobs: tx.blobs()?,
-            snapshots,
-        })
-    }
-}
-
-/// The mark phase: everything the roots reach.
+/// The mark phase: every node the roots reach, and the unlabelled blobs met that `parsed`
+/// lacks (always none with [`Source::Read`]).
 fn mark(
     tx: &Tx<'_>,
-    store: &Store,
     leases: &LeaseState,
     records: &Records,
-) -> Result<HashSet<Node>, MetaError> {
-    let mut marker = Marker {
-        tx,
-        store,
-        marked: HashSet::new(),
-        queue: Vec::new(),
-    };
-    for r in &leases.roots {
-        match r {
-            LeaseResource::Content(d) => marker.mark(Node::Content(d.clone()), None),
-            LeaseResource::Snapshot { snapshotter, key } => {
-                marker.mark(Node::Snapshot(snapshotter.clone(), key.clone()), None)
-            }
-            LeaseResource::Ingest(_) => {}
-        }
-    }
-    for image in tx.images()? {
-        marker.mark(
-            Node::Content(image.target.digest.clone()),
-            Some(&image.target.media_type),
-        );
-        marker.labels(&image.labels);
-    }
-    for c in tx.containers()? {
-        if let Some(key) = &c.snapshot_key {
-            marker.mark(Node::Snapshot(c.snapshotter.clone(), key.clone()), None);
-        }
-        marker.labels(&c.labels);
-        // The image it was created from, even when its name has moved since.
-        if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID)
-            && let Ok(digest) = id.parse::<Digest>()
-            && let Some(rec) = tx.images_by_target(&digest)?.first()
-        {
-            marker.mark(Node::Content(digest), Some(&rec.target.media_type));
-        } else if let Ok(image) = crate::images::resolve(tx, &c.image) {
-            let target = image.target();
-            marker.mark(
-                Node::Content(target.digest.clone()),
-                Some(&target.media_type),
-            );
-        }
-    }
-    for b in &records.blobs {
-        if b.labels.contains_key(LABEL_ROOT) {
-            marker.mark(Node::Content(b.digest.clone()), None);
-        }
-    }
-    for (sn, recs) in &records.snapshots {
-        for s in recs {
-            if s.labels.contains_key(LABEL_ROOT) {
-                marker.mark(Node::Snapshot((*sn).to_owned(), s.key.clone()), None);
-            }
-        }
-    }
-    marker.run()?;
-    Ok(marker.marked)
+    parsed: &mut Parsed,
+    source: Source<'_>,
+) -> Result<(HashSet<Node>, Vec<Digest>), MetaError> {
+    let mut graph = MetaGraph::new(tx, leases, parsed, source)?;
+    let roots = graph.roots(records);
+    let marked = mark::tricolor(roots, |n| graph.refs(n))?;
+    Ok((marked, graph.unparsed))
 }
 
 /// What leases that are over (expired, or of a process that died) left behind and nothing
@@ -535,7 +347,14 @@ pub fn leftovers(store: &Store) -> Result<Vec<(strata_metadata::Lease, LeaseReso
     store.db().read(|tx| {
         let leases = read_leases(tx, SystemTime::now(), false)?;
         let records = Records::read(tx)?;
-        let marked = mark(tx, store, &leases, &records)?;
+        // A read transaction: blobs may be parsed as the mark meets them.
+        let (marked, _) = mark(
+            tx,
+            &leases,
+            &records,
+            &mut Parsed::default(),
+            Source::Read(store),
+        )?;
         let recorded = |sn: &str, key: &str| {
             records
                 .snapshots
@@ -560,153 +379,62 @@ pub fn leftovers(store: &Store) -> Result<Vec<(strata_metadata::Lease, LeaseReso
     })
 }
 
-/// Mark and sweep the records, inside the collection's write transaction.
-fn sweep(tx: &Tx<'_>, store: &Store, opts: &GcOptions) -> Result<Swept, MetaError> {
+/// What the write transaction decided, for the steps after it.
+struct Swept {
+    collected: Collected,
+    /// The removed snapshots, with their record ids.
+    snapshots: Vec<sweep::SweptSnapshot>,
+}
+
+enum Sweep {
+    Done(Swept),
+    /// Blobs without `gc.ref` labels a writer referenced since the read transaction's
+    /// mark: mark again (nothing was changed).
+    Unparsed(Vec<Digest>),
+}
+
+/// Mark and sweep the records, inside the collection's write transaction. No blob is read
+/// here: an unlabelled blob `parsed` lacks ends the attempt, unless it is the `last`, which
+/// then keeps every blob and snapshot (it cannot tell what that blob keeps).
+fn sweep(
+    tx: &Tx<'_>,
+    store: &Store,
+    opts: &GcOptions,
+    parsed: &mut Parsed,
+    last: bool,
+) -> Result<Sweep, MetaError> {
     let now = SystemTime::now();
     let leases = read_leases(tx, now, opts.keep_resumable)?;
     let records = Records::read(tx)?;
-    let marked = mark(tx, store, &leases, &records)?;
+    let (marked, unparsed) = mark(tx, &leases, &records, parsed, Source::Cached)?;
+    let complete = unparsed.is_empty();
+    if !complete && !last {
+        return Ok(Sweep::Unparsed(unparsed));
+    }
+    if !complete {
+        tracing::warn!(
+            blobs = unparsed.len(),
+            "garbage collection keeps every blob and snapshot this time: blobs without labels \
+             keep being referenced while it runs"
+        );
+    }
     let Records { blobs, snapshots } = records;
 
-    // Sweep. Leases that are over first: nothing they hold is marked through them.
-    let mut collected = Collected::default();
-    for id in leases.over {
-        tx.delete_lease(&id)?;
-        collected.leases.push(id);
+    // Leases that are over first: nothing they hold is marked through them.
+    let mut collected = Collected {
+        leases: sweep::leases(tx, leases.over)?,
+        ..Collected::default()
+    };
+    let mut swept_snapshots = Vec::new();
+    if complete {
+        collected.blobs = sweep::content(tx, blobs, &marked)?;
+        swept_snapshots = sweep::snapshots(tx, snapshots, &marked)?;
     }
-    for b in blobs {
-        if !marked.contains(&Node::Content(b.digest.clone())) {
-            tx.delete_blob(&b.digest)?;
-            collected.blobs.push(RemovedBlob {
-                digest: b.digest,
-                size: b.size,
-                file_deleted: false,
-            });
-        }
-    }
-    let mut snapshot_ids = Vec::new();
-    for (sn, recs) in snapshots {
-        // A marked snapshot's parent is marked, so the unmarked ones are closed under
-        // children: remove leaves first, until none is left.
-        let mut unmarked: HashMap<String, _> = recs
-            .into_iter()
-            .filter(|r| !marked.contains(&Node::Snapshot(sn.to_owned(), r.key.clone())))
-            .map(|r| (r.key.clone(), r))
-            .collect();
-        while !unmarked.is_empty() {
-            let parents: HashSet<&str> = unmarked
-                .values()
-                .filter_map(|r| r.parent.as_deref())
-                .collect();
-            let leaves: Vec<String> = unmarked
-                .keys()
-                .filter(|k| !parents.contains(k.as_str()))
-                .cloned()
-                .collect();
-            if leaves.is_empty() {
-                return Err(MetaError::Corrupt {
-                    what: "snapshot parent chain (a cycle)",
-                    value: unmarked.keys().next().cloned().unwrap_or_default(),
-                });
-            }
-            for key in leaves {
-                let Some(rec) = unmarked.remove(&key) else {
-                    continue;
-                };
-                tx.remove_snapshot(sn, &key)?;
-                snapshot_ids.push((sn.to_owned(), rec.id));
-                collected.snapshots.push(RemovedSnapshot {
-                    snapshotter: sn.to_owned(),
-                    key,
-                    kind: rec.kind,
-                    size: 0,
-                });
-            }
-        }
-    }
-
-    // Ingests: kept while a live lease holds them; discarded when only an expired lease did,
-    // or, held by none, once untouched for the grace period. One being written is locked and
-    // `abort` leaves it.
-    for ingest in store.content().ingests()? {
-        if leases.live_ingests.contains(&ingest.r#ref) {
-            continue;
-        }
-        let idle = now
-            .duration_since(ingest.updated)
-            .is_ok_and(|age| age >= opts.ingest_grace);
-        if !leases.ended_ingests.contains(&ingest.r#ref) && !idle {
-            continue;
-        }
-        match store.content().local().abort(&ingest.r#ref) {
-            Ok(()) => {
-                tx.forget_resource(&LeaseResource::Ingest(ingest.r#ref.clone()))?;
-                collected.ingests.push(RemovedIngest {
-                    r#ref: ingest.r#ref,
-                    size: ingest.offset,
-                });
-            }
-            Err(e) => tracing::debug!(r#ref = ingest.r#ref, "ingest stays: {e}"),
-        }
-    }
-    Ok(Swept {
+    collected.ingests = sweep::ingests(tx, store, &marked, &leases.ended_ingests, opts, now)?;
+    Ok(Sweep::Done(Swept {
         collected,
-        snapshot_ids,
-    })
-}
-
-/// What the leases say, for one collection.
-#[derive(Debug, Default)]
-pub(crate) struct LeaseState {
-    /// What live leases hold, ingests aside.
-    pub roots: Vec<LeaseResource>,
-    /// Ingests a live lease holds (or a dead owner's, kept resumable).
-    pub live_ingests: HashSet<String>,
-    /// Ingests only leases that are over held.
-    pub ended_ingests: HashSet<String>,
-    /// Leases that are over (expired, or of a dead owner and holding nothing kept): deleted.
-    pub over: Vec<String>,
-    /// What leases that are over (or of a dead owner) held, by lease: for `fsck`.
-    pub left: Vec<(strata_metadata::Lease, LeaseResource)>,
-}
-
-/// Reads the leases: which are roots, which are over. A lease is live until it expires or
-/// its owner dies (see the module doc); with `keep_resumable`, a dead owner's ingests stay
-/// live until the expiry, and so does the lease that holds them.
-pub(crate) fn read_leases(
-    tx: &Tx<'_>,
-    now: SystemTime,
-    keep_resumable: bool,
-) -> Result<LeaseState, MetaError> {
-    let mut state = LeaseState::default();
-    for lease in tx.leases()? {
-        let expired = lease.expires.is_some_and(|e| e <= now);
-        let dead = !expired && owner_dead(&lease.labels);
-        let resources = tx.lease_resources(&lease.id)?;
-        let mut kept = false;
-        for r in resources {
-            match r {
-                LeaseResource::Ingest(i) if !expired && (!dead || keep_resumable) => {
-                    kept |= dead;
-                    state.live_ingests.insert(i);
-                }
-                LeaseResource::Ingest(i) => {
-                    state.ended_ingests.insert(i.clone());
-                    state.left.push((lease.clone(), LeaseResource::Ingest(i)));
-                }
-                r if expired || dead => state.left.push((lease.clone(), r)),
-                r => state.roots.push(r),
-            }
-        }
-        if expired || (dead && !kept) {
-            state.over.push(lease.id);
-        }
-    }
-    // An ingest a live lease holds is not over because a dead one held it too.
-    state
-        .ended_ingests
-        .retain(|i| !state.live_ingests.contains(i));
-    Ok(state)
+        snapshots: swept_snapshots,
+    }))
 }
 
 /// The labels of an index: an edge to each of its manifests (those this store keeps).
@@ -714,7 +442,7 @@ pub fn index_labels<'a>(manifests: impl IntoIterator<Item = &'a Digest>) -> Labe
     manifests
         .into_iter()
         .enumerate()
-        .map(|(i, d)| (format!("{LABEL_REF_CONTENT}.m.{i}"), d.to_string()))
+        .map(|(i, d)| (ContentEdge::Manifest(i).key(), d.to_string()))
         .collect()
 }
 
@@ -722,18 +450,20 @@ pub fn index_labels<'a>(manifests: impl IntoIterator<Item = &'a Digest>) -> Labe
 pub fn manifest_labels(manifest: &Manifest) -> Labels {
     let mut labels = Labels::new();
     labels.insert(
-        format!("{LABEL_REF_CONTENT}.config"),
+        ContentEdge::Config.key(),
         manifest.config.digest.to_string(),
     );
     for (i, l) in manifest.layers.iter().enumerate() {
-        labels.insert(format!("{LABEL_REF_CONTENT}.l.{i}"), l.digest.to_string());
+        labels.insert(ContentEdge::Layer(i).key(), l.digest.to_string());
     }
     labels
 }
 
-/// The labels of a config unpacked by `snapshotter`: an edge to its top snapshot.
+/// The labels of a config unpacked by `snapshotter`: an edge to its top snapshot. (A
+/// snapshotter's name is one of [`strata_snapshot::SNAPSHOTTERS`], which always make a key.)
 pub fn config_labels(snapshotter: &str, top: Option<&Digest>) -> Labels {
-    top.map(|t| (format!("{LABEL_REF_SNAPSHOT}{snapshotter}"), t.to_string()))
+    top.zip(SnapshotEdge::new(snapshotter).key())
+        .map(|(t, key)| (key, t.to_string()))
         .into_iter()
         .collect()
 }

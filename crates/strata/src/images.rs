@@ -87,16 +87,16 @@ pub fn familiar(name: &str) -> String {
     Reference::parse(name).map_or_else(|_| name.to_owned(), |r| r.familiar())
 }
 
-/// The image label that keeps the Docker image ID (the config digest) of an image migrated
-/// from Docker's classic store, where IDs are config digests; every record of that target
-/// carries it. strata's own IDs are target digests, as in Docker's containerd image store.
-pub const LABEL_DOCKER_ID: &str = "io.strata.docker.image-id";
+// A migrated image keeps the Docker image ID (the config digest: IDs in Docker's classic
+// store) in a label on every record of its target; strata's own IDs are target digests, as in
+// Docker's containerd image store.
+use strata_types::labels::DOCKER_IMAGE_ID;
 
 /// The image ID of a record: its target's digest, or the Docker image ID a migrated image
-/// keeps ([`LABEL_DOCKER_ID`]).
+/// keeps ([`DOCKER_IMAGE_ID`]).
 pub fn image_id(rec: &ImageRecord) -> Digest {
     rec.labels
-        .get(LABEL_DOCKER_ID)
+        .get(DOCKER_IMAGE_ID)
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| rec.target.digest.clone())
 }
@@ -126,16 +126,16 @@ pub fn set_image_name(
         labels = old.labels;
         if old.target.digest != target.digest {
             // An empty value removes the label: the old target's ID is not this one's.
-            labels.insert(LABEL_DOCKER_ID.to_owned(), String::new());
+            labels.insert(DOCKER_IMAGE_ID.to_owned(), String::new());
         }
     }
     // The Docker ID is the target's: a new name of a migrated image shows it too.
     if let Some(id) = tx
         .images_by_target(&target.digest)?
         .into_iter()
-        .find_map(|r| r.labels.get(LABEL_DOCKER_ID).cloned())
+        .find_map(|r| r.labels.get(DOCKER_IMAGE_ID).cloned())
     {
-        labels.insert(LABEL_DOCKER_ID.to_owned(), id);
+        labels.insert(DOCKER_IMAGE_ID.to_owned(), id);
     }
     let rec = tx.put_image(name, target, &labels)?;
     let dangling = dangling_name(&target.digest);
@@ -251,7 +251,7 @@ pub enum Removal {
 /// The image target container `c` uses: the one recorded at create, else what its image
 /// argument resolves to now (containers made before the record existed).
 fn container_target(tx: &Tx<'_>, c: &ContainerRecord) -> Result<Option<Digest>, MetaError> {
-    if let Some(id) = c.labels.get(crate::containers::create::LABEL_IMAGE_ID) {
+    if let Some(id) = c.labels.get(strata_types::labels::IMAGE_ID) {
         return Ok(id.parse().ok());
     }
     match resolve(tx, &c.image) {

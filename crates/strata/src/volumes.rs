@@ -6,10 +6,11 @@
 //! empty volume gets a copy of what the image has at its mount path (Docker's copy-up,
 //! `nocopy` to skip), made through a layer tar so owners, modes, xattrs and links are kept
 //! and nothing of the image is followed out of its root. Which containers use a volume is
-//! the container record's label [`LABEL_VOLUMES`]; `volume rm` refuses a volume in use, and
-//! `rm -v` (or `--rm`) removes a container's anonymous volumes. A volume made with the local
-//! driver's options (`type`, `device`, `o`) is a filesystem mounted on `_data` while
-//! containers using it run: see [`local`].
+//! the container record's label [`strata_types::labels::VOLUMES`] (a JSON array of volume
+//! names); `volume rm` refuses a volume in use, and `rm -v` (or `--rm`) removes a
+//! container's anonymous volumes. A volume made with the local driver's options (`type`,
+//! `device`, `o`) is a filesystem mounted on `_data` while containers using it run: see
+//! [`local`].
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,9 +22,6 @@ use strata_metadata::{Labels, MetaError, Tx, VolumeRecord};
 use strata_types::ErrorKind;
 
 use crate::store::Store;
-
-/// Container label: a JSON array of the names of the volumes it mounts.
-pub const LABEL_VOLUMES: &str = "strata.volumes";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -310,7 +308,7 @@ pub fn in_use_by(tx: &Tx<'_>, name: &str) -> Result<Vec<String>, MetaError> {
 /// The volume names a container's labels list.
 pub fn volumes_of(labels: &Labels) -> Vec<String> {
     labels
-        .get(LABEL_VOLUMES)
+        .get(strata_types::labels::VOLUMES)
         .and_then(|v| serde_json::from_str(v).ok())
         .unwrap_or_default()
 }

@@ -145,7 +145,7 @@ pub(super) fn ps_item(
         "Status": status_text(&c.state),
         "Size": size.map(|(rw, virt)| format!("{} (virtual {})", human_size(rw), human_size(virt))).unwrap_or_default(),
         "Names": c.record.name,
-        "Labels": super::labels_string(&c.record.labels.iter().filter(|(k, _)| !k.starts_with("strata.")).map(|(k, v)| (k.clone(), v.clone())).collect()),
+        "Labels": super::labels_string(&c.record.labels.iter().filter(|(k, _)| !strata_types::labels::is_internal(k)).map(|(k, v)| (k.clone(), v.clone())).collect()),
         "Mounts": config.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
         "Networks": config.network,
         "LocalVolumes": config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
@@ -383,7 +383,7 @@ fn inspect_item(store: &Store, c: &ContainerSummary, size: Option<(u64, u64)>) -
             "Image": config.image,
             "WorkingDir": config.working_dir,
             "Entrypoint": if config.entrypoint.is_empty() { Value::Null } else { json!(config.entrypoint) },
-            "Labels": c.record.labels.iter().filter(|(k, _)| !k.starts_with("strata.")).collect::<std::collections::BTreeMap<_, _>>(),
+            "Labels": c.record.labels.iter().filter(|(k, _)| !strata_types::labels::is_internal(k)).collect::<std::collections::BTreeMap<_, _>>(),
             "StopSignal": config.stop_signal,
         },
     });

@@ -23,9 +23,6 @@ use crate::store::Store;
 use crate::unpack::{read_json, unpack};
 use crate::volumes::{self, MountSpec, ResolvedMount};
 
-/// Label on a container record: the digest of the image target it was created from.
-pub const LABEL_IMAGE_ID: &str = "strata.image.id";
-
 /// What `create` is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -133,7 +130,10 @@ pub fn create(
     };
     let id = names::new_id().map_err(|e| ContainerError::io("generate container id", e))?;
     let mut labels: Labels = opts.labels.clone().into_iter().collect();
-    labels.insert(LABEL_IMAGE_ID.to_owned(), image.target.digest.to_string());
+    labels.insert(
+        strata_types::labels::IMAGE_ID.to_owned(),
+        image.target.digest.to_string(),
+    );
     let mut record = ContainerRecord {
         id: id.clone(),
         name: opts.name.clone().unwrap_or_default(),
@@ -231,7 +231,7 @@ fn prepare(
         store.db().write(|tx| {
             tx.update_container_labels(
                 &record.id,
-                &Labels::from([(volumes::LABEL_VOLUMES.to_owned(), label.clone())]),
+                &Labels::from([(strata_types::labels::VOLUMES.to_owned(), label.clone())]),
             )
         })?;
     }

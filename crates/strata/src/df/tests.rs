@@ -40,7 +40,7 @@ fn shared_layers_count_once_and_what_no_image_reaches_is_apart() {
                 created: now,
                 updated: now,
                 labels: Labels::from([(
-                    crate::containers::create::LABEL_IMAGE_ID.to_owned(),
+                    strata_types::labels::IMAGE_ID.to_owned(),
                     a.digest.to_string(),
                 )]),
             })?;

@@ -18,8 +18,8 @@ use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, Sha256, chain_id};
 
-use super::{LABEL_SPLIT, split_of};
-use crate::push::{DISTRIBUTION_SOURCE, label_host};
+use super::split_of;
+use crate::push::label_host;
 use crate::store::Store;
 use crate::unpack::read_json;
 
@@ -358,7 +358,7 @@ impl<'a> Restorer<'a> {
             .labels;
         let mut sources = Vec::new();
         for (key, repos) in &labels {
-            let Some(host) = key.strip_prefix(DISTRIBUTION_SOURCE) else {
+            let Some(host) = strata_types::labels::distribution_source_host(key) else {
                 continue;
             };
             let mut registries: Vec<&str> = self
@@ -371,7 +371,7 @@ impl<'a> Restorer<'a> {
                 registries.push(host);
             }
             for registry in registries {
-                for repo in repos.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                for repo in strata_types::labels::source_repos(repos) {
                     sources.push(format!("{registry}/{repo}"));
                 }
             }
@@ -529,7 +529,10 @@ impl<'a> Restorer<'a> {
             }
         };
         // The new blob carries the split too: it can be discarded again like the old one.
-        let labels = Labels::from([(LABEL_SPLIT.to_owned(), split_digest.to_string())]);
+        let labels = Labels::from([(
+            strata_types::labels::SPLIT.to_owned(),
+            split_digest.to_string(),
+        )]);
         let committed = content
             .commit(w, None, None, &labels, Some(self.lease))
             .map_err(|e| e.to_string())?;

@@ -14,15 +14,9 @@ use std::sync::OnceLock;
 
 use strata_metadata::Labels;
 
-/// The owner's process id.
-pub const LABEL_PID: &str = "strata.owner.pid";
-/// When the owner started, in clock ticks after boot (`/proc/PID/stat` field 22): a pid
-/// reused by another process has another start time.
-pub const LABEL_START: &str = "strata.owner.start";
-/// `/proc/sys/kernel/random/boot_id` when the lease was made.
-pub const LABEL_BOOT: &str = "strata.owner.boot";
-/// The owner's pid namespace (`/proc/self/ns/pid`): its pid means nothing in another one.
-pub const LABEL_PIDNS: &str = "strata.owner.pidns";
+// The owner's start time tells a pid reused by another process; its pid namespace, whether
+// its pid means anything here.
+use strata_types::labels::{OWNER_BOOT, OWNER_PID, OWNER_PIDNS, OWNER_START};
 
 /// The owner labels of a lease this process makes. Empty when they cannot be read (no
 /// `/proc`): the lease then lasts until its expiry, as before.
@@ -31,11 +25,11 @@ pub fn owner_labels() -> Labels {
         return Labels::new();
     };
     let mut labels = Labels::new();
-    labels.insert(LABEL_PID.into(), std::process::id().to_string());
-    labels.insert(LABEL_START.into(), start.to_string());
-    labels.insert(LABEL_BOOT.into(), boot.clone());
+    labels.insert(OWNER_PID.into(), std::process::id().to_string());
+    labels.insert(OWNER_START.into(), start.to_string());
+    labels.insert(OWNER_BOOT.into(), boot.clone());
     if let Some(ns) = pid_ns() {
-        labels.insert(LABEL_PIDNS.into(), ns.clone());
+        labels.insert(OWNER_PIDNS.into(), ns.clone());
     }
     labels
 }
@@ -43,9 +37,9 @@ pub fn owner_labels() -> Labels {
 /// Whether the process that made a lease (from its labels) is known to be dead.
 pub fn owner_dead(labels: &Labels) -> bool {
     let (Some(pid), Some(start), Some(boot)) = (
-        labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()),
-        labels.get(LABEL_START).and_then(|s| s.parse::<u64>().ok()),
-        labels.get(LABEL_BOOT),
+        labels.get(OWNER_PID).and_then(|p| p.parse::<u32>().ok()),
+        labels.get(OWNER_START).and_then(|s| s.parse::<u64>().ok()),
+        labels.get(OWNER_BOOT),
     ) else {
         return false;
     };
@@ -55,7 +49,7 @@ pub fn owner_dead(labels: &Labels) -> bool {
     if boot != our_boot {
         return true;
     }
-    if labels.get(LABEL_PIDNS) != pid_ns() {
+    if labels.get(OWNER_PIDNS) != pid_ns() {
         return false;
     }
     match start_time(pid) {
@@ -67,7 +61,7 @@ pub fn owner_dead(labels: &Labels) -> bool {
 
 /// The owner's pid, for messages.
 pub fn owner_pid(labels: &Labels) -> Option<&str> {
-    labels.get(LABEL_PID).map(String::as_str)
+    labels.get(OWNER_PID).map(String::as_str)
 }
 
 fn boot_id() -> Option<&'static String> {
@@ -122,23 +116,23 @@ mod tests {
         let start = start_time(pid).unwrap();
         child.wait().unwrap();
         let mut theirs = mine.clone();
-        theirs.insert(LABEL_PID.into(), pid.to_string());
+        theirs.insert(OWNER_PID.into(), pid.to_string());
         if let Some(start) = start {
-            theirs.insert(LABEL_START.into(), start.to_string());
+            theirs.insert(OWNER_START.into(), start.to_string());
         }
         assert!(owner_dead(&theirs), "reaped: gone");
 
         // Same pid, another start time: the pid was reused.
         let mut reused = mine.clone();
-        reused.insert(LABEL_START.into(), "1".into());
+        reused.insert(OWNER_START.into(), "1".into());
         assert!(owner_dead(&reused));
         // Another boot.
         let mut rebooted = mine.clone();
-        rebooted.insert(LABEL_BOOT.into(), "another-boot".into());
+        rebooted.insert(OWNER_BOOT.into(), "another-boot".into());
         assert!(owner_dead(&rebooted));
         // Another pid namespace, or no labels: not for us to judge.
         let mut elsewhere = theirs.clone();
-        elsewhere.insert(LABEL_PIDNS.into(), "pid:[1]".into());
+        elsewhere.insert(OWNER_PIDNS.into(), "pid:[1]".into());
         assert!(!owner_dead(&elsewhere));
         assert!(!owner_dead(&Labels::new()));
     }

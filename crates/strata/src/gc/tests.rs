@@ -14,6 +14,9 @@ fn durations_parse_as_go_does() {
     assert_eq!(parse_duration("5d"), None);
 }
 
+use strata_types::chain_id;
+use strata_types::labels;
+
 use crate::test_store::{CONFIG, INDEX, LAYER, MANIFEST, desc_json, json, put, snapshot, store};
 use std::io::Write;
 
@@ -70,8 +73,11 @@ fn unlabelled_images_are_parsed_and_what_nothing_reaches_goes() {
     // Roots by label, and an edge from a labelled blob.
     let pinned = put(&store, LAYER, b"pinned");
     let root = Labels::from([
-        (LABEL_ROOT.to_owned(), "1".to_owned()),
-        (format!("{LABEL_REF_SNAPSHOT}native"), "kept".to_owned()),
+        (labels::GC_ROOT.to_owned(), "1".to_owned()),
+        (
+            SnapshotEdge::new("native").key().unwrap(),
+            "kept".to_owned(),
+        ),
     ]);
     store
         .content()
@@ -201,7 +207,7 @@ fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
     snapshot(&*sn, "live-snap", None, &Labels::new());
     // The same pid with another start time: a process that is gone (its pid reused).
     let mut dead = owner_labels();
-    dead.insert("strata.owner.start".into(), "1".into());
+    dead.insert(labels::OWNER_START.into(), "1".into());
     let soon = SystemTime::now() + Duration::from_secs(3600);
     store
         .db()
@@ -249,4 +255,108 @@ fn a_dead_process_lease_pins_nothing_but_its_resumable_ingest() {
     assert_eq!(collected.leases, ["pull/dead"]);
     assert_eq!(keys(&store), ["live-snap"]);
     assert!(leftovers(&store).unwrap().is_empty());
+}
+
+/// An unlabelled image: index → manifest → config (diff_ids) and a layer.
+fn unlabelled_image(store: &Store) -> [strata_types::Descriptor; 4] {
+    let layer = put(store, LAYER, b"old layer");
+    let config = put(
+        store,
+        CONFIG,
+        &json(serde_json::json!({"rootfs": {"type": "layers", "diff_ids": []}})),
+    );
+    let manifest = put(
+        store,
+        MANIFEST,
+        &json(
+            serde_json::json!({"schemaVersion": 2, "config": desc_json(&config), "layers": [desc_json(&layer)]}),
+        ),
+    );
+    let index = put(
+        store,
+        INDEX,
+        &json(serde_json::json!({"schemaVersion": 2, "manifests": [desc_json(&manifest)]})),
+    );
+    [index, manifest, config, layer]
+}
+
+fn blob_records(store: &Store) -> usize {
+    store.db().read(|tx| tx.blobs()).unwrap().len()
+}
+
+#[test]
+fn the_write_transaction_parses_no_blob_and_keeps_what_a_writer_referenced_meanwhile() {
+    let (_d, store) = store();
+    let [index, manifest, config, _layer] = unlabelled_image(&store);
+    let stray = put(&store, LAYER, b"nobody's");
+    // The image is named after the read transaction's mark: its blobs are in no cache.
+    store
+        .db()
+        .write(|tx| tx.put_image("example.com/old:1", &index, &Labels::new()))
+        .unwrap();
+    let mut parsed = Parsed::default();
+    let attempt = |parsed: &mut Parsed, last: bool| {
+        store
+            .db()
+            .write(|tx| sweep(tx, &store, &GcOptions::default(), parsed, last))
+            .unwrap()
+    };
+    // Each attempt reports the next unlabelled blob it cannot follow and removes nothing.
+    for expected in [&index, &manifest, &config] {
+        match attempt(&mut parsed, false) {
+            Sweep::Unparsed(d) => assert_eq!(d, std::slice::from_ref(&expected.digest)),
+            Sweep::Done(_) => panic!("swept without knowing what {} keeps", expected.digest),
+        }
+        assert_eq!(blob_records(&store), 5);
+        // What a read transaction's mark parses.
+        parsed.read(&store, &expected.digest);
+    }
+    match attempt(&mut parsed, false) {
+        Sweep::Done(swept) => {
+            let removed: Vec<&Digest> = swept.collected.blobs.iter().map(|b| &b.digest).collect();
+            assert_eq!(removed, [&stray.digest]);
+        }
+        Sweep::Unparsed(d) => panic!("{d:?}"),
+    }
+    assert_eq!(blob_records(&store), 4);
+}
+
+#[test]
+fn a_last_attempt_that_cannot_follow_a_blob_keeps_every_blob_and_snapshot() {
+    let (_d, store) = store();
+    let sn = store.snapshotter().unwrap();
+    let [index, ..] = unlabelled_image(&store);
+    put(&store, LAYER, b"nobody's");
+    snapshot(&*sn, "orphan", None, &Labels::new());
+    store
+        .db()
+        .write(|tx| {
+            tx.put_image("example.com/old:1", &index, &Labels::new())?;
+            tx.create_lease(
+                "old",
+                Some(SystemTime::now() - Duration::from_secs(1)),
+                &Labels::new(),
+            )
+        })
+        .unwrap();
+    let swept = store
+        .db()
+        .write(|tx| {
+            sweep(
+                tx,
+                &store,
+                &GcOptions::default(),
+                &mut Parsed::default(),
+                true,
+            )
+        })
+        .unwrap();
+    let Sweep::Done(swept) = swept else {
+        panic!("the last attempt sweeps");
+    };
+    assert!(swept.collected.blobs.is_empty() && swept.snapshots.is_empty());
+    // Leases that are over still go: they keep nothing.
+    assert_eq!(swept.collected.leases, ["old"]);
+    assert_eq!(blob_records(&store), 5);
+    assert_eq!(keys(&store), ["orphan"]);
 }

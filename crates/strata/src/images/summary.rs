@@ -163,7 +163,7 @@ impl<'a> Sizer<'a> {
         let splits = if discarded > 0 {
             content
                 .db()
-                .read(|tx| tx.blobs_labelled(crate::discard::LABEL_SPLIT))?
+                .read(|tx| tx.blobs_labelled(strata_types::labels::SPLIT))?
                 .into_iter()
                 .filter_map(|(layer, split)| Some((layer, split.parse().ok()?)))
                 .collect()

@@ -181,7 +181,10 @@ fn a_migrated_image_keeps_its_docker_id_under_every_name_and_only_there() {
     let (_d, db) = db();
     let (a, b) = (desc(b"a"), desc(b"b"));
     let docker_id = Digest::sha256_of(b"config");
-    let label = Labels::from([(LABEL_DOCKER_ID.to_owned(), docker_id.to_string())]);
+    let label = Labels::from([(
+        strata_types::labels::DOCKER_IMAGE_ID.to_owned(),
+        docker_id.to_string(),
+    )]);
     db.write(|tx| {
         set_image_name(tx, X, &a)?;
         tx.put_image(X, &a, &label)?;

@@ -10,7 +10,7 @@
 //!   diffID checked; the layer blob (uncompressed, digest = diffID) recorded discarded with
 //!   the tar split that rebuilds it
 //! config blob (digest = the Docker image ID), OCI manifest naming it and the layers
-//! names recorded in one transaction; each record keeps the Docker ID (images::LABEL_DOCKER_ID)
+//! names recorded in one transaction; each record keeps the Docker ID (strata_types::labels::DOCKER_IMAGE_ID)
 //! ```
 //!
 //! Each image is recorded as soon as its layers are in, so a migration stopped half way keeps
@@ -35,7 +35,7 @@ use strata_types::{Descriptor, Digest, ErrorKind};
 
 pub use source::{DockerStore, SourceImage, SourceLayer};
 
-use crate::images::{LABEL_DOCKER_ID, dangling_name, set_image_name};
+use crate::images::{dangling_name, set_image_name};
 use crate::store::Store;
 use crate::unpack::UnpackError;
 
@@ -319,7 +319,10 @@ fn record_image(
     }
     content.update_labels(&digest, &crate::gc::manifest_labels(&manifest))?;
     let target = Descriptor::new(OCI_MANIFEST, digest, bytes.len() as u64);
-    let id_label = Labels::from([(LABEL_DOCKER_ID.to_owned(), image.id.to_string())]);
+    let id_label = Labels::from([(
+        strata_types::labels::DOCKER_IMAGE_ID.to_owned(),
+        image.id.to_string(),
+    )]);
     store.db().write(|tx| {
         let mut names: Vec<String> = image.names.iter().map(ToString::to_string).collect();
         if names.is_empty() && tx.images_by_target(&target.digest)?.is_empty() {

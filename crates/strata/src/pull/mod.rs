@@ -34,6 +34,7 @@ use strata_remote::media::{is_index, is_manifest};
 use strata_remote::{Reference, Remote};
 use strata_snapshot::Snapshotter;
 use strata_types::is_attestation;
+use strata_types::labels::ContentEdge;
 use strata_types::oci::{ImageConfig, Index, Manifest};
 use strata_types::{Descriptor, Digest, Matcher, Platform};
 
@@ -375,12 +376,11 @@ fn index_labels<'e>(
     index: &Descriptor,
     pulled: impl Iterator<Item = &'e &'e strata_types::oci::IndexEntry>,
 ) -> Result<Labels, PullError> {
-    const EDGE: &str = "containerd.io/gc.ref.content.m.";
     let mut digests: Vec<String> = match ctx.store.content().info(&index.digest) {
         Ok(info) => info
             .labels
             .into_iter()
-            .filter(|(k, _)| k.starts_with(EDGE))
+            .filter(|(k, _)| matches!(ContentEdge::parse(k), Some(ContentEdge::Manifest(_))))
             .map(|(_, v)| v)
             .collect(),
         Err(_) => Vec::new(),

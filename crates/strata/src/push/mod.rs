@@ -35,10 +35,6 @@ use strata_types::{Descriptor, Digest, ErrorKind, Platform};
 use crate::store::Store;
 use crate::unpack::UnpackError;
 
-/// containerd's label recording the repositories of a registry a blob is known to be in:
-/// `containerd.io/distribution.source.<host>=<repo>[,<repo>…]`.
-pub const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source.";
-
 /// How long a push's lease protects what it sends if the process dies before it ends.
 const PUSH_LEASE: Duration = Duration::from_secs(3600);
 

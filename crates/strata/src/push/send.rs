@@ -21,7 +21,7 @@ pub(crate) fn label_host(registry: &str) -> &str {
 /// The label that lists the repositories of `registry` a blob is in, keyed as containerd
 /// keys it: by host, without the port.
 pub(crate) fn distribution_source_key(registry: &str) -> String {
-    format!("{DISTRIBUTION_SOURCE}{}", label_host(registry))
+    strata_types::labels::distribution_source_key(label_host(registry))
 }
 
 /// The repositories of `registry` other than `target_repo` that `labels` say hold the blob,
@@ -29,11 +29,11 @@ pub(crate) fn distribution_source_key(registry: &str) -> String {
 pub(super) fn mount_sources(labels: &Labels, registry: &str, target_repo: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for host in [registry, label_host(registry)] {
-        let Some(value) = labels.get(&format!("{DISTRIBUTION_SOURCE}{host}")) else {
+        let Some(value) = labels.get(&strata_types::labels::distribution_source_key(host)) else {
             continue;
         };
-        for repo in value.split(',').map(str::trim) {
-            if !repo.is_empty() && repo != target_repo && !out.iter().any(|r| r == repo) {
+        for repo in strata_types::labels::source_repos(value) {
+            if repo != target_repo && !out.iter().any(|r| r == repo) {
                 out.push(repo.to_owned());
             }
         }
@@ -46,7 +46,7 @@ pub(super) fn mount_sources(labels: &Labels, registry: &str, target_repo: &str) 
 pub(super) fn with_source(labels: &Labels, registry: &str, repo: &str) -> Option<(String, String)> {
     let key = distribution_source_key(registry);
     match labels.get(&key).map(String::as_str) {
-        Some(v) if v.split(',').any(|r| r.trim() == repo) => None,
+        Some(v) if strata_types::labels::source_repos(v).any(|r| r == repo) => None,
         Some(v) if !v.is_empty() => Some((key, format!("{v},{repo}"))),
         _ => Some((key, repo.to_owned())),
     }
