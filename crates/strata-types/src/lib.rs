@@ -8,15 +8,20 @@
 //!   error maps onto, so callers can match across crates without string comparison.
 //! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule.
 
+mod chain;
 mod descriptor;
 mod digest;
+pub mod gofloat;
+mod human;
 mod kind;
 pub mod oci;
 mod platform;
 mod units;
 
+pub use chain::ErrorChain;
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
+pub use human::{ago, ago_at, bytes_size, human_duration, human_size, human_size_with_precision};
 pub use kind::ErrorKind;
 pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
