@@ -308,18 +308,7 @@ pub(super) fn monitor_command(
         what: "find the strata binary for the container monitor",
         source: e,
     })?;
-    let mut args: Vec<OsString> = vec![
-        "--root".into(),
-        store.root().into(),
-        "--snapshotter".into(),
-        record.snapshotter.clone().into(),
-        "container-monitor".into(),
-    ];
-    if exec {
-        args.push("--exec".into());
-    }
-    args.push(record.id.clone().into());
-    Ok((exe, args))
+    Ok((exe, strata_engine::monitor_args(store, record, exec)))
 }
 
 /// A start failure with Docker's exit code: 127 command not found, 126 not executable,

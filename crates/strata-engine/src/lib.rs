@@ -16,6 +16,7 @@
 pub mod containers;
 pub mod df;
 pub mod discard;
+mod engine;
 pub mod fsck;
 pub mod gc;
 pub mod images;
@@ -32,6 +33,8 @@ pub mod store;
 mod test_store;
 pub mod unpack;
 pub mod volumes;
+
+pub use engine::{Engine, EngineError, EngineOptions, monitor_args};
 
 /// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
 /// for per-operation leases and temporary snapshot keys.
