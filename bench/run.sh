@@ -101,7 +101,7 @@ setup
 SETUP_DID+=("cargo build --release")
 
 echo "== build (release)"
-(cd "$REPO" && cargo build --release --locked -p strata -p strata-types --examples --bins -q)
+(cd "$REPO" && cargo build --release --locked -p strata-cli -p strata-types --examples --bins -q)
 STRATA=$REPO/target/release/strata
 meta elapsed.setup $(($(date +%s) - STARTED))
 meta setup.did "$(IFS=';'; echo "${SETUP_DID[*]}" | sed 's/;/; /g')"

@@ -23,7 +23,7 @@ if ((${#need[@]})); then
 fi
 
 echo "== building strata (release)"
-(cd "$REPO" && cargo build --release --locked -q -p strata)
+(cd "$REPO" && cargo build --release --locked -q -p strata-cli)
 STRATA="$REPO/target/release/strata"
 [ "$(id -u)" = 0 ] || STRATA="$SUDO --preserve-env=STRATA_ROOT $STRATA"
 

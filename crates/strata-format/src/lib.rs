@@ -33,15 +33,16 @@ mod funcs;
 mod gofmt;
 mod table;
 mod template;
-mod units;
 mod value;
 
 use serde_json::Value;
 
 pub use error::FormatError;
+pub use strata_types::{
+    ago, ago_at, bytes_size, human_duration, human_size, human_size_with_precision,
+};
 pub use table::TabWriter;
 pub use template::Template;
-pub use units::{ago, ago_at, bytes_size, human_duration, human_size, human_size_with_precision};
 pub use value::go_display;
 
 /// What the user asked for with `--format`.

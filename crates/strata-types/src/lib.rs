@@ -10,16 +10,21 @@
 //!   labels, strata's own), built and parsed in one place.
 //! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule.
 
+mod chain;
 mod descriptor;
 mod digest;
+pub mod gofloat;
+mod human;
 mod kind;
 pub mod labels;
 pub mod oci;
 mod platform;
 mod units;
 
+pub use chain::ErrorChain;
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
+pub use human::{ago, ago_at, bytes_size, human_duration, human_size, human_size_with_precision};
 pub use kind::ErrorKind;
 pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,

@@ -7,15 +7,14 @@
 //! `[]interface {}` and objects `map[string]interface {}` (printed with
 //! sorted keys, as Go's `fmt` does). `None` and `null` are Go's `nil`.
 
-mod float;
 mod quote;
 
 use serde_json::{Number, Value};
 
-use float::float_body;
-pub(crate) use float::format_g;
 use quote::{can_backquote, escape_rune};
 pub(crate) use quote::{is_print, quote};
+use strata_types::gofloat::float_body;
+pub(crate) use strata_types::gofloat::format_g;
 
 /// A width or precision over a million is malformed, as in Go.
 const TOO_LARGE: usize = 1_000_000;

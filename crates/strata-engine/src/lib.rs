@@ -1,0 +1,47 @@
+//! strata-engine: a container image store as a library.
+//!
+//! This crate is where the parts meet: [`store::Store`] opens a store root (metadata database,
+//! content store, snapshotters), and the flows (pull, run, save, ...) are built on it. The
+//! `strata` command line (crate `strata-cli`) is a thin Docker-shaped client of it; the
+//! engine itself prints nothing and parses no command line.
+//!
+//! ```text
+//! <root>/                  --root, $STRATA_ROOT, default /var/lib/strata
+//! ├── metadata.db          strata-metadata: what is live, labels, leases, records
+//! ├── metadata.db-wal      (SQLite write-ahead log)
+//! ├── reserved-space       space given back when the disk is full (see [`space`])
+//! └── content/             strata-content: blobs/sha256/<hex>, ingest/<hash(ref)>/
+//! ```
+
+pub mod containers;
+pub mod df;
+pub mod discard;
+mod engine;
+pub mod fsck;
+pub mod gc;
+pub mod images;
+pub mod import;
+pub mod load;
+pub mod migrate;
+pub mod pull;
+pub mod push;
+pub mod runtime;
+pub mod save;
+pub mod space;
+pub mod store;
+#[cfg(test)]
+mod test_store;
+pub mod unpack;
+pub mod volumes;
+
+pub use engine::{Engine, EngineError, EngineOptions, monitor_args};
+
+/// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
+/// for per-operation leases and temporary snapshot keys.
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
