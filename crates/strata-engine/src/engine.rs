@@ -22,6 +22,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use strata_metadata::ContainerRecord;
 use strata_remote::{Reference, RemoteError};
@@ -102,7 +103,9 @@ impl EngineError {
 /// An open store with its snapshotter: the entry point of the library.
 pub struct Engine {
     store: Store,
-    snapshotter: Box<dyn Snapshotter>,
+    /// Opened on first use: what needs no snapshots (content, images, settings) works even
+    /// where the snapshotter cannot (btrfs off a btrfs filesystem).
+    snapshotter: OnceLock<Box<dyn Snapshotter>>,
     opts: EngineOptions,
 }
 
@@ -110,20 +113,19 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("store", &self.store)
-            .field("snapshotter", &self.snapshotter.name())
+            .field("snapshotter", &self.store.snapshotter_name())
             .field("opts", &self.opts)
             .finish()
     }
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store and its snapshotter.
+    /// Opens (creating if needed) the store; its snapshotter is opened when first needed.
     pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
         let store = Store::open(&opts.root, &opts.snapshotter)?;
-        let snapshotter = store.snapshotter()?;
         Ok(Engine {
             store,
-            snapshotter,
+            snapshotter: OnceLock::new(),
             opts,
         })
     }
@@ -134,8 +136,13 @@ impl Engine {
     }
 
     /// The snapshotter containers and unpacked layers live in.
-    pub fn snapshotter(&self) -> &dyn Snapshotter {
-        self.snapshotter.as_ref()
+    pub fn snapshotter(&self) -> Result<&dyn Snapshotter, EngineError> {
+        if let Some(sn) = self.snapshotter.get() {
+            return Ok(sn.as_ref());
+        }
+        // Two threads may both open it; one is kept, which is harmless.
+        let sn = self.store.snapshotter()?;
+        Ok(self.snapshotter.get_or_init(|| sn).as_ref())
     }
 
     /// Pulls `reference` (`busybox`, `registry:5000/app:1`, `name@sha256:…`) and unpacks it;
@@ -148,7 +155,7 @@ impl Engine {
     ) -> Result<Pulled, EngineError> {
         let reference = Reference::parse(reference).map_err(Box::new)?;
         let remote = crate::runtime::remote_with(crate::runtime::store_options(&self.store)?)?;
-        let sn = self.snapshotter();
+        let sn = self.snapshotter()?;
         Ok(pull::pull(
             &self.store,
             sn,
@@ -162,7 +169,7 @@ impl Engine {
     /// Creates a container from an image in the store (`opts.image`); returns its record.
     /// [`ContainerError::ImageNotFound`] means: pull it first.
     pub fn create_container(&self, opts: &CreateOptions) -> Result<ContainerRecord, EngineError> {
-        let sn = self.snapshotter();
+        let sn = self.snapshotter()?;
         let image = create::image_for_container(&self.store, sn, &opts.image)?;
         Ok(create::create(&self.store, sn, &image, opts)?)
     }
@@ -181,7 +188,7 @@ impl Engine {
     pub fn start(&self, container: &str) -> Result<i32, EngineError> {
         let record = self.container(container)?;
         let args = monitor_args(&self.store, &record, false);
-        let sn = self.snapshotter();
+        let sn = self.snapshotter()?;
         match lifecycle::start(
             &self.store,
             sn,
@@ -198,7 +205,7 @@ impl Engine {
     /// Waits for the container to exit and returns its exit code.
     pub fn wait(&self, container: &str) -> Result<i32, EngineError> {
         let record = self.container(container)?;
-        Ok(lifecycle::wait(&self.store, self.snapshotter(), &record)?)
+        Ok(lifecycle::wait(&self.store, self.snapshotter()?, &record)?)
     }
 
     /// Removes a container: a running one only with `force` (killed first); `volumes` also
@@ -212,7 +219,7 @@ impl Engine {
         let record = self.container(container)?;
         Ok(lifecycle::remove(
             &self.store,
-            self.snapshotter(),
+            self.snapshotter()?,
             &record,
             force,
             volumes,
@@ -239,7 +246,7 @@ impl Engine {
 
     /// What the images take on disk, shared and unique (`system df`).
     pub fn images_usage(&self) -> Result<ImagesUsage, EngineError> {
-        Ok(df::images_usage(&self.store, Some(self.snapshotter()))?)
+        Ok(df::images_usage(&self.store, Some(self.snapshotter()?))?)
     }
 }
 
