@@ -11,17 +11,17 @@ use strata_metadata::ContainerRecord;
 use strata_remote::Reference;
 use strata_runtime::logs::LogConfig;
 use strata_runtime::spec::{Network, SpecOptions};
-use strata_snapshot::Snapshotter;
 
 use super::container_fs::{CommitArgs, CpArgs, DiffArgs, ExportArgs};
 use super::container_ops::{ExecArgs, KillArgs, LogsArgs, PruneArgs, RmArgs, StopArgs, WaitArgs};
 use super::ps::{InspectArgs, PsArgs};
 use super::{ExitStatus, Failed};
-use strata_engine::containers::create::{CreateOptions, create, image_for_container};
+use strata_engine::containers::create::CreateOptions;
 use strata_engine::containers::lifecycle::{self, Started};
 use strata_engine::containers::{ContainerError, lookup};
 use strata_engine::pull::PullOptions;
 use strata_engine::store::Store;
+use strata_engine::{Engine, EngineError, PullPolicy};
 
 /// The container commands reachable at the top level, as Docker has them.
 #[derive(Debug, Subcommand)]
@@ -87,13 +87,14 @@ pub enum ContainerCommand {
     Cp(CpArgs),
 }
 
-pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
+pub fn run(engine: &Engine, cmd: &TopLevel) -> anyhow::Result<()> {
     use ContainerCommand as C;
     use TopLevel as T;
+    let store = engine.store();
     match cmd {
-        T::Run(a) | T::Container(C::Run(a)) => run_container(store, a),
-        T::Create(a) | T::Container(C::Create(a)) => create_cmd(store, a),
-        T::Start(a) | T::Container(C::Start(a)) => start_cmd(store, a),
+        T::Run(a) | T::Container(C::Run(a)) => run_container(engine, a),
+        T::Create(a) | T::Container(C::Create(a)) => create_cmd(engine, a),
+        T::Start(a) | T::Container(C::Start(a)) => start_cmd(engine, a),
         T::Stop(a) | T::Container(C::Stop(a)) => super::container_ops::stop(store, a),
         T::Kill(a) | T::Container(C::Kill(a)) => super::container_ops::kill(store, a),
         T::Wait(a) | T::Container(C::Wait(a)) => super::container_ops::wait(store, a),
@@ -102,7 +103,7 @@ pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
         T::Exec(a) | T::Container(C::Exec(a)) => super::container_ops::exec(store, a),
         T::Ps(a) | T::Container(C::Ls(a)) => super::ps::ps(store, a),
         T::Container(C::Inspect(a)) => super::ps::inspect(store, a),
-        T::Container(C::Prune(a)) => super::container_ops::prune(store, a),
+        T::Container(C::Prune(a)) => super::container_ops::prune(engine, a),
         T::Diff(a) | T::Container(C::Diff(a)) => super::container_fs::diff(store, a),
         T::Commit(a) | T::Container(C::Commit(a)) => super::container_fs::commit_cmd(store, a),
         T::Export(a) | T::Container(C::Export(a)) => super::container_fs::export(store, a),
@@ -240,61 +241,43 @@ pub struct MonitorArgs {
     id: String,
 }
 
-fn create_cmd(store: &Store, args: &CreateArgs) -> anyhow::Result<()> {
-    let record = create_from_flags(store, args).map_err(Failed::docker)?;
+fn create_cmd(engine: &Engine, args: &CreateArgs) -> anyhow::Result<()> {
+    let record = create_from_flags(engine, args).map_err(Failed::docker)?;
     println!("{}", record.id);
     Ok(())
 }
 
-fn run_container(store: &Store, args: &RunArgs) -> anyhow::Result<()> {
-    let sn = store.snapshotter().map_err(Failed::docker)?;
-    let record = create_from_flags(store, &args.create).map_err(Failed::docker)?;
-    match start(store, sn.as_ref(), &record, !args.detach) {
-        Ok(Started::Detached(_)) => {
+fn run_container(engine: &Engine, args: &RunArgs) -> anyhow::Result<()> {
+    let record = create_from_flags(engine, &args.create).map_err(Failed::docker)?;
+    match engine
+        .start_record(&record, !args.detach)
+        .map_err(start_failure)?
+    {
+        Started::Detached(_) => {
             println!("{}", record.id);
             Ok(())
         }
-        Ok(Started::Exited(state)) => exit_with(state.exit_code.unwrap_or(0)),
-        Err(e) => {
-            if args.create.rm {
-                let _ = lifecycle::remove(store, sn.as_ref(), &record, true, true);
-            }
-            Err(start_failure(e))
-        }
+        Started::Exited(state) => exit_with(state.exit_code.unwrap_or(0)),
     }
 }
 
-fn start_cmd(store: &Store, args: &StartArgs) -> anyhow::Result<()> {
+fn start_cmd(engine: &Engine, args: &StartArgs) -> anyhow::Result<()> {
     if args.attach || args.interactive {
-        let sn = store.snapshotter()?;
         if args.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        let record = store
-            .db()
-            .read(|tx| Ok(lookup(tx, &args.containers[0])))??;
-        return match start(store, sn.as_ref(), &record, true).map_err(start_failure)? {
+        let record = engine.container(&args.containers[0])?;
+        return match engine.start_record(&record, true).map_err(start_failure)? {
             Started::Exited(state) => exit_with(state.exit_code.unwrap_or(0)),
             Started::Detached(_) => Ok(()),
         };
     }
-    super::container_ops::each(store, &args.containers, |sn, record| {
-        match start(store, sn, record, false) {
-            Ok(_) | Err(ContainerError::AlreadyRunning(_)) => Ok(()),
+    super::container_ops::each(engine.store(), &args.containers, |_, record| {
+        match engine.start_record(record, false) {
+            Ok(_) | Err(EngineError::Container(ContainerError::AlreadyRunning(_))) => Ok(()),
             Err(e) => Err(start_failure(e)),
         }
     })
-}
-
-/// Starts `record`, detached through a monitor process running this binary.
-fn start(
-    store: &Store,
-    sn: &dyn Snapshotter,
-    record: &ContainerRecord,
-    attach: bool,
-) -> Result<Started, ContainerError> {
-    let (exe, args) = monitor_command(store, record, false)?;
-    lifecycle::start(store, sn, record, attach, &exe, &args)
 }
 
 /// This binary and the arguments that make it the monitor of `record` (or, with `exec`, of
@@ -313,9 +296,9 @@ pub(super) fn monitor_command(
 
 /// A start failure with Docker's exit code: 127 command not found, 126 not executable,
 /// 125 anything else.
-fn start_failure(e: ContainerError) -> anyhow::Error {
+fn start_failure(e: EngineError) -> anyhow::Error {
     let code = match &e {
-        ContainerError::Runtime(r) => r.exit_code(),
+        EngineError::Container(ContainerError::Runtime(r)) => r.exit_code(),
         _ => 125,
     };
     Failed::new(code, e.into()).into()
@@ -329,40 +312,31 @@ fn exit_with(code: i32) -> anyhow::Result<()> {
 }
 
 /// `create`: resolves (and, per `--pull`, pulls) the image, then makes the container.
-fn create_from_flags(store: &Store, args: &CreateArgs) -> anyhow::Result<ContainerRecord> {
+fn create_from_flags(engine: &Engine, args: &CreateArgs) -> anyhow::Result<ContainerRecord> {
     let (image, cmd) = args
         .args
         .split_first()
         .context("\"create\" requires at least 1 argument")?;
     let opts = create_options(args, image, cmd)?;
-    let sn = store.snapshotter()?;
-    let pull = |store: &Store| -> anyhow::Result<()> {
-        let reference = Reference::parse(image)
-            .with_context(|| format!("invalid reference format: {image}"))?;
-        super::pull::pull_with(store, &reference, &PullOptions::default(), args.quiet, true)
-    };
-    let resolved = match args.pull.as_str() {
-        "always" => {
-            pull(store)?;
-            image_for_container(store, sn.as_ref(), image)?
-        }
-        "missing" => match image_for_container(store, sn.as_ref(), image) {
-            Ok(i) => i,
-            Err(ContainerError::ImageNotFound(_) | ContainerError::PlatformMissing(_)) => {
+    let policy: PullPolicy = args.pull.parse().map_err(anyhow::Error::msg)?;
+    let resolved = match engine.image_for_container(image, policy)? {
+        Some(resolved) => resolved,
+        None => {
+            if policy == PullPolicy::Missing {
                 let shown =
                     Reference::parse(image).map_or_else(|_| image.clone(), |r| r.familiar());
                 eprintln!("Unable to find image '{shown}' locally");
-                pull(store)?;
-                image_for_container(store, sn.as_ref(), image)?
             }
-            Err(e) => return Err(e.into()),
-        },
-        "never" => image_for_container(store, sn.as_ref(), image)?,
-        other => bail!(
-            "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
-        ),
+            let reference = Reference::parse(image)
+                .with_context(|| format!("invalid reference format: {image}"))?;
+            let store = engine.store();
+            super::pull::pull_with(store, &reference, &PullOptions::default(), args.quiet, true)?;
+            engine
+                .image_for_container(image, PullPolicy::Never)?
+                .context("the image is missing after its pull")?
+        }
     };
-    Ok(create(store, sn.as_ref(), &resolved, &opts)?)
+    Ok(engine.create_from(&resolved, &opts)?)
 }
 
 fn create_options(args: &CreateArgs, image: &str, cmd: &[String]) -> anyhow::Result<CreateOptions> {

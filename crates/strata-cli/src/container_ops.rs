@@ -8,8 +8,9 @@ use strata_runtime::logs::{LogOptions, copy_logs};
 use strata_runtime::state::Status;
 
 use super::{ExitStatus, Failed};
+use strata_engine::Engine;
 use strata_engine::containers::lifecycle::{self, DEFAULT_STOP_TIMEOUT, parse_signal};
-use strata_engine::containers::{ContainerError, dir, list, lookup};
+use strata_engine::containers::{ContainerError, dir, lookup};
 use strata_engine::store::Store;
 
 #[derive(Debug, Args)]
@@ -275,42 +276,19 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+pub fn prune(engine: &Engine, args: &PruneArgs) -> anyhow::Result<()> {
     if !args.force
         && !super::image_ops::confirm("WARNING! This will remove all stopped containers.")?
     {
         return Ok(());
     }
-    let (deleted, reclaimed) = prune_stopped(store)?;
-    if !deleted.is_empty() {
-        println!("Deleted Containers:\n{}\n", deleted.join("\n"));
+    let pruned = engine.prune_containers()?;
+    if !pruned.deleted.is_empty() {
+        println!("Deleted Containers:\n{}\n", pruned.deleted.join("\n"));
     }
     println!(
         "Total reclaimed space: {}",
-        strata_format::human_size(reclaimed)
+        strata_format::human_size(pruned.reclaimed)
     );
     Ok(())
-}
-
-/// Removes every container that is not running; their ids and the bytes their writable
-/// layers held.
-pub fn prune_stopped(store: &Store) -> anyhow::Result<(Vec<String>, u64)> {
-    let sn = store.snapshotter()?;
-    let mut reclaimed = 0;
-    let mut deleted = Vec::new();
-    for c in list::list(store, sn.as_ref())? {
-        if c.state.status == Status::Running {
-            continue;
-        }
-        let size = c
-            .record
-            .snapshot_key
-            .as_deref()
-            .and_then(|k| list::writable_size(sn.as_ref(), k).ok())
-            .unwrap_or(0);
-        lifecycle::remove(store, sn.as_ref(), &c.record, false, false)?;
-        reclaimed += size;
-        deleted.push(c.record.id);
-    }
-    Ok((deleted, reclaimed))
 }

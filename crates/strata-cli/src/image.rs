@@ -18,6 +18,7 @@ use super::image_info::{HistoryArgs, InspectArgs};
 use super::image_ops::{PruneArgs, RmiArgs, TagArgs};
 use super::output::print_list;
 use super::timefmt::{go_time, parse_rfc3339};
+use strata_engine::Engine;
 use strata_engine::images::{self, ImageSummary, Sizer, is_dangling, reference_matches};
 use strata_engine::store::Store;
 
@@ -55,7 +56,8 @@ pub enum ImageCommand {
     Prune(PruneArgs),
 }
 
-pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
+pub fn run(engine: &Engine, cmd: &TopLevel) -> anyhow::Result<()> {
+    let store = engine.store();
     match cmd {
         TopLevel::Images(args) | TopLevel::Image(ImageCommand::Ls(args)) => list(store, args),
         TopLevel::Image(ImageCommand::Inspect(args)) => super::image_info::inspect(store, args),
@@ -68,7 +70,7 @@ pub fn run(store: &Store, cmd: &TopLevel) -> anyhow::Result<()> {
         TopLevel::Rmi(args) | TopLevel::Image(ImageCommand::Rm(args)) => {
             super::image_ops::rmi(store, args)
         }
-        TopLevel::Image(ImageCommand::Prune(args)) => super::image_ops::prune(store, args),
+        TopLevel::Image(ImageCommand::Prune(args)) => super::image_ops::prune(engine, args),
     }
 }
 

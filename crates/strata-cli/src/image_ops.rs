@@ -3,7 +3,6 @@
 //! needs any more: the layers it removes are listed as Docker lists them, and prune prints the
 //! bytes freed.
 
-use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use anyhow::{Context, bail};
@@ -12,8 +11,9 @@ use strata_format::human_size;
 use strata_remote::Reference;
 
 use super::output::fail_with_all;
+use strata_engine::Engine;
 use strata_engine::gc::{self, Collected, GcOptions};
-use strata_engine::images::{self, ImageError, Removal, is_dangling};
+use strata_engine::images::{self, ImageError, Removal};
 use strata_engine::store::Store;
 
 #[derive(Debug, Args)]
@@ -125,17 +125,17 @@ fn what_images(all: bool) -> &'static str {
     }
 }
 
-pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+pub fn prune(engine: &Engine, args: &PruneArgs) -> anyhow::Result<()> {
     let question = format!("WARNING! This will remove {}.", what_images(args.all));
     if !args.force && !confirm(&question)? {
         bail!("image prune has been cancelled");
     }
-    prune_and_collect(store, args.all, 0, &GcOptions::default())
+    prune_and_collect(engine, args.all, 0, &GcOptions::default())
 }
 
 /// `system prune`: images as `image prune` (there are no networks or build cache; stopped
 /// containers will join when `run` lands), then garbage collection of the whole store.
-pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
+pub fn system_prune(engine: &Engine, args: &PruneArgs) -> anyhow::Result<()> {
     let question = format!(
         "WARNING! This will remove:\n  - all stopped containers\n  - {}\n  - content, snapshots and ingests nothing uses, and leases that expired or whose process is gone\n",
         what_images(args.all)
@@ -143,47 +143,25 @@ pub fn system_prune(store: &Store, args: &PruneArgs) -> anyhow::Result<()> {
     if !args.force && !confirm(&question)? {
         bail!("system prune has been cancelled");
     }
-    let (containers, reclaimed) = super::container_ops::prune_stopped(store)?;
-    if !containers.is_empty() {
-        println!("Deleted Containers:\n{}\n", containers.join("\n"));
+    let containers = engine.prune_containers()?;
+    if !containers.deleted.is_empty() {
+        println!("Deleted Containers:\n{}\n", containers.deleted.join("\n"));
     }
     // An explicit cleanup: partial downloads nobody is writing go too (a full disk is the
     // usual reason to run it).
-    prune_and_collect(store, args.all, reclaimed, &GcOptions::free_everything())
+    let reclaimed = containers.reclaimed;
+    prune_and_collect(engine, args.all, reclaimed, &GcOptions::free_everything())
 }
 
 /// Removes the dangling (`all`: unused) image records, collects garbage and prints both.
 fn prune_and_collect(
-    store: &Store,
+    engine: &Engine,
     all: bool,
     reclaimed: u64,
     gc: &GcOptions,
 ) -> anyhow::Result<()> {
-    let removals = images::write(store.db(), |tx| {
-        let mut by_target: BTreeMap<_, Vec<_>> = BTreeMap::new();
-        for rec in tx.images()? {
-            by_target
-                .entry(rec.target.digest.clone())
-                .or_default()
-                .push(rec);
-        }
-        let mut removals = Vec::new();
-        for (digest, recs) in by_target {
-            let dangling = recs.iter().all(is_dangling);
-            if !(dangling || all) || !images::containers_using(tx, &digest)?.is_empty() {
-                continue;
-            }
-            for rec in &recs {
-                tx.delete_image(&rec.name)?;
-                if !is_dangling(rec) {
-                    removals.push(Removal::Untagged(images::familiar(&rec.name)));
-                }
-            }
-            removals.push(Removal::Deleted(images::image_id(&recs[0])));
-        }
-        Ok(removals)
-    })?;
-    let collected = gc::collect(store, gc)?;
+    let removals = engine.prune_images(all)?;
+    let collected = engine.collect_garbage(gc)?;
     let mut out = io::stdout().lock();
     let layers: Vec<&str> = collected.removed_layers().collect();
     if !removals.is_empty() || !layers.is_empty() {

@@ -38,7 +38,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use strata_engine::store::{DEFAULT_ROOT, Store};
+use strata_engine::store::DEFAULT_ROOT;
+use strata_engine::{Engine, EngineOptions};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -167,30 +168,41 @@ fn report(root: &std::path::Path, e: &anyhow::Error) {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let open = || Store::open(&cli.root, &cli.snapshotter);
+    let open = || Engine::open(engine_options(cli));
     match &cli.command {
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
-            system::info(&open()?, cli.debug, args)
+            system::info(open()?.store(), cli.debug, args)
         }
-        Command::System(SystemCommand::Df(args)) => df::df(&open()?, args),
-        Command::Fsck(args) => fsck::run(&open()?, args),
+        Command::System(SystemCommand::Df(args)) => df::df(open()?.store(), args),
+        Command::Fsck(args) => fsck::run(open()?.store(), args),
         Command::System(SystemCommand::Prune(args)) => image_ops::system_prune(&open()?, args),
-        Command::System(SystemCommand::Settings(args)) => settings::run(&open()?, args),
+        Command::System(SystemCommand::Settings(args)) => settings::run(open()?.store(), args),
         Command::Version(args) => system::version(args),
-        Command::Content(cmd) => content::run(&open()?, cmd),
-        Command::Load(args) => load::run(&open()?, args),
-        Command::Migrate(args) => migrate::run(&open()?, args),
-        Command::Save(args) => save::run(&open()?, args),
-        Command::Import(args) => import::run(&open()?, args),
-        Command::Pull(args) => pull::run(&open()?, args),
+        Command::Content(cmd) => content::run(open()?.store(), cmd),
+        Command::Load(args) => load::run(open()?.store(), args),
+        Command::Migrate(args) => migrate::run(open()?.store(), args),
+        Command::Save(args) => save::run(open()?.store(), args),
+        Command::Import(args) => import::run(open()?.store(), args),
+        Command::Pull(args) => pull::run(open()?.store(), args),
         Command::Images(cmd) => image::run(&open()?, cmd),
         Command::Containers(cmd) => container::run(&open().map_err(Failed::docker)?, cmd),
-        Command::Snapshot(cmd) => snapshot::run(&open()?, cmd),
-        Command::Volume(cmd) => volume::run(&open()?, cmd),
-        Command::Push(args) => push::run(&open()?, args),
+        Command::Snapshot(cmd) => snapshot::run(open()?.store(), cmd),
+        Command::Volume(cmd) => volume::run(open()?.store(), cmd),
+        Command::Push(args) => push::run(open()?.store(), args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
     }
+}
+
+/// The engine the global flags describe; this binary is the containers' monitor.
+fn engine_options(cli: &Cli) -> EngineOptions {
+    let mut opts = EngineOptions::new(&cli.root);
+    opts.snapshotter.clone_from(&cli.snapshotter);
+    // Without /proc, `strata` from the PATH.
+    if let Ok(exe) = std::env::current_exe() {
+        opts.monitor_exe = exe;
+    }
+    opts
 }
 
 /// A command's own exit status (`run`, `start -a`, `exec`): nothing more is printed.

@@ -34,7 +34,7 @@ mod test_store;
 pub mod unpack;
 pub mod volumes;
 
-pub use engine::{Engine, EngineError, EngineOptions, monitor_args};
+pub use engine::{Engine, EngineError, EngineOptions, PruneReport, PullPolicy, monitor_args};
 
 /// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
 /// for per-operation leases and temporary snapshot keys.

@@ -9,7 +9,7 @@ use strata_engine::containers::create::CreateOptions;
 use strata_engine::gc::GcOptions;
 use strata_engine::images::Removal;
 use strata_engine::pull::{NoProgress, PullOptions};
-use strata_engine::{Engine, EngineOptions};
+use strata_engine::{Engine, EngineOptions, PullPolicy};
 use strata_runtime::spec::SpecOptions;
 use strata_testutil::{
     Compression, ImageBuilder, Registry, busybox_layer, push_image, require_root, require_tool,
@@ -92,7 +92,41 @@ fn pull_run_account_remove_and_collect() {
         "{usage:?}"
     );
 
-    engine.remove_container(&record.id, false, false).unwrap();
+    // The policy decides whether create must pull first.
+    assert!(
+        engine
+            .image_for_container(&name, PullPolicy::Missing)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        engine
+            .image_for_container(&name, PullPolicy::Always)
+            .unwrap()
+            .is_none()
+    );
+    let absent = format!("{}/engine/absent:1", registry.addr());
+    assert!(
+        engine
+            .image_for_container(&absent, PullPolicy::Missing)
+            .unwrap()
+            .is_none()
+    );
+    let never = engine
+        .image_for_container(&absent, PullPolicy::Never)
+        .unwrap_err();
+    assert_eq!(never.kind(), strata_types::ErrorKind::NotFound, "{never}");
+
+    // A second container, removed by name; the exited first one goes with the prune.
+    let second = engine.create_container(&create).unwrap();
+    engine.remove_container(&second.name, false, false).unwrap();
+    assert!(engine.container(&second.id).is_err());
+    assert!(
+        engine.prune_images(false).unwrap().is_empty(),
+        "a named image is not dangling"
+    );
+    let pruned = engine.prune_containers().unwrap();
+    assert_eq!(pruned.deleted, vec![record.id.clone()]);
     let removals = engine.remove_image(&name, false).unwrap();
     assert!(
         removals.iter().any(|r| matches!(r, Removal::Deleted(_))),

@@ -20,23 +20,26 @@
 //! The engine prints nothing: progress goes to a [`Progress`] the caller passes, and
 //! outcomes are returned as values.
 
+mod containers;
+mod images;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use strata_metadata::ContainerRecord;
-use strata_remote::{Reference, RemoteError};
+use strata_remote::RemoteError;
 use strata_snapshot::Snapshotter;
 use strata_types::ErrorKind;
 
-use crate::containers::create::{self, CreateOptions};
-use crate::containers::lifecycle::{self, Started};
-use crate::containers::{self, ContainerError};
-use crate::df::{self, DfError, ImagesUsage};
-use crate::gc::{self, Collected, GcError, GcOptions};
-use crate::images::{self, ImageError, Removal};
-use crate::pull::{self, Progress, PullError, PullOptions, Pulled};
+use crate::containers::ContainerError;
+use crate::df::DfError;
+use crate::gc::GcError;
+use crate::images::ImageError;
+use crate::pull::PullError;
 use crate::store::{Store, StoreError};
+
+pub use containers::{PruneReport, PullPolicy};
 
 /// How to open an [`Engine`]. Values only: the engine reads no environment variable (the
 /// command line maps `STRATA_ROOT` and the others onto these).
@@ -143,110 +146,6 @@ impl Engine {
         // Two threads may both open it; one is kept, which is harmless.
         let sn = self.store.snapshotter()?;
         Ok(self.snapshotter.get_or_init(|| sn).as_ref())
-    }
-
-    /// Pulls `reference` (`busybox`, `registry:5000/app:1`, `name@sha256:…`) and unpacks it;
-    /// credentials come from Docker's `config.json`, limits from the store's settings.
-    pub fn pull(
-        &self,
-        reference: &str,
-        opts: &PullOptions,
-        progress: &dyn Progress,
-    ) -> Result<Pulled, EngineError> {
-        let reference = Reference::parse(reference).map_err(Box::new)?;
-        let remote = crate::runtime::remote_with(crate::runtime::store_options(&self.store)?)?;
-        let sn = self.snapshotter()?;
-        Ok(pull::pull(
-            &self.store,
-            sn,
-            &remote,
-            &reference,
-            opts,
-            progress,
-        )?)
-    }
-
-    /// Creates a container from an image in the store (`opts.image`); returns its record.
-    /// [`ContainerError::ImageNotFound`] means: pull it first.
-    pub fn create_container(&self, opts: &CreateOptions) -> Result<ContainerRecord, EngineError> {
-        let sn = self.snapshotter()?;
-        let image = create::image_for_container(&self.store, sn, &opts.image)?;
-        Ok(create::create(&self.store, sn, &image, opts)?)
-    }
-
-    /// The container named or identified (a unique id prefix will do) by `container`.
-    pub fn container(&self, container: &str) -> Result<ContainerRecord, EngineError> {
-        let found = self
-            .store
-            .db()
-            .read(|tx| Ok(containers::lookup(tx, container)))?;
-        Ok(found?)
-    }
-
-    /// Starts a created or exited container under its own monitor process and returns once
-    /// it runs, with the pid of its monitor.
-    pub fn start(&self, container: &str) -> Result<i32, EngineError> {
-        let record = self.container(container)?;
-        let args = monitor_args(&self.store, &record, false);
-        let sn = self.snapshotter()?;
-        match lifecycle::start(
-            &self.store,
-            sn,
-            &record,
-            false,
-            &self.opts.monitor_exe,
-            &args,
-        )? {
-            Started::Detached(pid) => Ok(pid),
-            Started::Exited(_) => Err(ContainerError::NotRunning(record.name).into()),
-        }
-    }
-
-    /// Waits for the container to exit and returns its exit code.
-    pub fn wait(&self, container: &str) -> Result<i32, EngineError> {
-        let record = self.container(container)?;
-        Ok(lifecycle::wait(&self.store, self.snapshotter()?, &record)?)
-    }
-
-    /// Removes a container: a running one only with `force` (killed first); `volumes` also
-    /// removes its anonymous volumes.
-    pub fn remove_container(
-        &self,
-        container: &str,
-        force: bool,
-        volumes: bool,
-    ) -> Result<(), EngineError> {
-        let record = self.container(container)?;
-        Ok(lifecycle::remove(
-            &self.store,
-            self.snapshotter()?,
-            &record,
-            force,
-            volumes,
-        )?)
-    }
-
-    /// The path of a container's json-file log (Docker's `<id>-json.log`).
-    pub fn log_path(&self, record: &ContainerRecord) -> PathBuf {
-        lifecycle::log_path(self.store.root(), &record.id)
-    }
-
-    /// Removes an image name (or, by id, the image), as `rmi`; the content and snapshots
-    /// only it used are freed by [`Engine::collect_garbage`].
-    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<Removal>, EngineError> {
-        Ok(images::write(self.store.db(), |tx| {
-            images::remove(tx, image, force)
-        })?)
-    }
-
-    /// Frees what no image, container or lease needs any more.
-    pub fn collect_garbage(&self, opts: &GcOptions) -> Result<Collected, EngineError> {
-        Ok(gc::collect(&self.store, opts)?)
-    }
-
-    /// What the images take on disk, shared and unique (`system df`).
-    pub fn images_usage(&self) -> Result<ImagesUsage, EngineError> {
-        Ok(df::images_usage(&self.store, Some(self.snapshotter()?))?)
     }
 }
 
