@@ -6,13 +6,16 @@
 //! - [`chain_id`]: the name of a stack of unpacked layers.
 //! - [`ErrorKind`]: the small set of error classes (containerd's `errdefs`) every crate's typed
 //!   error maps onto, so callers can match across crates without string comparison.
-//! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule.
+//! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule;
+//!   [`parse_duration`]: Go durations (`1h30m`).
+//! - [`unique_suffix`]: names no other process uses (leases, temporary keys).
 
 mod descriptor;
 mod digest;
 mod kind;
 pub mod oci;
 mod platform;
+mod unique;
 mod units;
 
 pub use descriptor::Descriptor;
@@ -22,4 +25,5 @@ pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
     is_attestation,
 };
-pub use units::{SizeError, SizeUnits, parse_size};
+pub use unique::unique_suffix;
+pub use units::{SizeError, SizeUnits, parse_duration, parse_size};

@@ -27,7 +27,7 @@ use std::io::Write as _;
 
 use strata_archive::{ArchiveError, RecordedSplit, split_diff_id};
 use strata_content::{ContentError, WriterOptions};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::{Descriptor, Digest, ErrorKind};
 
@@ -105,7 +105,7 @@ pub fn discard_layer(
     diff_id: &Digest,
     chain: &Digest,
     split: Option<RecordedSplit>,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<u64, DiscardError> {
     let digest = &layer.digest;
     let labels = store_split(content, sn, digest, diff_id, chain, split, false, lease)?;
@@ -132,7 +132,7 @@ pub(crate) fn store_split(
     chain: &Digest,
     split: Option<RecordedSplit>,
     verified: bool,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<Labels, DiscardError> {
     let split = match split {
         Some(Ok(s)) => s,
@@ -194,7 +194,7 @@ pub(crate) fn freed_or_kept(discarded: Result<u64, DiscardError>) -> u64 {
 pub(crate) fn put(
     content: &ContentStore,
     bytes: &[u8],
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<Digest, MetaError> {
     let digest = Digest::sha256_of(bytes);
     let opts = WriterOptions {
@@ -203,7 +203,7 @@ pub(crate) fn put(
         wait: true,
     };
     let r#ref = format!("put-{}-{}", digest.hex(), crate::unique_suffix());
-    let mut w = match content.writer(&r#ref, opts, lease) {
+    let mut w = match content.writer(&r#ref, opts, lease.map(LeaseGuard::id)) {
         Ok(w) => w,
         Err(MetaError::Content(ContentError::AlreadyExists(_))) => return Ok(digest),
         Err(e) => return Err(e),
@@ -220,7 +220,7 @@ pub(crate) fn put(
         Some(bytes.len() as u64),
         Some(&digest),
         &Labels::new(),
-        lease,
+        lease.map(LeaseGuard::id),
     )?;
     Ok(digest)
 }

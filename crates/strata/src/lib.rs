@@ -33,12 +33,4 @@ mod test_store;
 pub mod unpack;
 pub mod volumes;
 
-/// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
-/// for per-operation leases and temporary snapshot keys.
-pub fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{}-{nanos}", std::process::id())
-}
+pub use strata_types::unique_suffix;

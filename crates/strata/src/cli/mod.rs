@@ -167,7 +167,8 @@ fn report(root: &std::path::Path, e: &anyhow::Error) {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let open = || Store::open(&cli.root, &cli.snapshotter);
+    let open =
+        || Store::open(&cli.root, &cli.snapshotter).map(|s| s.with_lease_expiry(lease_expiry()));
     match &cli.command {
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             system::info(&open()?, cli.debug, args)
@@ -191,6 +192,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
     }
+}
+
+/// The environment variable that sets how long the leases of pull, load and the other
+/// operations that protect unfinished work last.
+const LEASE_EXPIRY_ENV: &str = "STRATA_LEASE_EXPIRY";
+
+/// `$STRATA_LEASE_EXPIRY` (a Go-style duration: `24h`, `90m`, `30s`, `1h30m`, `500ms`) when
+/// set and valid; `None`: each operation's default.
+fn lease_expiry() -> Option<std::time::Duration> {
+    let v = std::env::var(LEASE_EXPIRY_ENV).ok()?;
+    let expiry = strata_types::parse_duration(&v);
+    if expiry.is_none() {
+        tracing::warn!(
+            "{LEASE_EXPIRY_ENV}={v:?} is not a duration (e.g. 24h, 30m, 10s); using the default"
+        );
+    }
+    expiry
 }
 
 /// A command's own exit status (`run`, `start -a`, `exec`): nothing more is printed.

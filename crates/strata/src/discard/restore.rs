@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use strata_archive::rebuild_layer;
 use strata_content::{ContentError, WriterOptions};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, MetaError};
 use strata_remote::media::{Compression, is_index, is_manifest, layer_compression};
 use strata_remote::{Reference, Remote};
 use strata_snapshot::Snapshotter;
@@ -69,7 +69,7 @@ pub struct Rebuilt {
 /// re-fetched blobs go again.
 pub struct Restorer<'a> {
     store: &'a Store,
-    lease: &'a str,
+    lease: &'a LeaseGuard,
     /// Registries (with their ports) the caller knows of, tried for a source label's host.
     registries: Vec<String>,
     /// No blob of the store is discarded: nothing to do.
@@ -96,7 +96,11 @@ impl std::fmt::Debug for Restorer<'_> {
 
 impl<'a> Restorer<'a> {
     /// `registries`: where the caller is going (tried first for a source host it shares).
-    pub fn new(store: &'a Store, lease: &'a str, mut registries: Vec<String>) -> Restorer<'a> {
+    pub fn new(
+        store: &'a Store,
+        lease: &'a LeaseGuard,
+        mut registries: Vec<String>,
+    ) -> Restorer<'a> {
         // A store that never discarded has nothing to look for (push and save of every image
         // pass here): one query instead of walking each image.
         let idle = !store
@@ -425,7 +429,7 @@ impl<'a> Restorer<'a> {
         };
         let r#ref = format!("restore-{}", layer.digest.hex());
         let content = self.content();
-        let mut w = match content.writer(&r#ref, opts, Some(self.lease)) {
+        let mut w = match content.writer(&r#ref, opts, Some(self.lease.id())) {
             Ok(w) => w,
             Err(MetaError::Content(ContentError::AlreadyExists(_))) => return Ok(()),
             Err(e) => return Err(plain(e.to_string())),
@@ -452,7 +456,7 @@ impl<'a> Restorer<'a> {
                 Some(layer.size),
                 Some(&layer.digest),
                 &Labels::new(),
-                Some(self.lease),
+                Some(self.lease.id()),
             )
             .map_err(|e| plain(e.to_string()))?;
         Ok(())
@@ -491,7 +495,7 @@ impl<'a> Restorer<'a> {
         };
         let r#ref = format!("rebuild-{}-{}", layer.digest.hex(), crate::unique_suffix());
         let w = content
-            .writer(&r#ref, opts, Some(self.lease))
+            .writer(&r#ref, opts, Some(self.lease.id()))
             .map_err(|e| e.to_string())?;
         let out = match compression {
             Compression::None => Encoder::None(w),
@@ -531,7 +535,7 @@ impl<'a> Restorer<'a> {
         // The new blob carries the split too: it can be discarded again like the old one.
         let labels = Labels::from([(LABEL_SPLIT.to_owned(), split_digest.to_string())]);
         let committed = content
-            .commit(w, None, None, &labels, Some(self.lease))
+            .commit(w, None, None, &labels, Some(self.lease.id()))
             .map_err(|e| e.to_string())?;
         let size = content
             .info(&committed.digest)

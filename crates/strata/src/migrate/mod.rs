@@ -27,7 +27,7 @@ use std::time::Duration;
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_archive::{ArchiveError, Reused};
-use strata_metadata::{Labels, MetaError};
+use strata_metadata::{Labels, LeaseGuard, MetaError};
 use strata_remote::Reference;
 use strata_snapshot::Snapshotter;
 use strata_types::oci::Manifest;
@@ -246,8 +246,8 @@ pub fn migrate(
     reuse: bool,
     mut done: impl FnMut(&Migrated),
 ) -> Result<Vec<Migrated>, MigrateError> {
-    let (content, db) = (store.content(), store.db());
-    let lease = crate::gc::create_lease(db, "migrate", crate::gc::lease_expiry(MIGRATE_LEASE))?;
+    let content = store.content();
+    let lease = crate::gc::lease(store.db(), "migrate", store.lease_expiry(MIGRATE_LEASE))?;
     let mut sizes: HashMap<Digest, u64> = HashMap::new();
     let mut out = Vec::new();
     let result = (|| {
@@ -283,7 +283,7 @@ pub fn migrate(
         Ok(())
     })();
     // Recorded images hold what they need now; the rest is for garbage collection.
-    crate::gc::end_lease(db, &lease);
+    drop(lease);
     result.map(|()| out)
 }
 
@@ -294,7 +294,7 @@ fn record_image(
     snapshotter: &str,
     image: &SourceImage,
     layers: Vec<Descriptor>,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Descriptor, MigrateError> {
     let content = store.content();
     let config_digest = crate::discard::put(content, &image.config, Some(lease))?;
