@@ -33,6 +33,8 @@
 //! `user_version`; [`schema`] holds the migrations, applied in order inside one write
 //! transaction by whichever process opens the database first after an upgrade.
 
+#![forbid(unsafe_code)]
+
 mod containers;
 mod content;
 mod db;

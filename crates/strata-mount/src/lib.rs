@@ -29,6 +29,8 @@
 //! or `\` inside a path is escaped with a backslash (the kernel's own convention);
 //! [`Mount::overlay`] does that escaping.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod linux;
 pub mod mountinfo;

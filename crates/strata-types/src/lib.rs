@@ -10,6 +10,8 @@
 //!   [`parse_duration`]: Go durations (`1h30m`).
 //! - [`unique_suffix`]: names no other process uses (leases, temporary keys).
 
+#![forbid(unsafe_code)]
+
 mod descriptor;
 mod digest;
 mod kind;

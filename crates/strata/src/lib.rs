@@ -12,6 +12,8 @@
 //! └── content/             strata-content: blobs/sha256/<hex>, ingest/<hash(ref)>/
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod containers;
 pub mod df;
