@@ -56,6 +56,41 @@ impl RestoreError {
     }
 }
 
+/// Why one source could not give a discarded layer back (one of the reasons of
+/// [`RestoreError::Unrecoverable`]). Each says its cause itself: the text goes into a list.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("no registry client")]
+    NoClient,
+    #[error("{0}")]
+    Reference(strata_remote::RemoteError),
+    #[error("{0}")]
+    Store(MetaError),
+    #[error("{}", chain(.0))]
+    Remote(strata_remote::RemoteError),
+    #[error("{0}")]
+    Write(io::Error),
+}
+
+impl FetchError {
+    /// The registry is unreachable: not worth asking again for another repository or layer.
+    fn unreachable(&self) -> bool {
+        matches!(self, FetchError::Remote(e) if e.kind() == strata_types::ErrorKind::Unavailable)
+    }
+}
+
+/// `e` and its causes on one line, as the CLI prints an error.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// A layer rebuilt under a new digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -401,8 +436,8 @@ impl<'a> Restorer<'a> {
             }
             match self.fetch_from(&source, layer) {
                 Ok(()) => return Ok(()),
-                Err((e, unreachable)) => {
-                    if unreachable {
+                Err(e) => {
+                    if e.unreachable() {
                         self.unreachable.insert(registry.clone());
                         reasons.push(format!("{registry} is unreachable"));
                     } else {
@@ -414,14 +449,12 @@ impl<'a> Restorer<'a> {
         Err(reasons)
     }
 
-    /// Fetches `layer` from `source` into the store; on error, whether the registry is
-    /// unreachable (not worth asking again for another repository or layer).
-    fn fetch_from(&self, source: &str, layer: &Descriptor) -> Result<(), (String, bool)> {
+    /// Fetches `layer` from `source` into the store.
+    fn fetch_from(&self, source: &str, layer: &Descriptor) -> Result<(), FetchError> {
         let Some((remote, rt)) = &self.remote else {
-            return Err(("no registry client".into(), false));
+            return Err(FetchError::NoClient);
         };
-        let plain = |e: String| (e, false);
-        let r = Reference::parse(source).map_err(|e| plain(e.to_string()))?;
+        let r = Reference::parse(source).map_err(FetchError::Reference)?;
         let opts = WriterOptions {
             expected: Some(layer.digest.clone()),
             total: Some(layer.size),
@@ -432,17 +465,16 @@ impl<'a> Restorer<'a> {
         let mut w = match content.writer(&r#ref, opts, Some(self.lease.id())) {
             Ok(w) => w,
             Err(MetaError::Content(ContentError::AlreadyExists(_))) => return Ok(()),
-            Err(e) => return Err(plain(e.to_string())),
+            Err(e) => return Err(FetchError::Store(e)),
         };
-        let remote_err = |e: strata_remote::RemoteError| {
-            let unreachable = e.kind() == strata_types::ErrorKind::Unavailable;
-            (format!("{:#}", anyhow::Error::from(e)), unreachable)
-        };
-        let streamed: Result<(), (String, bool)> = rt.block_on(async {
-            let mut stream = remote.fetch_blob(&r, layer, 0).await.map_err(remote_err)?;
+        let streamed: Result<(), FetchError> = rt.block_on(async {
+            let mut stream = remote
+                .fetch_blob(&r, layer, 0)
+                .await
+                .map_err(FetchError::Remote)?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(remote_err)?;
-                w.write_all(&chunk).map_err(|e| plain(e.to_string()))?;
+                let chunk = chunk.map_err(FetchError::Remote)?;
+                w.write_all(&chunk).map_err(FetchError::Write)?;
             }
             Ok(())
         });
@@ -458,7 +490,7 @@ impl<'a> Restorer<'a> {
                 &Labels::new(),
                 Some(self.lease.id()),
             )
-            .map_err(|e| plain(e.to_string()))?;
+            .map_err(FetchError::Store)?;
         Ok(())
     }
 
