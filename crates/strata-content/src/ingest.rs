@@ -376,10 +376,12 @@ impl Writer {
                 return Ok(());
             };
             buf.resize(CHUNK, 0);
-            let n = read_full(src, &mut buf).map_err(|source| ContentError::Io {
-                op: "read input for ingest",
-                path: PathBuf::from(&self.ingest),
-                source,
+            let n = read_full(src, &mut buf).map_err(|source| {
+                ContentError::Io(strata_types::PathIoError::new(
+                    "read input for ingest",
+                    PathBuf::from(&self.ingest),
+                    source,
+                ))
             })?;
             if n == 0 {
                 return Ok(());

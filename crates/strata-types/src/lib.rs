@@ -5,7 +5,8 @@
 //! - [`Descriptor`]: what points at a blob (media type, digest, size), as in the OCI image spec.
 //! - [`chain_id`]: the name of a stack of unpacked layers.
 //! - [`ErrorKind`]: the small set of error classes (containerd's `errdefs`) every crate's typed
-//!   error maps onto, so callers can match across crates without string comparison.
+//!   error maps onto, so callers can match across crates without string comparison;
+//!   [`ErrorKind::from_io`] classes an OS error, [`PathIoError`] is an I/O failure on a path.
 //! - [`parse_size`]: human sizes (`512m`) under Docker's decimal or binary unit rule;
 //!   [`parse_duration`]: Go durations (`1h30m`).
 //! - [`unique_suffix`]: names no other process uses (leases, temporary keys).
@@ -16,6 +17,7 @@ mod descriptor;
 mod digest;
 mod kind;
 pub mod oci;
+mod pathio;
 mod platform;
 mod unique;
 mod units;
@@ -23,6 +25,7 @@ mod units;
 pub use descriptor::Descriptor;
 pub use digest::{Digest, DigestError, Sha256, chain_id};
 pub use kind::ErrorKind;
+pub use pathio::PathIoError;
 pub use platform::{
     ATTESTATION_MANIFEST, Matcher, Platform, PlatformError, REFERENCE_TYPE_ANNOTATION,
     is_attestation,

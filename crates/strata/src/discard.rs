@@ -209,11 +209,11 @@ pub(crate) fn put(
         Err(e) => return Err(e),
     };
     w.write_all(bytes).map_err(|source| {
-        MetaError::Content(ContentError::Io {
-            op: "write blob",
-            path: content.local().blob_path(&digest),
+        MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+            "write blob",
+            content.local().blob_path(&digest),
             source,
-        })
+        )))
     })?;
     content.commit(
         w,
@@ -239,11 +239,11 @@ pub fn split_of(
     };
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut content.reader(&split)?, &mut bytes).map_err(|source| {
-        MetaError::Content(ContentError::Io {
-            op: "read tar split",
-            path: content.local().blob_path(&split),
+        MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+            "read tar split",
+            content.local().blob_path(&split),
             source,
-        })
+        )))
     })?;
     Ok(Some((split, bytes)))
 }

@@ -137,11 +137,9 @@ fn json_blob<T: serde::de::DeserializeOwned>(
     }
     let mut bytes = Vec::with_capacity(blob.size() as usize);
     blob.read_to_end(&mut bytes).map_err(|e| {
-        read(MetaError::Content(strata_content::ContentError::Io {
-            op: "read blob",
-            path: content.local().blob_path(&desc.digest),
-            source: e,
-        }))
+        read(MetaError::Content(strata_content::ContentError::Io(
+            strata_types::PathIoError::new("read blob", content.local().blob_path(&desc.digest), e),
+        )))
     })?;
     let value = serde_json::from_slice(&bytes).map_err(|source| UnpackError::Parse {
         what,

@@ -63,16 +63,20 @@ enum FetchError {
     #[error("no registry client")]
     NoClient,
     #[error("{0}")]
-    Reference(strata_remote::RemoteError),
+    Reference(Box<strata_remote::RemoteError>),
     #[error("{0}")]
     Store(MetaError),
-    #[error("{}", chain(.0))]
-    Remote(strata_remote::RemoteError),
+    #[error("{}", chain(&**.0))]
+    Remote(Box<strata_remote::RemoteError>),
     #[error("{0}")]
     Write(io::Error),
 }
 
 impl FetchError {
+    fn remote(e: strata_remote::RemoteError) -> FetchError {
+        FetchError::Remote(Box::new(e))
+    }
+
     /// The registry is unreachable: not worth asking again for another repository or layer.
     fn unreachable(&self) -> bool {
         matches!(self, FetchError::Remote(e) if e.kind() == strata_types::ErrorKind::Unavailable)
@@ -377,11 +381,11 @@ impl<'a> Restorer<'a> {
         labels: &Labels,
     ) -> Result<Descriptor, RestoreError> {
         let bytes = serde_json::to_vec(value).map_err(|e| {
-            MetaError::Content(ContentError::Io {
-                op: "encode rewritten manifest",
-                path: Default::default(),
-                source: io::Error::other(e),
-            })
+            MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+                "encode rewritten manifest",
+                std::path::PathBuf::new(),
+                io::Error::other(e),
+            )))
         })?;
         let digest = super::put(self.content(), &bytes, Some(self.lease))?;
         self.content().update_labels(&digest, labels)?;
@@ -454,7 +458,7 @@ impl<'a> Restorer<'a> {
         let Some((remote, rt)) = &self.remote else {
             return Err(FetchError::NoClient);
         };
-        let r = Reference::parse(source).map_err(FetchError::Reference)?;
+        let r = Reference::parse(source).map_err(|e| FetchError::Reference(Box::new(e)))?;
         let opts = WriterOptions {
             expected: Some(layer.digest.clone()),
             total: Some(layer.size),
@@ -471,9 +475,9 @@ impl<'a> Restorer<'a> {
             let mut stream = remote
                 .fetch_blob(&r, layer, 0)
                 .await
-                .map_err(FetchError::Remote)?;
+                .map_err(FetchError::remote)?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(FetchError::Remote)?;
+                let chunk = chunk.map_err(FetchError::remote)?;
                 w.write_all(&chunk).map_err(FetchError::Write)?;
             }
             Ok(())

@@ -52,11 +52,9 @@ fn local(
     };
     let mut bytes = Vec::with_capacity(desc.size as usize);
     blob.read_to_end(&mut bytes).map_err(|e| {
-        PullError::store(&desc.digest)(MetaError::Content(ContentError::Io {
-            op: "read blob",
-            path: content.local().blob_path(&desc.digest),
-            source: e,
-        }))
+        PullError::store(&desc.digest)(MetaError::Content(ContentError::Io(
+            strata_types::PathIoError::new("read blob", content.local().blob_path(&desc.digest), e),
+        )))
     })?;
     Ok(Some(bytes))
 }
