@@ -367,17 +367,6 @@ fn read_umask() -> Option<u32> {
     u32::from_str_radix(v.trim(), 8).ok()
 }
 
-/// Starts writing `fd`'s dirty pages back to disk and returns without waiting for them
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`); rustix has no binding for it. Advisory: an
-/// error only means the data is written back later, as it would be anyway.
-pub(crate) fn start_writeback(fd: BorrowedFd<'_>) {
-    // SAFETY: a plain syscall on a valid open fd; no memory is passed.
-    let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-    if r != 0 {
-        tracing::trace!("sync_file_range: {}", io::Error::last_os_error());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use strata_content::{ContentError, WriterOptions};
 use strata_format::{human_duration, human_size};
-use strata_metadata::{BlobRecord, MetaError};
+use strata_metadata::{BlobRecord, Labels, LeaseGuard, MetaError};
 use strata_types::Digest;
 
 use super::output::{print_inspect, print_list};
@@ -205,48 +205,60 @@ fn ingest(
     if stdin.is_terminal() {
         bail!("strata content ingest reads the blob from stdin: pipe or redirect it in");
     }
-    // The lease keeps an interrupted ingest from being collected before it is resumed. It is
-    // this process's own: several processes may be writing (or waiting on) the same ref.
-    let lease = format!("ingest/{}", strata_engine::unique_suffix());
-    store
-        .db()
-        .write(|tx| tx.renew_lease(&lease, Some(SystemTime::now() + INGEST_LEASE)))?;
+    // The lease keeps an interrupted ingest from being collected before it is resumed: on
+    // any failure but a refused commit it is kept, to expire. It is this process's own
+    // (several processes may be writing, or waiting on, the same ref), and names no owner:
+    // what it holds waits for a resume after this process exits.
+    let lease = LeaseGuard::create(store.db(), "ingest", INGEST_LEASE, &Labels::new())?;
     let opts = WriterOptions {
         expected: Some(expected.clone()),
         total: size,
         wait: true,
     };
-    let mut writer = match store.content().writer(&ingest_ref, opts, Some(&lease)) {
+    let mut writer = match store.content().writer(&ingest_ref, opts, Some(lease.id())) {
         Ok(w) => w,
         Err(MetaError::Content(ContentError::AlreadyExists(d))) => {
-            store.db().write(|tx| tx.delete_lease(&lease))?;
+            lease.finish()?;
             tracing::info!("blob {d} already exists");
             println!("{d}");
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(kept(lease, e.into())),
     };
     if writer.offset() > 0 {
         eprintln!("resuming ingest {ingest_ref} at offset {}", writer.offset());
-        skip_input(&mut stdin, writer.offset())
-            .context("skip the part of stdin already ingested")?;
+        if let Err(e) = skip_input(&mut stdin, writer.offset()) {
+            let e = anyhow::Error::from(e).context("skip the part of stdin already ingested");
+            return Err(kept(lease, e));
+        }
     }
-    writer.copy_from(&mut stdin)?;
+    if let Err(e) = writer.copy_from(&mut stdin) {
+        return Err(kept(lease, e.into()));
+    }
     let committed = store.content().commit(
         writer,
         size,
         Some(&expected),
         &parse_labels(labels),
-        Some(&lease),
+        Some(lease.id()),
     );
-    match &committed {
-        // Keep the lease: the partial data waits to be resumed.
-        Err(MetaError::Content(ContentError::Truncated { .. })) => {}
-        _ => store.db().write(|tx| tx.delete_lease(&lease))?,
+    match committed {
+        // The partial data waits to be resumed.
+        Err(e @ MetaError::Content(ContentError::Truncated { .. })) => Err(kept(lease, e.into())),
+        // The lease ends as it goes; the commit's error is the one to report.
+        Err(e) => Err(e.into()),
+        Ok(committed) => {
+            lease.finish()?;
+            println!("{}", committed.digest);
+            Ok(())
+        }
     }
-    let committed = committed?;
-    println!("{}", committed.digest);
-    Ok(())
+}
+
+/// `e`, with `lease` left to expire: what it holds is resumable.
+fn kept(lease: LeaseGuard, e: anyhow::Error) -> anyhow::Error {
+    lease.keep();
+    e
 }
 
 /// Moves past the first `n` bytes of the input: a seek when stdin is a file, reading and

@@ -6,6 +6,8 @@
 //! add Docker's: the container's own status; 125 strata failed; 126 the command cannot be
 //! invoked; 127 the command was not found.
 
+#![forbid(unsafe_code)]
+
 mod container;
 mod container_fs;
 mod container_ops;
@@ -202,7 +204,25 @@ fn engine_options(cli: &Cli) -> EngineOptions {
     if let Ok(exe) = std::env::current_exe() {
         opts.monitor_exe = exe;
     }
+    opts.lease_expiry = lease_expiry();
     opts
+}
+
+/// The environment variable that sets how long the leases of pull, load and the other
+/// operations that protect unfinished work last.
+const LEASE_EXPIRY_ENV: &str = "STRATA_LEASE_EXPIRY";
+
+/// `$STRATA_LEASE_EXPIRY` (a Go-style duration: `24h`, `90m`, `30s`, `1h30m`, `500ms`) when
+/// set and valid; `None`: each operation's default.
+fn lease_expiry() -> Option<std::time::Duration> {
+    let v = std::env::var(LEASE_EXPIRY_ENV).ok()?;
+    let expiry = strata_types::parse_duration(&v);
+    if expiry.is_none() {
+        tracing::warn!(
+            "{LEASE_EXPIRY_ENV}={v:?} is not a duration (e.g. 24h, 30m, 10s); using the default"
+        );
+    }
+    expiry
 }
 
 /// A command's own exit status (`run`, `start -a`, `exec`): nothing more is printed.

@@ -134,7 +134,7 @@ pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
         };
         return Some(UNIX_EPOCH + std::time::Duration::new(secs.parse().ok()?, nanos));
     }
-    now.checked_sub(strata_engine::gc::parse_duration(s)?)
+    now.checked_sub(strata_types::parse_duration(s)?)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_types::{Digest, ErrorKind};
+use strata_types::{Digest, ErrorKind, PathIoError};
 
 /// What can go wrong in the content store. Each variant names the blob, ingest or path.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +44,8 @@ pub enum ContentError {
         expected: Digest,
         actual: Digest,
     },
-    #[error("{op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIoError),
 }
 
 impl ContentError {
@@ -64,16 +59,13 @@ impl ContentError {
             | ContentError::Truncated { .. }
             | ContentError::SizeMismatch { .. }
             | ContentError::DigestMismatch { .. } => ErrorKind::DataMismatch,
-            ContentError::Io { source, .. } => match source.kind() {
-                io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                io::ErrorKind::NotFound => ErrorKind::NotFound,
-                _ => ErrorKind::Internal,
-            },
+            ContentError::Io(e) => e.kind(),
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
-        let path = path.into();
-        move |source| ContentError::Io { op, path, source }
+    /// A `map_err` adapter: an I/O failure to `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let at = PathIoError::at(op, path);
+        move |source| ContentError::Io(at(source))
     }
 }

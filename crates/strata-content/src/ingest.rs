@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -318,7 +318,12 @@ impl Writer {
             .map_err(ContentError::io("write ingest", &data))?;
         self.offset += buf.len() as u64;
         if self.offset - self.flushed >= WRITEBACK_EVERY {
-            start_writeback(&self.file, self.flushed, self.offset - self.flushed);
+            // Advisory: a failure only costs the overlap, never data, since commit fsyncs.
+            let _ = strata_fs::start_writeback(
+                self.file.as_fd(),
+                self.flushed,
+                self.offset - self.flushed,
+            );
             self.flushed = self.offset;
         }
         Ok(())
@@ -371,10 +376,12 @@ impl Writer {
                 return Ok(());
             };
             buf.resize(CHUNK, 0);
-            let n = read_full(src, &mut buf).map_err(|source| ContentError::Io {
-                op: "read input for ingest",
-                path: PathBuf::from(&self.ingest),
-                source,
+            let n = read_full(src, &mut buf).map_err(|source| {
+                ContentError::Io(strata_types::PathIoError::new(
+                    "read input for ingest",
+                    PathBuf::from(&self.ingest),
+                    source,
+                ))
             })?;
             if n == 0 {
                 return Ok(());
@@ -505,17 +512,4 @@ fn hash_stream(src: &mut dyn Read, len: u64, hasher: &mut Sha256) -> io::Result<
         left -= n as u64;
     }
     Ok(())
-}
-
-/// Starts asynchronous writeback of a range; failures only cost the overlap, never data, since
-/// commit fsyncs anyway.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: sync_file_range only reads its integer arguments and the fd, which `file` keeps
-    // open for the duration of the call.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
 }

@@ -23,6 +23,8 @@
 //! turns on the data file's lock; two writing the same digest under different refs race to the
 //! rename, and the loser gets [`ContentError::AlreadyExists`].
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod ingest;
 mod store;

@@ -113,11 +113,7 @@ fn not_found_or(e: io::Error, digest: &Digest, op: &'static str, path: &Path) ->
     if e.kind() == io::ErrorKind::NotFound {
         ContentError::NotFound(digest.clone())
     } else {
-        ContentError::Io {
-            op,
-            path: path.to_owned(),
-            source: e,
-        }
+        ContentError::Io(strata_types::PathIoError::new(op, path.to_owned(), e))
     }
 }
 

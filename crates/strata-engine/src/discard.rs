@@ -27,7 +27,7 @@ use std::io::Write as _;
 
 use strata_archive::{ArchiveError, RecordedSplit, split_diff_id};
 use strata_content::{ContentError, WriterOptions};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::{Descriptor, Digest, ErrorKind};
 
@@ -103,7 +103,7 @@ pub fn discard_layer(
     diff_id: &Digest,
     chain: &Digest,
     split: Option<RecordedSplit>,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<u64, DiscardError> {
     let digest = &layer.digest;
     let labels = store_split(content, sn, digest, diff_id, chain, split, false, lease)?;
@@ -130,7 +130,7 @@ pub(crate) fn store_split(
     chain: &Digest,
     split: Option<RecordedSplit>,
     verified: bool,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<Labels, DiscardError> {
     let split = match split {
         Some(Ok(s)) => s,
@@ -195,7 +195,7 @@ pub(crate) fn freed_or_kept(discarded: Result<u64, DiscardError>) -> u64 {
 pub(crate) fn put(
     content: &ContentStore,
     bytes: &[u8],
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<Digest, MetaError> {
     let digest = Digest::sha256_of(bytes);
     let opts = WriterOptions {
@@ -204,24 +204,24 @@ pub(crate) fn put(
         wait: true,
     };
     let r#ref = format!("put-{}-{}", digest.hex(), crate::unique_suffix());
-    let mut w = match content.writer(&r#ref, opts, lease) {
+    let mut w = match content.writer(&r#ref, opts, lease.map(LeaseGuard::id)) {
         Ok(w) => w,
         Err(MetaError::Content(ContentError::AlreadyExists(_))) => return Ok(digest),
         Err(e) => return Err(e),
     };
     w.write_all(bytes).map_err(|source| {
-        MetaError::Content(ContentError::Io {
-            op: "write blob",
-            path: content.local().blob_path(&digest),
+        MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+            "write blob",
+            content.local().blob_path(&digest),
             source,
-        })
+        )))
     })?;
     content.commit(
         w,
         Some(bytes.len() as u64),
         Some(&digest),
         &Labels::new(),
-        lease,
+        lease.map(LeaseGuard::id),
     )?;
     Ok(digest)
 }
@@ -240,11 +240,11 @@ pub fn split_of(
     };
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut content.reader(&split)?, &mut bytes).map_err(|source| {
-        MetaError::Content(ContentError::Io {
-            op: "read tar split",
-            path: content.local().blob_path(&split),
+        MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+            "read tar split",
+            content.local().blob_path(&split),
             source,
-        })
+        )))
     })?;
     Ok(Some((split, bytes)))
 }

@@ -76,92 +76,14 @@ pub use owner::{owner_dead, owner_labels, owner_pid};
 
 /// How long an ingest no lease holds is left alone after its last write.
 pub const INGEST_GRACE: Duration = Duration::from_secs(3600);
-/// The environment variable that sets how long the leases of pull and load last.
-pub const LEASE_EXPIRY_ENV: &str = "STRATA_LEASE_EXPIRY";
-
-/// How long a lease of an operation that defaults to `default` lasts: `$STRATA_LEASE_EXPIRY`
-/// (a Go-style duration: `24h`, `90m`, `30s`, `1h30m`, `500ms`) when set and valid.
-pub fn lease_expiry(default: Duration) -> Duration {
-    match std::env::var(LEASE_EXPIRY_ENV) {
-        Ok(v) => parse_duration(&v).unwrap_or_else(|| {
-            tracing::warn!(
-                "{LEASE_EXPIRY_ENV}={v:?} is not a duration (e.g. 24h, 30m, 10s); using {default:?}"
-            );
-            default
-        }),
-        Err(_) => default,
-    }
-}
-
-/// Creates a lease `<prefix>/<unique>` of this process (see [`owner`]) that expires after
-/// `expiry`, and returns its id.
-pub fn create_lease(
-    db: &strata_metadata::Db,
+/// Starts a lease `<prefix>/<unique>` of this process (see [`owner`]) that expires after
+/// `expiry`; it ends when the guard goes (see [`strata_metadata::LeaseGuard`]).
+pub fn lease(
+    db: &std::sync::Arc<strata_metadata::Db>,
     prefix: &str,
     expiry: Duration,
-) -> Result<String, MetaError> {
-    let lease = format!("{prefix}/{}", crate::unique_suffix());
-    let expires = SystemTime::now() + expiry;
-    db.write(|tx| tx.create_lease(&lease, Some(expires), &owner_labels()))?;
-    Ok(lease)
-}
-
-/// Runs `f` under a new lease `<prefix>/<unique>` that expires after [`lease_expiry`] of
-/// `default`, so a collection beside it leaves alone what it writes; the lease is deleted
-/// afterwards, whatever `f` returned (what it wrote is then kept by what it recorded).
-pub fn with_lease<T, E: From<MetaError>>(
-    db: &strata_metadata::Db,
-    prefix: &str,
-    default: Duration,
-    f: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<T, E> {
-    let lease = create_lease(db, prefix, lease_expiry(default))?;
-    let result = f(&lease);
-    end_lease(db, &lease);
-    result
-}
-
-/// Deletes a lease this process made, at the end of its operation. A failure (a full disk)
-/// is logged, not returned: the operation's own outcome is what matters, and a lease whose
-/// process has exited pins nothing (see [`owner`]).
-pub fn end_lease(db: &strata_metadata::Db, lease: &str) {
-    if let Err(e) = db.write(|tx| tx.delete_lease(lease)) {
-        tracing::warn!("end lease {lease}: {e}");
-    }
-}
-
-/// A Go `time.ParseDuration` subset: a sequence of `<number><unit>` with units `h`, `m`,
-/// `s`, `ms`; a bare `0` is zero.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        rest = &rest[unit..];
-        total += Duration::try_from_secs_f64(n * secs).ok()?;
-    }
-    Some(total)
+) -> Result<strata_metadata::LeaseGuard, MetaError> {
+    strata_metadata::LeaseGuard::create(db, prefix, expiry, &owner_labels())
 }
 
 /// Garbage-collection settings.

@@ -13,7 +13,7 @@ use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use serde_json::{Map, Value, json};
 use strata_content::WriterOptions;
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, MetaError};
 use strata_remote::Reference;
 use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
@@ -98,13 +98,12 @@ pub fn import(
     for change in &opts.changes {
         apply_change(&mut config, change)?;
     }
-    crate::gc::with_lease(store.db(), "import", IMPORT_LEASE, |lease| {
-        let target = import_leased(store.content(), sn, src, source_name, config, lease, opts)?;
-        store
-            .db()
-            .write(|tx| crate::images::name_or_dangle(tx, name, &target))?;
-        Ok(target)
-    })
+    let lease = crate::gc::lease(store.db(), "import", store.lease_expiry(IMPORT_LEASE))?;
+    let target = import_leased(store.content(), sn, src, source_name, config, &lease, opts)?;
+    store
+        .db()
+        .write(|tx| crate::images::name_or_dangle(tx, name, &target))?;
+    Ok(target)
 }
 
 fn import_leased(
@@ -113,7 +112,7 @@ fn import_leased(
     src: &mut dyn Read,
     source_name: &str,
     config: Map<String, Value>,
-    lease: &str,
+    lease: &LeaseGuard,
     opts: &ImportOptions,
 ) -> Result<Descriptor, ImportError> {
     let store_err = |source| ImportError::Store {
@@ -125,14 +124,14 @@ fn import_leased(
         source,
     };
     let (_, mut plain) = strata_archive::decompress(src).map_err(read_err)?;
-    let r#ref = format!("import-{}", lease.trim_start_matches("import/"));
+    let r#ref = format!("import-{}", lease.id().trim_start_matches("import/"));
     let wopts = WriterOptions {
         expected: None,
         total: None,
         wait: false,
     };
     let mut writer = content
-        .writer(&r#ref, wopts, Some(lease))
+        .writer(&r#ref, wopts, Some(lease.id()))
         .map_err(store_err)?;
     if let Err(e) = writer.copy_from(&mut plain) {
         drop(writer);
@@ -141,7 +140,7 @@ fn import_leased(
     }
     let size = writer.offset();
     let layer = content
-        .commit(writer, Some(size), None, &Labels::new(), Some(lease))
+        .commit(writer, Some(size), None, &Labels::new(), Some(lease.id()))
         .map_err(store_err)?
         .digest;
 
@@ -202,7 +201,7 @@ pub(crate) fn put(
     content: &ContentStore,
     bytes: &[u8],
     media_type: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Descriptor, MetaError> {
     let digest = Digest::sha256_of(bytes);
     let opts = WriterOptions {
@@ -210,7 +209,7 @@ pub(crate) fn put(
         total: Some(bytes.len() as u64),
         wait: true,
     };
-    match content.writer(&format!("import-{digest}"), opts, Some(lease)) {
+    match content.writer(&format!("import-{digest}"), opts, Some(lease.id())) {
         Ok(mut w) => {
             w.truncate()?;
             w.copy_from(&mut &bytes[..])?;
@@ -219,7 +218,7 @@ pub(crate) fn put(
                 Some(bytes.len() as u64),
                 Some(&digest),
                 &Labels::new(),
-                Some(lease),
+                Some(lease.id()),
             )?;
         }
         Err(MetaError::Content(strata_content::ContentError::AlreadyExists(_))) => {}

@@ -18,6 +18,8 @@
 //! └── content/             strata-content: blobs/sha256/<hex>, ingest/<hash(ref)>/
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod containers;
 pub mod df;
 pub mod discard;
@@ -40,13 +42,4 @@ pub mod unpack;
 pub mod volumes;
 
 pub use engine::{Engine, EngineError, EngineOptions, PruneReport, PullPolicy, monitor_args};
-
-/// `<pid>-<nanoseconds>`: a name no other process, and no earlier run of this one, uses;
-/// for per-operation leases and temporary snapshot keys.
-pub fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{}-{nanos}", std::process::id())
-}
+pub use strata_types::unique_suffix;

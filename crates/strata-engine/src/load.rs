@@ -24,7 +24,7 @@ use std::time::Duration;
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_content::{ContentError, Writer, WriterOptions};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, LeaseResource, MetaError};
 use strata_remote::Reference;
 use strata_remote::media::{is_index, is_manifest};
 use strata_snapshot::Snapshotter;
@@ -37,7 +37,7 @@ use crate::unpack::{MAX_JSON_BLOB, UnpackError, read_json, unpack};
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// How long a load's lease protects what it wrote if the process dies before recording
-/// (`$STRATA_LEASE_EXPIRY` overrides it).
+/// ([`Store::with_lease_expiry`] overrides it).
 const LOAD_LEASE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -168,11 +168,10 @@ pub fn load(
         LoadSource::Path(p) => p.display().to_string(),
         LoadSource::Stream(_) => "stdin".to_owned(),
     };
-    let lease = crate::gc::create_lease(db, "load", crate::gc::lease_expiry(LOAD_LEASE))?;
-    let result = load_leased(content, db, sn, source, &source_name, &lease, opts);
-    // Recorded images now hold what they need; the rest is for GC.
-    crate::gc::end_lease(db, &lease);
-    result
+    let lease = crate::gc::lease(db, "load", store.lease_expiry(LOAD_LEASE))?;
+    // The lease ends as it goes, after this: recorded images then hold what they need, and
+    // the rest is for garbage collection.
+    load_leased(content, db, sn, source, &source_name, &lease, opts)
 }
 
 fn load_leased(
@@ -181,7 +180,7 @@ fn load_leased(
     sn: &dyn Snapshotter,
     source: LoadSource<'_>,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
     opts: &LoadOptions<'_>,
 ) -> Result<Vec<Loaded>, LoadError> {
     let read = match source {
@@ -330,7 +329,7 @@ fn legacy_images(
     manifest_bytes: &[u8],
     files: &mut HashMap<String, FileState>,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Vec<Loaded>, LoadError> {
     let entries: Vec<LegacyEntry> =
         serde_json::from_slice(manifest_bytes).map_err(|source| LoadError::DockerManifest {
@@ -446,7 +445,7 @@ fn archive_file(
     files: &mut HashMap<String, FileState>,
     path: &str,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<(Digest, u64), LoadError> {
     let key = archive_path(path).ok_or_else(|| LoadError::BadPath {
         source_name: source_name.to_owned(),
@@ -463,7 +462,7 @@ fn archive_file(
         }
         FileState::Pending(writer, size) => {
             let committed = content
-                .commit(writer, Some(size), None, &Labels::new(), Some(lease))
+                .commit(writer, Some(size), None, &Labels::new(), Some(lease.id()))
                 .map_err(|source| LoadError::Blob {
                     source_name: source_name.to_owned(),
                     entry: key.clone(),
@@ -561,7 +560,7 @@ fn ingest(
     size: u64,
     entry: &str,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<(), LoadError> {
     let blob_err = |source| LoadError::Blob {
         source_name: source_name.to_owned(),
@@ -573,16 +572,11 @@ fn ingest(
         total: Some(size),
         wait: true,
     };
-    let mut writer = match content.writer(&format!("load-{digest}"), opts, Some(lease)) {
+    let mut writer = match content.writer(&format!("load-{digest}"), opts, Some(lease.id())) {
         Ok(w) => w,
         Err(MetaError::Content(ContentError::AlreadyExists(_))) => {
             // Still protect it until the images are recorded.
-            content.db().write(|tx| {
-                tx.add_lease_resource(
-                    lease,
-                    &strata_metadata::LeaseResource::Content(digest.clone()),
-                )
-            })?;
+            lease.add(&LeaseResource::Content(digest.clone()))?;
             return Ok(());
         }
         Err(e) => return Err(blob_err(e)),
@@ -598,7 +592,7 @@ fn ingest(
             Some(size),
             Some(digest),
             &Labels::new(),
-            Some(lease),
+            Some(lease.id()),
         )
         .map_err(blob_err)?;
     Ok(())
@@ -608,7 +602,7 @@ fn read_layout_dir(
     content: &ContentStore,
     dir: &Path,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Option<Vec<u8>>, LoadError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -672,7 +666,7 @@ fn read_archive(
     content: &ContentStore,
     file: impl Read,
     source_name: &str,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Archive, LoadError> {
     let io = |source| LoadError::Tar {
         source_name: source_name.to_owned(),
@@ -738,7 +732,7 @@ fn read_archive(
                 };
                 let r#ref = format!(
                     "load-{}-{}",
-                    lease.trim_start_matches("load/"),
+                    lease.id().trim_start_matches("load/"),
                     Digest::sha256_of(name.as_bytes()).hex()
                 );
                 let opts = WriterOptions {
@@ -747,7 +741,7 @@ fn read_archive(
                     wait: false,
                 };
                 let mut writer = content
-                    .writer(&r#ref, opts, Some(lease))
+                    .writer(&r#ref, opts, Some(lease.id()))
                     .map_err(blob_err)?;
                 if writer.offset() > 0 {
                     writer.truncate().map_err(|e| blob_err(e.into()))?;

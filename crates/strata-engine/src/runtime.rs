@@ -85,7 +85,7 @@ pub fn parse_speed_time(v: &str) -> Result<Duration, String> {
     let t = v.trim();
     let d = match t.parse::<u64>() {
         Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => crate::gc::parse_duration(t),
+        Err(_) => strata_types::parse_duration(t),
     }
     .ok_or_else(|| format!("{v:?} is not a duration (e.g. 30s, 2m)"))?;
     if d < Duration::from_secs(1) {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use strata_remote::media::OCI_INDEX;
 
 use serde::Serialize;
-use strata_metadata::{ContentStore, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseGuard, LeaseResource, MetaError};
 use strata_remote::Reference;
 use strata_remote::media::{is_distributable, is_index, is_manifest};
 use strata_types::oci::{ImageConfig, Index, IndexEntry, Manifest};
@@ -138,7 +138,7 @@ pub fn save(
     opts: &SaveOptions,
     out: &mut dyn Write,
 ) -> Result<Saved, SaveError> {
-    let (content, db) = (store.content(), store.db());
+    let content = store.content();
     let mut exports = Vec::new();
     for arg in args {
         exports.extend(resolve(store, arg)?);
@@ -148,7 +148,7 @@ pub fn save(
             export.target = pick_platform(content, export, platform)?;
         }
     }
-    let lease = crate::gc::create_lease(db, "save", SAVE_LEASE)?;
+    let lease = crate::gc::lease(store.db(), "save", SAVE_LEASE)?;
     // Discarded layers come back first (from a registry the images' names point at, else
     // rebuilt); the archive then names what was brought back.
     let registries = exports
@@ -173,9 +173,9 @@ pub fn save(
         }
     }
     let result = restored.and_then(|()| save_leased(content, &exports, &lease, out));
-    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
+    drop(lease);
     let mut saved = result?;
     saved.rebuilt = rebuilt;
     Ok(saved)
@@ -184,7 +184,7 @@ pub fn save(
 fn save_leased(
     content: &ContentStore,
     exports: &[Export],
-    lease: &str,
+    lease: &LeaseGuard,
     out: &mut dyn Write,
 ) -> Result<Saved, SaveError> {
     let mut saved = Saved::default();
@@ -275,12 +275,11 @@ fn save_leased(
         }
     }
 
-    content.db().write(|tx| {
-        for desc in blobs.values() {
-            tx.add_lease_resource(lease, &LeaseResource::Content(desc.digest.clone()))?;
-        }
-        Ok(())
-    })?;
+    lease.add_all(
+        blobs
+            .values()
+            .map(|desc| LeaseResource::Content(desc.digest.clone())),
+    )?;
 
     let index = serde_json::json!({
         "schemaVersion": 2,

@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustix::fs::{Access, access};
 use strata_content::LocalStore;
@@ -91,6 +92,9 @@ pub struct Store {
     snapshotter: String,
     db: Arc<Db>,
     content: ContentStore,
+    /// How long the leases of pull, load, import, migrate, create and commit last, instead
+    /// of each one's default.
+    lease_expiry: Option<Duration>,
 }
 
 impl Store {
@@ -108,7 +112,21 @@ impl Store {
             snapshotter: snapshotter.to_owned(),
             content: ContentStore::new(db.clone(), local),
             db,
+            lease_expiry: None,
         })
+    }
+
+    /// The store with every lease that protects an unfinished pull, load, import, migrate,
+    /// create or commit lasting `expiry` (`None`: each operation's default).
+    pub fn with_lease_expiry(mut self, expiry: Option<Duration>) -> Store {
+        self.lease_expiry = expiry;
+        self
+    }
+
+    /// How long the lease of an operation whose default is `default` lasts (see
+    /// [`Store::with_lease_expiry`]).
+    pub fn lease_expiry(&self, default: Duration) -> Duration {
+        self.lease_expiry.unwrap_or(default)
     }
 
     pub fn root(&self) -> &Path {

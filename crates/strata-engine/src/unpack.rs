@@ -13,7 +13,7 @@ use std::path::Path;
 use strata_archive::{
     ApplyOptions, ArchiveError, RecordedSplit, Reused, WhiteoutMode, apply_layer, split_diff_id,
 };
-use strata_metadata::{ContentStore, Labels, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, LeaseResource, MetaError};
 use strata_snapshot::{SnapshotError, Snapshotter};
 use strata_types::oci::{ImageConfig, Manifest};
 use strata_types::{Descriptor, Digest, ErrorKind, chain_id};
@@ -137,11 +137,9 @@ fn json_blob<T: serde::de::DeserializeOwned>(
     }
     let mut bytes = Vec::with_capacity(blob.size() as usize);
     blob.read_to_end(&mut bytes).map_err(|e| {
-        read(MetaError::Content(strata_content::ContentError::Io {
-            op: "read blob",
-            path: content.local().blob_path(&desc.digest),
-            source: e,
-        }))
+        read(MetaError::Content(strata_content::ContentError::Io(
+            strata_types::PathIoError::new("read blob", content.local().blob_path(&desc.digest), e),
+        )))
     })?;
     let value = serde_json::from_slice(&bytes).map_err(|source| UnpackError::Parse {
         what,
@@ -170,7 +168,7 @@ pub fn unpack(
     sn: &dyn Snapshotter,
     manifest: &Manifest,
     config: &ImageConfig,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
 ) -> Result<Unpacked, UnpackError> {
     let diff_ids = &config.rootfs.diff_ids;
     if manifest.layers.len() != diff_ids.len() {
@@ -189,7 +187,7 @@ pub fn unpack(
         let Some(chain) = chain_id(&diff_ids[..=i]) else {
             continue;
         };
-        hold(content, sn, lease, &chain.to_string(), &layer.digest)?;
+        hold(sn, lease, &chain.to_string(), &layer.digest)?;
         if sn.stat(&chain.to_string()).is_ok() {
             out.present += 1;
         } else {
@@ -222,7 +220,7 @@ pub(crate) fn unpack_layer(
     diff_id: &Digest,
     chain: &Digest,
     parent: Option<&Digest>,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
     discard: bool,
 ) -> Result<u64, UnpackError> {
     let digest = layer.digest.clone();
@@ -279,7 +277,7 @@ pub(crate) fn apply_stream(
     diff_id: &Digest,
     chain: &Digest,
     parent: Option<&Digest>,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
     record_split: bool,
     reuse_from: Option<&Path>,
 ) -> Result<Applied, UnpackError> {
@@ -289,8 +287,8 @@ pub(crate) fn apply_stream(
     };
     let key = format!("extract-{} {chain}", crate::unique_suffix());
     let parent_name = parent.map(Digest::to_string);
-    hold(content, sn, lease, &key, digest)?;
-    hold(content, sn, lease, &chain.to_string(), digest)?;
+    hold(sn, lease, &key, digest)?;
+    hold(sn, lease, &chain.to_string(), digest)?;
     sn.prepare(&key, parent_name.as_deref(), &Labels::new())
         .map_err(snap)?;
     let result = apply_and_commit(
@@ -393,9 +391,8 @@ fn apply_and_commit(
 
 /// Adds the snapshot `key` to `lease`, if there is one.
 pub(crate) fn hold(
-    content: &ContentStore,
     sn: &dyn Snapshotter,
-    lease: Option<&str>,
+    lease: Option<&LeaseGuard>,
     key: &str,
     layer: &Digest,
 ) -> Result<(), UnpackError> {
@@ -406,9 +403,8 @@ pub(crate) fn hold(
         snapshotter: sn.name().to_owned(),
         key: key.to_owned(),
     };
-    content
-        .db()
-        .write(|tx| tx.add_lease_resource(lease, &resource))
+    lease
+        .add(&resource)
         .map_err(|source| UnpackError::Snapshot {
             digest: layer.clone(),
             source: Box::new(SnapshotError::Metadata {

@@ -28,6 +28,8 @@
 //! # Ok::<(), strata_format::FormatError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod funcs;
 mod gofmt;

@@ -17,6 +17,11 @@
 //!
 //! Only the top of a walk is opened by path: it is the caller's own (a store directory or a
 //! mount point the caller made).
+//!
+//! [`start_writeback`] (early writeback of a file being written) lives here too, as the one
+//! `unsafe` call of the crate, shared by the content store and the layer applier.
+
+#![deny(unsafe_code)]
 
 use std::fs::File;
 use std::io;
@@ -25,6 +30,10 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
+
+mod writeback;
+
+pub use writeback::start_writeback;
 
 pub fn errno(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())

@@ -133,17 +133,13 @@ impl Tx<'_> {
     }
 
     pub fn delete_container(&self, id: &str) -> Result<(), MetaError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM containers WHERE id = ?1", [id])
-            .map_err(MetaError::db("delete container"))?;
-        if n == 0 {
-            return Err(MetaError::NotFound {
-                what: "container",
-                id: id.to_owned(),
-            });
-        }
-        Ok(())
+        self.change_one(
+            "delete container",
+            "container",
+            id,
+            "DELETE FROM containers WHERE id = ?1",
+            [id],
+        )
     }
 
     pub fn count_containers(&self) -> Result<u64, MetaError> {

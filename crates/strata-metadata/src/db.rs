@@ -29,6 +29,26 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// Runs `sql` (an update or delete of the record `what` `id`); `NotFound` when it
+    /// changed no row.
+    pub(crate) fn change_one<P: rusqlite::Params>(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        id: &str,
+        sql: &str,
+        params: P,
+    ) -> Result<(), MetaError> {
+        let n = self.conn.execute(sql, params).map_err(MetaError::db(op))?;
+        if n == 0 {
+            return Err(MetaError::NotFound {
+                what,
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// The one row `sql` selects, if any, through the connection's statement cache (listings
     /// look records up by the thousand: parsing each statement again dominated them).
     pub(crate) fn row<T, P: rusqlite::Params>(

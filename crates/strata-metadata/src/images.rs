@@ -110,17 +110,13 @@ impl Tx<'_> {
     }
 
     pub fn delete_image(&self, name: &str) -> Result<(), MetaError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM images WHERE name = ?1", [name])
-            .map_err(MetaError::db("delete image"))?;
-        if n == 0 {
-            return Err(MetaError::NotFound {
-                what: "image",
-                id: name.to_owned(),
-            });
-        }
-        Ok(())
+        self.change_one(
+            "delete image",
+            "image",
+            name,
+            "DELETE FROM images WHERE name = ?1",
+            [name],
+        )
     }
 
     pub fn count_images(&self) -> Result<u64, MetaError> {

@@ -1,5 +1,6 @@
 //! Leases: short-lived roots that protect what a multi-step write (a pull, an ingest) has
-//! written until the transaction that makes it reachable from a long-lived root.
+//! written until the transaction that makes it reachable from a long-lived root. The records
+//! and their resources; an operation holds one through a [`crate::LeaseGuard`].
 
 use std::time::SystemTime;
 
@@ -101,6 +102,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Moves an existing lease's expiry to `expires`.
+    pub fn set_lease_expiry(&self, id: &str, expires: Option<SystemTime>) -> Result<(), MetaError> {
+        self.change_one(
+            "extend lease",
+            "lease",
+            id,
+            "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
+            params![id, expires.map(to_nanos)],
+        )
+    }
+
     pub fn lease(&self, id: &str) -> Result<Option<Lease>, MetaError> {
         let row = self
             .row(
@@ -135,17 +147,13 @@ impl Tx<'_> {
 
     /// Ends a lease; what it protected becomes collectable unless something else refers to it.
     pub fn delete_lease(&self, id: &str) -> Result<(), MetaError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM leases WHERE id = ?1", [id])
-            .map_err(MetaError::db("delete lease"))?;
-        if n == 0 {
-            return Err(MetaError::NotFound {
-                what: "lease",
-                id: id.to_owned(),
-            });
-        }
-        Ok(())
+        self.change_one(
+            "delete lease",
+            "lease",
+            id,
+            "DELETE FROM leases WHERE id = ?1",
+            [id],
+        )
     }
 
     /// Leases whose expiry is at or before `at`.

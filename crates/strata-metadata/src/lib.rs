@@ -27,9 +27,13 @@
 //! settings         key PK → value                                 the store's settings
 //! ```
 //!
+//! An operation holds its lease as a [`LeaseGuard`], which deletes it on every path out.
+//!
 //! Times are integer nanoseconds since the Unix epoch. The schema version is SQLite's
 //! `user_version`; [`schema`] holds the migrations, applied in order inside one write
 //! transaction by whichever process opens the database first after an upgrade.
+
+#![forbid(unsafe_code)]
 
 mod containers;
 mod content;
@@ -37,6 +41,7 @@ mod db;
 mod error;
 mod images;
 mod labels;
+mod lease_guard;
 mod leases;
 pub mod reserve;
 pub mod schema;
@@ -50,6 +55,7 @@ pub use db::{Db, Tx};
 pub use error::MetaError;
 pub use images::ImageRecord;
 pub use labels::Labels;
+pub use lease_guard::LeaseGuard;
 pub use leases::{Lease, LeaseResource};
 pub use reserve::Reserve;
 pub use snapshots::{SnapshotKind, SnapshotRecord};

@@ -87,17 +87,13 @@ impl Tx<'_> {
     }
 
     pub fn delete_volume(&self, name: &str) -> Result<(), MetaError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM volumes WHERE name = ?1", [name])
-            .map_err(MetaError::db("delete volume"))?;
-        if n == 0 {
-            return Err(MetaError::NotFound {
-                what: "volume",
-                id: name.to_owned(),
-            });
-        }
-        Ok(())
+        self.change_one(
+            "delete volume",
+            "volume",
+            name,
+            "DELETE FROM volumes WHERE name = ?1",
+            [name],
+        )
     }
 }
 

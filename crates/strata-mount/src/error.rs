@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_types::ErrorKind;
+use strata_types::{ErrorKind, PathIoError};
 
 /// What can go wrong mounting or unmounting. Each variant names the mount kind and target.
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +42,8 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
-    #[error("{op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(PathIoError),
 }
 
 /// The source, unless it only repeats the kind (`overlay` from `overlay`).
@@ -71,9 +66,10 @@ fn kernel_says(detail: &str) -> String {
 impl MountError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            MountError::Mount { source, .. }
-            | MountError::Unmount { source, .. }
-            | MountError::Io { source, .. } => io_kind(source),
+            MountError::Mount { source, .. } | MountError::Unmount { source, .. } => {
+                io_kind(source)
+            }
+            MountError::Io(e) => io_kind(&e.source),
             MountError::OptionsTooLong { .. } | MountError::InvalidOption { .. } => {
                 ErrorKind::InvalidArgument
             }
@@ -90,10 +86,8 @@ fn io_kind(e: &io::Error) -> ErrorKind {
             ErrorKind::Unavailable
         }
         _ => match e.kind() {
-            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-            io::ErrorKind::NotFound => ErrorKind::NotFound,
             io::ErrorKind::InvalidInput => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Internal,
+            _ => ErrorKind::from_io(e),
         },
     }
 }

@@ -32,6 +32,8 @@
 //! or `\` inside a path is escaped with a backslash (the kernel's own convention);
 //! [`Mount::overlay`] does that escaping.
 
+#![deny(unsafe_code)] // but for mount_setattr(2), which rustix does not wrap (read_only.rs)
+
 mod error;
 mod linux;
 pub mod mountinfo;

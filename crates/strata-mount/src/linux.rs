@@ -305,10 +305,12 @@ pub fn with_temp_mount_in<T>(
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&guard.path)
-        .map_err(|source| MountError::Io {
-            op: "create temporary mount point",
-            path: guard.path.clone(),
-            source,
+        .map_err(|source| {
+            MountError::Io(strata_types::PathIoError::new(
+                "create temporary mount point",
+                guard.path.clone(),
+                source,
+            ))
         })?;
     mount_all(mounts, &guard.path)?;
     guard.mounted = true;
@@ -332,10 +334,12 @@ impl TempMount {
         }
         self.mounted = false;
         for p in [&self.path, &self.dir] {
-            fs::remove_dir(p).map_err(|source| MountError::Io {
-                op: "remove temporary mount point",
-                path: p.clone(),
-                source,
+            fs::remove_dir(p).map_err(|source| {
+                MountError::Io(strata_types::PathIoError::new(
+                    "remove temporary mount point",
+                    p.clone(),
+                    source,
+                ))
             })?;
         }
         Ok(())
@@ -389,11 +393,11 @@ fn make_temp_dir(parent: &Path) -> Result<PathBuf, MountError> {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(source) => {
-                return Err(MountError::Io {
-                    op: "create temporary mount point in",
-                    path: parent.to_owned(),
+                return Err(MountError::Io(strata_types::PathIoError::new(
+                    "create temporary mount point in",
+                    parent.to_owned(),
                     source,
-                });
+                )));
             }
         }
     }

@@ -62,6 +62,7 @@ pub fn bind_read_only_recursive(source: &Path, target: &Path) -> Result<(), Moun
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, attr, sizeof attr)`: rustix has no wrapper
 /// for it (1.1), so this is the one raw system call of the crate.
+#[allow(unsafe_code)]
 fn mount_setattr(
     fd: Option<BorrowedFd<'_>>,
     flags: libc::c_int,

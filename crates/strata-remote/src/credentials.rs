@@ -317,11 +317,11 @@ impl CredentialStore {
 
     async fn write_config(&self, config: &Map<String, Value>) -> Result<(), RemoteError> {
         let Some(path) = self.config_path() else {
-            return Err(RemoteError::Io {
-                op: "locating the docker config (set DOCKER_CONFIG or HOME)",
-                path: PathBuf::from("config.json"),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
+            return Err(RemoteError::Io(strata_types::PathIoError::new(
+                "locating the docker config (set DOCKER_CONFIG or HOME)",
+                PathBuf::from("config.json"),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )));
         };
         let mut bytes =
             serde_json::to_vec_pretty(config).map_err(|source| RemoteError::DockerConfig {
@@ -331,10 +331,12 @@ impl CredentialStore {
         bytes.push(b'\n');
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
-            .map_err(|e| RemoteError::Io {
-                op: "writing the docker config",
-                path: PathBuf::from("config.json"),
-                source: std::io::Error::other(e),
+            .map_err(|e| {
+                RemoteError::Io(strata_types::PathIoError::new(
+                    "writing the docker config",
+                    PathBuf::from("config.json"),
+                    std::io::Error::other(e),
+                ))
             })?
     }
 }

@@ -10,7 +10,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_types::{Digest, ErrorKind};
+use strata_types::{Digest, ErrorKind, PathIoError};
 
 /// What can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -243,13 +243,8 @@ pub enum RemoteError {
         source: reqwest::Error,
     },
 
-    #[error("{op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(PathIoError),
 }
 
 fn registry_message(code: &str, message: &str) -> String {
@@ -298,17 +293,14 @@ impl RemoteError {
             | DockerConfig { .. }
             | Credentials { .. } => ErrorKind::InvalidArgument,
             CredentialHelper { .. } => ErrorKind::Internal,
-            Source { source, .. } | Io { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => ErrorKind::NotFound,
-                io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::Internal,
-            },
+            Source { source, .. } => ErrorKind::from_io(source),
+            Io(e) => e.kind(),
         }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
-        let path = path.into();
-        move |source| RemoteError::Io { op, path, source }
+        let at = PathIoError::at(op, path);
+        move |source| RemoteError::Io(at(source))
     }
 }
 

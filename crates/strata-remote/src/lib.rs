@@ -36,6 +36,8 @@
 //! Manifests are returned as the registry's bytes, never re-serialized: their digest is their
 //! identity. Parsing them is the caller's business; [`media`] classifies media types.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 mod client;
 pub mod credentials;

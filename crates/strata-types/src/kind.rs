@@ -22,3 +22,15 @@ pub enum ErrorKind {
     /// Anything else: an I/O or database failure.
     Internal,
 }
+
+impl ErrorKind {
+    /// The class of an OS error: missing, not allowed, or anything else (internal). Crates
+    /// whose operations give other errors a meaning (EBUSY for a mount) match those first.
+    pub fn from_io(e: &std::io::Error) -> ErrorKind {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Internal,
+        }
+    }
+}

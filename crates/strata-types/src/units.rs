@@ -1,8 +1,11 @@
-//! Human sizes (`512m`, `1.5GB`, `2048`) as Docker's flags and options take them.
+//! Human sizes (`512m`, `1.5GB`, `2048`) as Docker's flags and options take them, and Go
+//! durations (`1h30m`) as Docker's and containerd's settings take them.
 //!
 //! Docker has two rules (go-units): sizes of things on disk or in logs use decimal units
 //! (`FromHumanSize`: k = 1000), memory and storage limits use binary units (`RAMInBytes`:
 //! k = 1024). Both accept a fraction, any case, and an optional `b` or `ib` after the unit.
+
+use std::time::Duration;
 
 /// Which multiple a unit letter means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +66,56 @@ pub fn parse_size(s: &str, units: SizeUnits) -> Result<u64, SizeError> {
     Ok(bytes as u64)
 }
 
+/// A Go `time.ParseDuration` subset: a sequence of `<number><unit>` with units `h`, `m`,
+/// `s`, `ms`; a bare `0` is zero.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+        total += Duration::try_from_secs_f64(n * secs).ok()?;
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use SizeUnits::{Binary, Decimal};
+
+    #[test]
+    fn durations_parse_as_go_does() {
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("5d"), None);
+    }
 
     #[test]
     fn units_follow_the_rule_asked_for() {

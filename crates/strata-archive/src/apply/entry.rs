@@ -328,8 +328,11 @@ impl<'a> Applier<'a> {
                 }
                 // A big file's data starts for the disk now, while the layer goes on
                 // unpacking: the sync before the commit then has little left to wait for.
-                if self.opts.writeback && written >= WRITEBACK_AT {
-                    crate::sys::start_writeback(fd.as_fd());
+                if self.opts.writeback
+                    && written >= WRITEBACK_AT
+                    && let Err(e) = strata_fs::start_writeback(fd.as_fd(), 0, 0)
+                {
+                    tracing::trace!("sync_file_range: {e}");
                 }
             }
             Some(sparse) => {

@@ -15,7 +15,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Map, Value, json};
 use strata_content::WriterOptions;
-use strata_metadata::{ContainerRecord, Labels, MetaError};
+use strata_metadata::{ContainerRecord, Labels, LeaseGuard, MetaError};
 use strata_remote::{Reference, media};
 use strata_snapshot::Snapshotter;
 use strata_types::oci::{ImageConfig, Manifest};
@@ -60,13 +60,12 @@ pub fn commit(
     for c in &opts.changes {
         crate::import::apply_change(&mut changed, c).map_err(|e| bad(e.to_string()))?;
     }
-    crate::gc::with_lease(store.db(), "commit", COMMIT_LEASE, |lease| {
-        let target = commit_leased(store, sn, record, &config, key, &changed, lease, opts)?;
-        store
-            .db()
-            .write(|tx| crate::images::name_or_dangle(tx, name, &target))?;
-        Ok(target)
-    })
+    let lease = crate::gc::lease(store.db(), "commit", store.lease_expiry(COMMIT_LEASE))?;
+    let target = commit_leased(store, sn, record, &config, key, &changed, &lease, opts)?;
+    store
+        .db()
+        .write(|tx| crate::images::name_or_dangle(tx, name, &target))?;
+    Ok(target)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -77,7 +76,7 @@ fn commit_leased(
     config: &ContainerConfig,
     key: &str,
     changed: &Map<String, Value>,
-    lease: &str,
+    lease: &LeaseGuard,
     opts: &CommitOptions,
 ) -> Result<Descriptor, ContainerError> {
     let content = store.content();
@@ -103,7 +102,7 @@ fn commit_leased(
 
     // The layer: diff → gzip → content store, the diffID from the diff itself.
     let store_err = |e: MetaError| ContainerError::Meta(e);
-    let r#ref = format!("commit-{}", lease.trim_start_matches("commit/"));
+    let r#ref = format!("commit-{}", lease.id().trim_start_matches("commit/"));
     let mut writer = content
         .writer(
             &r#ref,
@@ -112,7 +111,7 @@ fn commit_leased(
                 total: None,
                 wait: false,
             },
-            Some(lease),
+            Some(lease.id()),
         )
         .map_err(store_err)?;
     let paused = opts.pause && super::lifecycle::pause(store, record)?;
@@ -142,7 +141,7 @@ fn commit_leased(
         .map_err(|e| ContainerError::io("write the layer", e))?;
     let size = writer.offset();
     let layer = content
-        .commit(writer, Some(size), None, &Labels::new(), Some(lease))
+        .commit(writer, Some(size), None, &Labels::new(), Some(lease.id()))
         .map_err(store_err)?;
 
     // The config: the image's, with the container's command, the changes, the layer, history.

@@ -23,6 +23,9 @@ use crate::store::Store;
 use crate::unpack::{read_json, unpack};
 use crate::volumes::{self, MountSpec, ResolvedMount};
 
+/// How long the lease of an unpack for a container lasts if the process dies first.
+const CREATE_LEASE: Duration = Duration::from_secs(3600);
+
 /// What `create` is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -93,12 +96,10 @@ pub fn image_for_container(
     if let Some(top) = &top
         && sn.stat(&top.to_string()).is_err()
     {
-        // Unpacked under a lease: the image's config labels keep the snapshots afterwards.
-        let result =
-            crate::gc::with_lease(store.db(), "create", Duration::from_secs(3600), |lease| {
-                Ok::<_, ContainerError>(unpack(content, sn, &manifest, &config, Some(lease)))
-            })?;
-        let unpacked = result.map_err(|e| ContainerError::image(image, e))?;
+        // Unpacked under a lease, until the image's config labels keep the snapshots.
+        let lease = crate::gc::lease(store.db(), "create", store.lease_expiry(CREATE_LEASE))?;
+        let unpacked = unpack(content, sn, &manifest, &config, Some(&lease))
+            .map_err(|e| ContainerError::image(image, e))?;
         // The config keeps this snapshotter's chain too, as pull and load label it.
         let labels = crate::gc::config_labels(sn.name(), unpacked.chain_ids.last());
         content.update_labels(&manifest.config.digest, &labels)?;

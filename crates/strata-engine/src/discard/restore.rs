@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use strata_archive::rebuild_layer;
 use strata_content::{ContentError, WriterOptions};
-use strata_metadata::{ContentStore, Labels, MetaError};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, MetaError};
 use strata_remote::media::{Compression, is_index, is_manifest, layer_compression};
 use strata_remote::{Reference, Remote};
 use strata_snapshot::Snapshotter;
@@ -56,6 +56,45 @@ impl RestoreError {
     }
 }
 
+/// Why one source could not give a discarded layer back (one of the reasons of
+/// [`RestoreError::Unrecoverable`]). Each says its cause itself: the text goes into a list.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("no registry client")]
+    NoClient,
+    #[error("{0}")]
+    Reference(Box<strata_remote::RemoteError>),
+    #[error("{0}")]
+    Store(MetaError),
+    #[error("{}", chain(&**.0))]
+    Remote(Box<strata_remote::RemoteError>),
+    #[error("{0}")]
+    Write(io::Error),
+}
+
+impl FetchError {
+    fn remote(e: strata_remote::RemoteError) -> FetchError {
+        FetchError::Remote(Box::new(e))
+    }
+
+    /// The registry is unreachable: not worth asking again for another repository or layer.
+    fn unreachable(&self) -> bool {
+        matches!(self, FetchError::Remote(e) if e.kind() == strata_types::ErrorKind::Unavailable)
+    }
+}
+
+/// `e` and its causes on one line, as the CLI prints an error.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// A layer rebuilt under a new digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -69,7 +108,7 @@ pub struct Rebuilt {
 /// re-fetched blobs go again.
 pub struct Restorer<'a> {
     store: &'a Store,
-    lease: &'a str,
+    lease: &'a LeaseGuard,
     /// Registries (with their ports) the caller knows of, tried for a source label's host.
     registries: Vec<String>,
     /// No blob of the store is discarded: nothing to do.
@@ -96,7 +135,11 @@ impl std::fmt::Debug for Restorer<'_> {
 
 impl<'a> Restorer<'a> {
     /// `registries`: where the caller is going (tried first for a source host it shares).
-    pub fn new(store: &'a Store, lease: &'a str, mut registries: Vec<String>) -> Restorer<'a> {
+    pub fn new(
+        store: &'a Store,
+        lease: &'a LeaseGuard,
+        mut registries: Vec<String>,
+    ) -> Restorer<'a> {
         // A store that never discarded has nothing to look for (push and save of every image
         // pass here): one query instead of walking each image.
         let idle = !store
@@ -338,11 +381,11 @@ impl<'a> Restorer<'a> {
         labels: &Labels,
     ) -> Result<Descriptor, RestoreError> {
         let bytes = serde_json::to_vec(value).map_err(|e| {
-            MetaError::Content(ContentError::Io {
-                op: "encode rewritten manifest",
-                path: Default::default(),
-                source: io::Error::other(e),
-            })
+            MetaError::Content(ContentError::Io(strata_types::PathIoError::new(
+                "encode rewritten manifest",
+                std::path::PathBuf::new(),
+                io::Error::other(e),
+            )))
         })?;
         let digest = super::put(self.content(), &bytes, Some(self.lease))?;
         self.content().update_labels(&digest, labels)?;
@@ -397,8 +440,8 @@ impl<'a> Restorer<'a> {
             }
             match self.fetch_from(&source, layer) {
                 Ok(()) => return Ok(()),
-                Err((e, unreachable)) => {
-                    if unreachable {
+                Err(e) => {
+                    if e.unreachable() {
                         self.unreachable.insert(registry.clone());
                         reasons.push(format!("{registry} is unreachable"));
                     } else {
@@ -410,14 +453,12 @@ impl<'a> Restorer<'a> {
         Err(reasons)
     }
 
-    /// Fetches `layer` from `source` into the store; on error, whether the registry is
-    /// unreachable (not worth asking again for another repository or layer).
-    fn fetch_from(&self, source: &str, layer: &Descriptor) -> Result<(), (String, bool)> {
+    /// Fetches `layer` from `source` into the store.
+    fn fetch_from(&self, source: &str, layer: &Descriptor) -> Result<(), FetchError> {
         let Some((remote, rt)) = &self.remote else {
-            return Err(("no registry client".into(), false));
+            return Err(FetchError::NoClient);
         };
-        let plain = |e: String| (e, false);
-        let r = Reference::parse(source).map_err(|e| plain(e.to_string()))?;
+        let r = Reference::parse(source).map_err(|e| FetchError::Reference(Box::new(e)))?;
         let opts = WriterOptions {
             expected: Some(layer.digest.clone()),
             total: Some(layer.size),
@@ -425,20 +466,19 @@ impl<'a> Restorer<'a> {
         };
         let r#ref = format!("restore-{}", layer.digest.hex());
         let content = self.content();
-        let mut w = match content.writer(&r#ref, opts, Some(self.lease)) {
+        let mut w = match content.writer(&r#ref, opts, Some(self.lease.id())) {
             Ok(w) => w,
             Err(MetaError::Content(ContentError::AlreadyExists(_))) => return Ok(()),
-            Err(e) => return Err(plain(e.to_string())),
+            Err(e) => return Err(FetchError::Store(e)),
         };
-        let remote_err = |e: strata_remote::RemoteError| {
-            let unreachable = e.kind() == strata_types::ErrorKind::Unavailable;
-            (strata_types::ErrorChain(&e).to_string(), unreachable)
-        };
-        let streamed: Result<(), (String, bool)> = rt.block_on(async {
-            let mut stream = remote.fetch_blob(&r, layer, 0).await.map_err(remote_err)?;
+        let streamed: Result<(), FetchError> = rt.block_on(async {
+            let mut stream = remote
+                .fetch_blob(&r, layer, 0)
+                .await
+                .map_err(FetchError::remote)?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(remote_err)?;
-                w.write_all(&chunk).map_err(|e| plain(e.to_string()))?;
+                let chunk = chunk.map_err(FetchError::remote)?;
+                w.write_all(&chunk).map_err(FetchError::Write)?;
             }
             Ok(())
         });
@@ -452,9 +492,9 @@ impl<'a> Restorer<'a> {
                 Some(layer.size),
                 Some(&layer.digest),
                 &Labels::new(),
-                Some(self.lease),
+                Some(self.lease.id()),
             )
-            .map_err(|e| plain(e.to_string()))?;
+            .map_err(FetchError::Store)?;
         Ok(())
     }
 
@@ -491,7 +531,7 @@ impl<'a> Restorer<'a> {
         };
         let r#ref = format!("rebuild-{}-{}", layer.digest.hex(), crate::unique_suffix());
         let w = content
-            .writer(&r#ref, opts, Some(self.lease))
+            .writer(&r#ref, opts, Some(self.lease.id()))
             .map_err(|e| e.to_string())?;
         let out = match compression {
             Compression::None => Encoder::None(w),
@@ -534,7 +574,7 @@ impl<'a> Restorer<'a> {
             split_digest.to_string(),
         )]);
         let committed = content
-            .commit(w, None, None, &labels, Some(self.lease))
+            .commit(w, None, None, &labels, Some(self.lease.id()))
             .map_err(|e| e.to_string())?;
         let size = content
             .info(&committed.digest)

@@ -52,6 +52,9 @@ pub struct EngineOptions {
     /// The program a detached container's monitor runs: the `strata` binary (found on the
     /// `PATH` when not a path).
     pub monitor_exe: PathBuf,
+    /// How long the leases that protect unfinished work (a pull, load, import, migrate,
+    /// create or commit) last if their process dies; `None`: each operation's default.
+    pub lease_expiry: Option<std::time::Duration>,
 }
 
 impl EngineOptions {
@@ -61,6 +64,7 @@ impl EngineOptions {
             root: root.into(),
             snapshotter: "overlayfs".to_owned(),
             monitor_exe: PathBuf::from("strata"),
+            lease_expiry: None,
         }
     }
 }
@@ -125,7 +129,8 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (creating if needed) the store; its snapshotter is opened when first needed.
     pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
-        let store = Store::open(&opts.root, &opts.snapshotter)?;
+        let store =
+            Store::open(&opts.root, &opts.snapshotter)?.with_lease_expiry(opts.lease_expiry);
         Ok(Engine {
             store,
             snapshotter: OnceLock::new(),

@@ -9,7 +9,7 @@ use std::thread;
 
 use strata_archive::{ArchiveError, Reused, rebuild_docker_layer_prefetched};
 use strata_content::WriterOptions;
-use strata_metadata::{ContentStore, Labels, LeaseResource};
+use strata_metadata::{ContentStore, Labels, LeaseGuard, LeaseResource};
 use strata_snapshot::Snapshotter;
 
 use super::MigrateError;
@@ -48,16 +48,14 @@ pub(super) fn import_layer(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     layer: &SourceLayer,
-    lease: &str,
+    lease: &LeaseGuard,
     reuse: bool,
 ) -> Result<Imported, MigrateError> {
     let chain = layer.chain_id.to_string();
     let diff_id = &layer.diff_id;
-    hold(content, sn, Some(lease), &chain, diff_id)?;
+    hold(sn, Some(lease), &chain, diff_id)?;
     if let Some(size) = present(content, sn, layer) {
-        content
-            .db()
-            .write(|tx| tx.add_lease_resource(lease, &LeaseResource::Content(diff_id.clone())))?;
+        lease.add(&LeaseResource::Content(diff_id.clone()))?;
         return Ok(Imported {
             size,
             new: false,
@@ -84,7 +82,7 @@ pub(super) fn import_layer(
         Some(lease),
     ) {
         Ok(labels) => {
-            content.record_discarded(diff_id, size, &labels, Some(lease))?;
+            content.record_discarded(diff_id, size, &labels, Some(lease.id()))?;
         }
         Err(e) => {
             // The snapshot does not rebuild its own tar (a path twice in one layer): keep the
@@ -109,7 +107,7 @@ fn apply(
     content: &ContentStore,
     sn: &dyn Snapshotter,
     layer: &SourceLayer,
-    lease: &str,
+    lease: &LeaseGuard,
     reuse: bool,
 ) -> Result<(Applied, u64), MigrateError> {
     let diff_id = &layer.diff_id;
@@ -162,7 +160,7 @@ fn store_tar(
     content: &ContentStore,
     layer: &SourceLayer,
     size: u64,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<(), MigrateError> {
     let opts = WriterOptions {
         expected: Some(layer.diff_id.clone()),
@@ -170,7 +168,7 @@ fn store_tar(
         wait: true,
     };
     let r#ref = format!("migrate-{}", layer.diff_id.hex());
-    let mut w = match content.writer(&r#ref, opts, Some(lease)) {
+    let mut w = match content.writer(&r#ref, opts, Some(lease.id())) {
         Ok(w) => w,
         Err(strata_metadata::MetaError::Content(strata_content::ContentError::AlreadyExists(
             _,
@@ -190,7 +188,7 @@ fn store_tar(
         Some(size),
         Some(&layer.diff_id),
         &Labels::new(),
-        Some(lease),
+        Some(lease.id()),
     )?;
     Ok(())
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use strata_remote::media::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 
 use strata_archive::{ArchiveError, Reused};
-use strata_metadata::{Labels, MetaError};
+use strata_metadata::{Labels, LeaseGuard, MetaError};
 use strata_remote::Reference;
 use strata_snapshot::Snapshotter;
 use strata_types::oci::Manifest;
@@ -56,7 +56,7 @@ pub enum MigrateError {
         source: std::io::Error,
     },
     #[error("refusing to migrate: {0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error("layer {chain_id}: rebuild its tar from Docker's tar-split.json.gz and diff directory")]
     Rebuild {
         chain_id: Digest,
@@ -67,6 +67,32 @@ pub enum MigrateError {
     Unpack(Box<UnpackError>),
     #[error(transparent)]
     Meta(#[from] MetaError),
+}
+
+/// Why `--threshold` refused a migration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error(
+        "{} has {count} container{}, and a threshold migrates only a store without containers \
+         (remove them with `docker rm`, or migrate without --threshold)",
+        root.display(),
+        if *count == 1 { "" } else { "s" }
+    )]
+    Containers { root: PathBuf, count: usize },
+    #[error("{} has {count} images, more than the threshold of {max}", root.display())]
+    Images {
+        root: PathBuf,
+        count: usize,
+        max: u64,
+    },
+    #[error(
+        "{} has {} of layers, more than the threshold of {}",
+        root.display(),
+        strata_types::human_size(*bytes),
+        strata_types::human_size(*max)
+    )]
+    LayerBytes { root: PathBuf, bytes: u64, max: u64 },
 }
 
 impl MigrateError {
@@ -155,31 +181,28 @@ impl FromStr for Threshold {
 /// Refuses a migration the threshold does not allow: any container in the source, or more
 /// images (or bytes of layers) than it says.
 pub fn check_threshold(src: &DockerStore, threshold: Threshold) -> Result<(), MigrateError> {
-    if src.containers > 0 {
-        return Err(MigrateError::Refused(format!(
-            "{} has {} container{}, and a threshold migrates only a store without containers \
-             (remove them with `docker rm`, or migrate without --threshold)",
-            src.root.display(),
-            src.containers,
-            if src.containers == 1 { "" } else { "s" }
-        )));
-    }
-    match threshold {
-        Threshold::Images(max) if src.images.len() as u64 > max => {
-            Err(MigrateError::Refused(format!(
-                "{} has {} images, more than the threshold of {max}",
-                src.root.display(),
-                src.images.len()
-            )))
+    let root = src.root.clone();
+    let refusal = if src.containers > 0 {
+        Refusal::Containers {
+            root,
+            count: src.containers,
         }
-        Threshold::Bytes(max) if src.layer_bytes() > max => Err(MigrateError::Refused(format!(
-            "{} has {} of layers, more than the threshold of {}",
-            src.root.display(),
-            strata_types::human_size(src.layer_bytes()),
-            strata_types::human_size(max)
-        ))),
-        _ => Ok(()),
-    }
+    } else {
+        match threshold {
+            Threshold::Images(max) if src.images.len() as u64 > max => Refusal::Images {
+                root,
+                count: src.images.len(),
+                max,
+            },
+            Threshold::Bytes(max) if src.layer_bytes() > max => Refusal::LayerBytes {
+                root,
+                bytes: src.layer_bytes(),
+                max,
+            },
+            _ => return Ok(()),
+        }
+    };
+    Err(MigrateError::Refused(refusal))
 }
 
 /// What would happen to one image (`--dry-run`), or what happened.
@@ -246,8 +269,8 @@ pub fn migrate(
     reuse: bool,
     mut done: impl FnMut(&Migrated),
 ) -> Result<Vec<Migrated>, MigrateError> {
-    let (content, db) = (store.content(), store.db());
-    let lease = crate::gc::create_lease(db, "migrate", crate::gc::lease_expiry(MIGRATE_LEASE))?;
+    let content = store.content();
+    let lease = crate::gc::lease(store.db(), "migrate", store.lease_expiry(MIGRATE_LEASE))?;
     let mut sizes: HashMap<Digest, u64> = HashMap::new();
     let mut out = Vec::new();
     let result = (|| {
@@ -283,7 +306,7 @@ pub fn migrate(
         Ok(())
     })();
     // Recorded images hold what they need now; the rest is for garbage collection.
-    crate::gc::end_lease(db, &lease);
+    drop(lease);
     result.map(|()| out)
 }
 
@@ -294,7 +317,7 @@ fn record_image(
     snapshotter: &str,
     image: &SourceImage,
     layers: Vec<Descriptor>,
-    lease: &str,
+    lease: &LeaseGuard,
 ) -> Result<Descriptor, MigrateError> {
     let content = store.content();
     let config_digest = crate::discard::put(content, &image.config, Some(lease))?;
@@ -354,5 +377,30 @@ mod tests {
         for bad in ["", "x", "1.5", "10XB", "-3", "1e3GB", "GB"] {
             assert!(t(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_threshold_refuses_with_a_typed_reason() {
+        let mut src = DockerStore {
+            root: "/var/lib/docker".into(),
+            images: Vec::new(),
+            layers: Default::default(),
+            containers: 1,
+        };
+        let err = check_threshold(&src, Threshold::Images(5)).unwrap_err();
+        assert!(matches!(
+            &err,
+            MigrateError::Refused(Refusal::Containers { count: 1, .. })
+        ));
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(
+            err.to_string(),
+            "refusing to migrate: /var/lib/docker has 1 container, and a threshold migrates \
+             only a store without containers (remove them with `docker rm`, or migrate without \
+             --threshold)"
+        );
+        src.containers = 0;
+        assert!(check_threshold(&src, Threshold::Images(0)).is_ok());
+        assert!(check_threshold(&src, Threshold::Bytes(0)).is_ok());
     }
 }

@@ -52,11 +52,9 @@ fn local(
     };
     let mut bytes = Vec::with_capacity(desc.size as usize);
     blob.read_to_end(&mut bytes).map_err(|e| {
-        PullError::store(&desc.digest)(MetaError::Content(ContentError::Io {
-            op: "read blob",
-            path: content.local().blob_path(&desc.digest),
-            source: e,
-        }))
+        PullError::store(&desc.digest)(MetaError::Content(ContentError::Io(
+            strata_types::PathIoError::new("read blob", content.local().blob_path(&desc.digest), e),
+        )))
     })?;
     Ok(Some(bytes))
 }
@@ -122,7 +120,7 @@ pub(super) fn store(
                     Some(desc.size),
                     Some(&desc.digest),
                     &Labels::new(),
-                    Some(ctx.lease),
+                    Some(ctx.lease.id()),
                 )
                 .map_err(err)?;
         }
@@ -146,13 +144,12 @@ pub(super) fn open_writer(
     match ctx
         .store
         .content()
-        .writer(&ingest_ref(desc), opts, Some(ctx.lease))
+        .writer(&ingest_ref(desc), opts, Some(ctx.lease.id()))
     {
         Ok(w) => Ok(Some(w)),
         Err(MetaError::Content(ContentError::AlreadyExists(_))) => {
-            ctx.store.db().write(|tx| {
-                tx.add_lease_resource(ctx.lease, &LeaseResource::Content(desc.digest.clone()))
-            })?;
+            ctx.lease
+                .add(&LeaseResource::Content(desc.digest.clone()))?;
             Ok(None)
         }
         Err(e) => Err(PullError::store(&desc.digest)(e)),
@@ -223,7 +220,7 @@ pub(super) fn download(ctx: &Ctx<'_>, desc: &Descriptor, report: bool) -> Result
             Some(desc.size),
             Some(&desc.digest),
             &Labels::new(),
-            Some(ctx.lease),
+            Some(ctx.lease.id()),
         )
         .map_err(PullError::store(&desc.digest))?;
     label(ctx, desc, Labels::new())

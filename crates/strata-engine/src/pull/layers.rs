@@ -387,7 +387,7 @@ fn apply(
                     Some(job.desc.size),
                     Some(digest),
                     &Labels::new(),
-                    Some(ctx.lease),
+                    Some(ctx.lease.id()),
                 )
                 .map_err(PullError::store(digest))?;
             blobs::label(ctx, job.desc, Labels::new())?;

@@ -29,7 +29,7 @@ mod layers;
 
 use std::time::Duration;
 
-use strata_metadata::{Labels, LeaseResource};
+use strata_metadata::{Labels, LeaseGuard, LeaseResource};
 use strata_remote::media::{is_index, is_manifest};
 use strata_remote::{Reference, Remote};
 use strata_snapshot::Snapshotter;
@@ -43,7 +43,7 @@ pub use error::PullError;
 use crate::store::Store;
 
 /// How long a pull's lease protects what it wrote if the process dies before recording
-/// (`$STRATA_LEASE_EXPIRY` overrides it).
+/// ([`Store::with_lease_expiry`] overrides it).
 const PULL_LEASE: Duration = Duration::from_secs(24 * 3600);
 /// An attestation manifest names the manifest it is about with this annotation.
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -146,7 +146,7 @@ struct Ctx<'a> {
     remote: &'a Remote,
     reference: &'a Reference,
     runtime: &'a tokio::runtime::Runtime,
-    lease: &'a str,
+    lease: &'a LeaseGuard,
     progress: &'a dyn Progress,
     opts: &'a PullOptions,
     /// `containerd.io/distribution.source.<registry>` = repository, for every blob.
@@ -169,8 +169,7 @@ pub fn pull(
     progress: &dyn Progress,
 ) -> Result<Pulled, PullError> {
     let runtime = crate::runtime::runtime().map_err(PullError::Runtime)?;
-    let db = store.db();
-    let lease = crate::gc::create_lease(db, "pull", crate::gc::lease_expiry(PULL_LEASE))?;
+    let lease = crate::gc::lease(store.db(), "pull", store.lease_expiry(PULL_LEASE))?;
     let ctx = Ctx {
         store,
         sn,
@@ -191,10 +190,9 @@ pub fn pull(
         },
         discarded: Default::default(),
     };
-    let result = pull_leased(&ctx);
-    // Recorded images now hold what they need; the rest is for garbage collection.
-    crate::gc::end_lease(db, &lease);
-    result
+    // The lease ends as it goes, after this: recorded images then hold what they need, and
+    // the rest is for garbage collection.
+    pull_leased(&ctx)
 }
 
 fn pull_leased(ctx: &Ctx<'_>) -> Result<Pulled, PullError> {
@@ -398,17 +396,11 @@ fn index_labels<'e>(
 /// Puts snapshots under the pull's lease — before they are looked at, made or committed, so
 /// that a garbage collection beside the pull can never take one between two steps.
 fn lease_snapshots(ctx: &Ctx<'_>, keys: impl IntoIterator<Item = String>) -> Result<(), PullError> {
-    ctx.store.db().write(|tx| {
-        for key in keys {
-            tx.add_lease_resource(
-                ctx.lease,
-                &LeaseResource::Snapshot {
-                    snapshotter: ctx.sn.name().to_owned(),
-                    key,
-                },
-            )?;
-        }
-        Ok(())
-    })?;
+    let snapshotter = ctx.sn.name();
+    ctx.lease
+        .add_all(keys.into_iter().map(|key| LeaseResource::Snapshot {
+            snapshotter: snapshotter.to_owned(),
+            key,
+        }))?;
     Ok(())
 }

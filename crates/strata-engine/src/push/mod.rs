@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use strata_metadata::{ContentStore, LeaseResource, MetaError};
+use strata_metadata::{ContentStore, LeaseGuard, LeaseResource, MetaError};
 use strata_remote::media::is_index;
 use strata_remote::{Reference, Remote, RemoteError};
 use strata_types::{Descriptor, Digest, ErrorKind, Platform};
@@ -243,8 +243,7 @@ pub fn push(
 ) -> Result<Pushed, PushError> {
     let local = local_target(store, r)?;
     // What is being sent stays, whatever removes images meanwhile, until it is sent.
-    let db = store.db();
-    let lease = crate::gc::create_lease(db, "push", PUSH_LEASE)?;
+    let lease = crate::gc::lease(store.db(), "push", PUSH_LEASE)?;
     // Discarded layers come back first: from their source (the destination's registry is
     // tried for a source host it shares), else rebuilt.
     let mut restorer = crate::discard::Restorer::new(store, &lease, vec![r.registry().to_owned()]);
@@ -281,9 +280,9 @@ pub fn push(
                 local_target: None,
             })
         });
-    crate::gc::end_lease(db, &lease);
     let rebuilt = std::mem::take(&mut restorer.rebuilt);
     restorer.finish();
+    drop(lease);
     let mut pushed = result?;
     if !rebuilt.is_empty() {
         pushed.local_target = Some(local);
@@ -299,7 +298,7 @@ fn plan_leased(
     rt: &tokio::runtime::Runtime,
     r: &Reference,
     opts: &PushOptions,
-    lease: &str,
+    lease: &LeaseGuard,
     target: &Descriptor,
 ) -> Result<Plan, PushError> {
     let choice = plan(
@@ -314,12 +313,7 @@ fn plan_leased(
         Choice::Plan(_) => false,
     };
     let plan = choice.decide(registry_has_absent)?;
-    store.db().write(|tx| {
-        for digest in plan.digests() {
-            tx.add_lease_resource(lease, &LeaseResource::Content(digest.clone()))?;
-        }
-        Ok(())
-    })?;
+    lease.add_all(plan.digests().map(|d| LeaseResource::Content(d.clone())))?;
     Ok(plan)
 }
 
