@@ -59,8 +59,9 @@ impl Engine {
         Ok(found?)
     }
 
-    /// The image `opts.image` resolved for a container, or `None` when `policy` says it
-    /// must be pulled first ([`Engine::pull`]) and then asked for again.
+    /// `image` resolved for a container (its host-platform manifest, config and top layer),
+    /// or `None` when `policy` says it must be pulled first ([`Engine::pull`]) and then asked
+    /// for again.
     pub fn image_for_container(
         &self,
         image: &str,
