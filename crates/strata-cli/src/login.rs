@@ -68,7 +68,7 @@ pub fn login(args: &LoginArgs) -> anyhow::Result<()> {
     if password.is_empty() {
         bail!("Password is required");
     }
-    let remote = strata_engine::runtime::remote()?;
+    let remote = super::remote_without_store()?;
     let rt = strata_engine::runtime::runtime().context("starting the network runtime")?;
     rt.block_on(remote.login(server, username.trim(), &password))
         .with_context(|| format!("login {server}"))?;
@@ -116,7 +116,7 @@ pub fn logout(args: &LogoutArgs) -> anyhow::Result<()> {
         None => (DOCKER_HUB_SERVER, DOCKER_HUB_SERVER.to_owned()),
         Some(s) => (s, hostname(s).to_owned()),
     };
-    let remote = strata_engine::runtime::remote()?;
+    let remote = super::remote_without_store()?;
     let rt = strata_engine::runtime::runtime().context("starting the network runtime")?;
     let removed = rt
         .block_on(remote.erase_credentials(server))

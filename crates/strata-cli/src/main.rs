@@ -205,7 +205,39 @@ fn engine_options(cli: &Cli) -> EngineOptions {
         opts.monitor_exe = exe;
     }
     opts.lease_expiry = lease_expiry();
+    opts.sync_commits = sync_commits(std::env::var(SYNC_ENV).ok().as_deref());
+    opts.hosts_dir = hosts_dir_env();
     opts
+}
+
+/// Turns off writing each layer back to disk before its commit is recorded (`0`/`false`):
+/// faster pulls, at the price of layers a power loss can leave recorded but empty. See
+/// docs/ARCHITECTURE.md, "Power loss".
+const SYNC_ENV: &str = "STRATA_SYNC_COMMITS";
+
+/// Whether a `STRATA_SYNC_COMMITS` value (or its absence) asks for synced commits.
+fn sync_commits(value: Option<&str>) -> bool {
+    !matches!(
+        value.map(str::to_ascii_lowercase).as_deref(),
+        Some("0" | "false" | "no" | "off")
+    )
+}
+
+/// `$STRATA_HOSTS_DIR`: where per-registry host configuration is read from instead of
+/// `/etc/strata/certs.d`.
+fn hosts_dir_env() -> Option<PathBuf> {
+    std::env::var_os("STRATA_HOSTS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The registry client of a command that opens no store (`login`, `logout`).
+fn remote_without_store() -> anyhow::Result<strata_remote::Remote> {
+    let opts = strata_remote::RemoteOptions {
+        hosts_dir: hosts_dir_env().or_else(strata_engine::runtime::default_hosts_dir),
+        ..strata_remote::RemoteOptions::default()
+    };
+    Ok(strata_engine::runtime::remote_with(opts)?)
 }
 
 /// The environment variable that sets how long the leases of pull, load and the other
@@ -306,4 +338,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_synced_unless_the_setting_says_not() {
+        assert!(sync_commits(None));
+        for off in ["0", "false", "OFF", "no"] {
+            assert!(!sync_commits(Some(off)), "{off}");
+        }
+        assert!(sync_commits(Some("1")));
+    }
 }

@@ -23,31 +23,26 @@ pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
 }
 
 /// Where per-registry host configuration (containerd's `hosts.toml` layout, see
-/// [`strata_remote::hosts`]) is read from: `$STRATA_HOSTS_DIR`, else `/etc/strata/certs.d`
-/// when it exists.
+/// [`strata_remote::hosts`]) is read from unless the store is told otherwise
+/// ([`Store::with_hosts_dir`]; the CLI's `$STRATA_HOSTS_DIR`), when it exists.
 pub const DEFAULT_HOSTS_DIR: &str = "/etc/strata/certs.d";
 
-/// The registry client every command that talks to a registry uses: credentials from
-/// Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`), hosts as above.
-pub fn remote() -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>> {
-    remote_with(strata_remote::RemoteOptions::default())
+/// [`DEFAULT_HOSTS_DIR`] if it is a directory.
+pub fn default_hosts_dir() -> Option<std::path::PathBuf> {
+    let d = std::path::Path::new(DEFAULT_HOSTS_DIR);
+    d.is_dir().then(|| d.to_owned())
 }
 
-/// [`remote`] with other options (the hosts directory is filled in).
+/// The registry client: credentials from Docker's `config.json` (`$DOCKER_CONFIG`, else
+/// `~/.docker`), hosts and limits as `opts` say (see [`store_options`]).
 pub fn remote_with(
     opts: strata_remote::RemoteOptions,
 ) -> Result<strata_remote::Remote, Box<strata_remote::RemoteError>> {
-    let hosts_dir = std::env::var_os("STRATA_HOSTS_DIR")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let d = std::path::Path::new(DEFAULT_HOSTS_DIR);
-            d.is_dir().then(|| d.to_owned())
-        });
-    strata_remote::Remote::new(strata_remote::RemoteOptions { hosts_dir, ..opts }).map_err(Box::new)
+    strata_remote::Remote::new(opts).map_err(Box::new)
 }
 
-/// The client options the store's settings ask for (the low-speed limit).
+/// The client options the store asks for: its hosts directory, and the low-speed limit of
+/// its settings.
 pub fn store_options(
     store: &Store,
 ) -> Result<strata_remote::RemoteOptions, strata_metadata::MetaError> {
@@ -57,7 +52,10 @@ pub fn store_options(
             tx.setting(SETTING_LOW_SPEED_TIME)?,
         ))
     })?;
-    let mut opts = strata_remote::RemoteOptions::default();
+    let mut opts = strata_remote::RemoteOptions {
+        hosts_dir: store.hosts_dir(),
+        ..strata_remote::RemoteOptions::default()
+    };
     // Values were checked when set; one that no longer parses keeps the default.
     if let Some(limit) = limit.as_deref().and_then(|v| parse_speed(v).ok()) {
         opts.low_speed_limit = limit;

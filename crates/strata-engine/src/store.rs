@@ -67,24 +67,6 @@ fn hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// The environment variable that turns off writing each layer back to disk before its commit
-/// is recorded (`0`/`false`): faster pulls, at the price of layers a power loss can leave
-/// recorded but empty. See docs/ARCHITECTURE.md, "Power loss".
-pub const SYNC_ENV: &str = "STRATA_SYNC_COMMITS";
-
-/// Whether snapshot commits are synced (see [`SYNC_ENV`]).
-fn sync_commits() -> bool {
-    sync_setting(std::env::var(SYNC_ENV).ok().as_deref())
-}
-
-/// Whether a `STRATA_SYNC_COMMITS` value (or its absence) asks for synced commits.
-fn sync_setting(value: Option<&str>) -> bool {
-    !matches!(
-        value.map(str::to_ascii_lowercase).as_deref(),
-        Some("0" | "false" | "no" | "off")
-    )
-}
-
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
@@ -95,6 +77,10 @@ pub struct Store {
     /// How long the leases of pull, load, import, migrate, create and commit last, instead
     /// of each one's default.
     lease_expiry: Option<Duration>,
+    /// Whether each layer is written back to disk before its commit is recorded.
+    sync_commits: bool,
+    /// Per-registry host configuration; `None`: [`crate::runtime::default_hosts_dir`].
+    hosts_dir: Option<PathBuf>,
 }
 
 impl Store {
@@ -113,7 +99,31 @@ impl Store {
             content: ContentStore::new(db.clone(), local),
             db,
             lease_expiry: None,
+            sync_commits: true,
+            hosts_dir: None,
         })
+    }
+
+    /// The store with snapshot commits synced (the default) or not: unsynced, pulls are
+    /// faster at the price of layers a power loss can leave recorded but empty (see
+    /// docs/ARCHITECTURE.md, "Power loss").
+    pub fn with_sync_commits(mut self, sync: bool) -> Store {
+        self.sync_commits = sync;
+        self
+    }
+
+    /// The store with registry host configuration (containerd's `hosts.toml` layout, see
+    /// [`strata_remote::hosts`]) read from `dir`; `None`: the default.
+    pub fn with_hosts_dir(mut self, dir: Option<PathBuf>) -> Store {
+        self.hosts_dir = dir;
+        self
+    }
+
+    /// Where registry host configuration is read from, if anywhere.
+    pub fn hosts_dir(&self) -> Option<PathBuf> {
+        self.hosts_dir
+            .clone()
+            .or_else(crate::runtime::default_hosts_dir)
     }
 
     /// The store with every lease that protects an unfinished pull, load, import, migrate,
@@ -142,7 +152,7 @@ impl Store {
     /// snapshots work even where the snapshotter cannot (btrfs off a btrfs filesystem).
     pub fn snapshotter(&self) -> Result<Box<dyn Snapshotter>, StoreError> {
         let opts = strata_snapshot::Options {
-            sync_commits: sync_commits(),
+            sync_commits: self.sync_commits,
         };
         Ok(strata_snapshot::open_with(
             &self.snapshotter,
@@ -250,14 +260,5 @@ mod tests {
             err.to_string().starts_with("cannot create store root"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn commits_are_synced_unless_the_setting_says_not() {
-        assert!(sync_setting(None));
-        for off in ["0", "false", "OFF", "no"] {
-            assert!(!sync_setting(Some(off)), "{off}");
-        }
-        assert!(sync_setting(Some("1")));
     }
 }

@@ -55,6 +55,12 @@ pub struct EngineOptions {
     /// How long the leases that protect unfinished work (a pull, load, import, migrate,
     /// create or commit) last if their process dies; `None`: each operation's default.
     pub lease_expiry: Option<std::time::Duration>,
+    /// Write each layer back to disk before its commit is recorded (the default): `false`
+    /// makes pulls faster, and lets a power loss leave layers recorded but empty.
+    pub sync_commits: bool,
+    /// Per-registry host configuration (containerd's `hosts.toml` layout); `None`:
+    /// `/etc/strata/certs.d` when it exists.
+    pub hosts_dir: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -65,6 +71,8 @@ impl EngineOptions {
             snapshotter: "overlayfs".to_owned(),
             monitor_exe: PathBuf::from("strata"),
             lease_expiry: None,
+            sync_commits: true,
+            hosts_dir: None,
         }
     }
 }
@@ -129,8 +137,10 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (creating if needed) the store; its snapshotter is opened when first needed.
     pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
-        let store =
-            Store::open(&opts.root, &opts.snapshotter)?.with_lease_expiry(opts.lease_expiry);
+        let store = Store::open(&opts.root, &opts.snapshotter)?
+            .with_lease_expiry(opts.lease_expiry)
+            .with_sync_commits(opts.sync_commits)
+            .with_hosts_dir(opts.hosts_dir.clone());
         Ok(Engine {
             store,
             snapshotter: OnceLock::new(),
