@@ -329,8 +329,13 @@ fn create_from_flags(engine: &Engine, args: &CreateArgs) -> anyhow::Result<Conta
             }
             let reference = Reference::parse(image)
                 .with_context(|| format!("invalid reference format: {image}"))?;
-            let store = engine.store();
-            super::pull::pull_with(store, &reference, &PullOptions::default(), args.quiet, true)?;
+            super::pull::pull_with(
+                engine,
+                &reference,
+                &PullOptions::default(),
+                args.quiet,
+                true,
+            )?;
             engine
                 .image_for_container(image, PullPolicy::Never)?
                 .context("the image is missing after its pull")?

@@ -7,8 +7,8 @@ use strata_remote::Reference;
 use strata_types::Platform;
 
 use super::progress::PullDisplay;
-use strata_engine::pull::{NoProgress, PullError, PullOptions, pull};
-use strata_engine::store::Store;
+use strata_engine::pull::{NoProgress, PullError, PullOptions};
+use strata_engine::{Engine, EngineError};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -38,7 +38,7 @@ pub struct PullArgs {
     name: String,
 }
 
-pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
+pub fn run(engine: &Engine, args: &PullArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&args.name)?;
     let platform = args
         .platform
@@ -59,7 +59,7 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
     if !args.quiet && !last.contains(':') && !last.contains('@') {
         println!("Using default tag: {}", strata_remote::DEFAULT_TAG);
     }
-    pull_with(store, &reference, &opts, args.quiet, false)?;
+    pull_with(engine, &reference, &opts, args.quiet, false)?;
     println!("{reference}");
     Ok(())
 }
@@ -67,15 +67,12 @@ pub fn run(store: &Store, args: &PullArgs) -> anyhow::Result<()> {
 /// Pulls `reference` with Docker's display (on stderr when `stderr`: `run`'s stdout is the
 /// container's), ending with the `Digest:` and `Status:` lines unless `quiet`.
 pub fn pull_with(
-    store: &Store,
+    engine: &Engine,
     reference: &Reference,
     opts: &PullOptions,
     quiet: bool,
     stderr: bool,
 ) -> anyhow::Result<()> {
-    let remote =
-        strata_engine::runtime::remote_with(strata_engine::runtime::store_options(store)?)?;
-    let sn = store.snapshotter()?;
     let tty = if stderr {
         std::io::stderr().is_terminal()
     } else {
@@ -83,14 +80,20 @@ pub fn pull_with(
     };
     let display = PullDisplay::on(tty, stderr);
     let progress: &dyn strata_engine::pull::Progress = if quiet { &NoProgress } else { &display };
-    let pulled = pull(store, sn.as_ref(), &remote, reference, opts, progress);
+    let pulled = engine.pull_reference(reference, opts, progress);
     display.finish();
     let pulled = pulled.map_err(|e| match e {
         // These name the reference already.
-        PullError::Remote(_)
-        | PullError::NoPlatform { .. }
-        | PullError::PlatformMismatch { .. } => anyhow::Error::new(e),
-        e => anyhow::Error::new(e).context(format!("pull {}", reference.familiar())),
+        EngineError::Pull(
+            PullError::Remote(_)
+            | PullError::NoPlatform { .. }
+            | PullError::PlatformMismatch { .. },
+        ) => anyhow::Error::new(e),
+        EngineError::Pull(_) => {
+            anyhow::Error::new(e).context(format!("pull {}", reference.familiar()))
+        }
+        // Opening the snapshotter or the registry client.
+        e => anyhow::Error::new(e),
     })?;
     if !quiet {
         let status = if pulled.up_to_date {

@@ -2,14 +2,15 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use strata_remote::Reference;
 use strata_remote::media::{is_config, is_layer};
 use strata_types::Platform;
 
 use super::progress::{Rows, bar, short};
-use strata_engine::push::{BlobOutcome, PushEvent, PushOptions, Pushed, push};
+use strata_engine::Engine;
+use strata_engine::push::{BlobOutcome, PushEvent, PushOptions, Pushed};
 use strata_engine::store::Store;
 
 #[derive(Debug, Args)]
@@ -30,7 +31,8 @@ pub struct PushArgs {
     name: String,
 }
 
-pub fn run(store: &Store, args: &PushArgs) -> anyhow::Result<()> {
+pub fn run(engine: &Engine, args: &PushArgs) -> anyhow::Result<()> {
+    let store = engine.store();
     let r = Reference::parse(&args.name)?;
     let opts = PushOptions {
         platform: args
@@ -48,9 +50,6 @@ pub fn run(store: &Store, args: &PushArgs) -> anyhow::Result<()> {
     } else {
         vec![r.clone()]
     };
-    let remote =
-        strata_engine::runtime::remote_with(strata_engine::runtime::store_options(store)?)?;
-    let rt = strata_engine::runtime::runtime().context("starting the network runtime")?;
     let mut out = io::stdout();
     if !args.quiet {
         writeln!(out, "The push refers to repository [{}]", r.name())?;
@@ -65,7 +64,7 @@ pub fn run(store: &Store, args: &PushArgs) -> anyhow::Result<()> {
                 lines.show(&event);
             }
         };
-        let pushed = push(store, &remote, &rt, r, &opts, &mut progress)?;
+        let pushed = engine.push(r, &opts, &mut progress)?;
         report(&mut out, &pushed, args.quiet)?;
     }
     Ok(())

@@ -9,6 +9,7 @@ use crate::df::{self, ImagesUsage};
 use crate::gc::{self, Collected, GcOptions};
 use crate::images::{self, Removal, is_dangling};
 use crate::pull::{self, Progress, PullOptions, Pulled};
+use crate::push::{self, PushEvent, PushOptions, Pushed};
 
 impl Engine {
     /// Pulls `reference` (`busybox`, `registry:5000/app:1`, `name@sha256:…`) and unpacks it;
@@ -20,16 +21,54 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<Pulled, EngineError> {
         let reference = Reference::parse(reference).map_err(Box::new)?;
-        let remote = crate::runtime::remote_with(crate::runtime::store_options(&self.store)?)?;
+        Ok(self.pull_reference(&reference, opts, progress)?)
+    }
+
+    /// [`Engine::pull`] of a parsed reference, its error the pull's own.
+    pub fn pull_reference(
+        &self,
+        reference: &Reference,
+        opts: &PullOptions,
+        progress: &dyn Progress,
+    ) -> Result<Pulled, EngineError> {
+        let remote = self.remote()?;
         let sn = self.snapshotter()?;
+        let rt = self.network()?;
         Ok(pull::pull(
             &self.store,
             sn,
             &remote,
-            &reference,
+            rt,
+            reference,
             opts,
             progress,
         )?)
+    }
+
+    /// Pushes the image `reference` names to its registry, as `docker push`.
+    pub fn push(
+        &self,
+        reference: &Reference,
+        opts: &PushOptions,
+        progress: &mut dyn FnMut(PushEvent<'_>),
+    ) -> Result<Pushed, EngineError> {
+        let remote = self.remote()?;
+        let rt = self.network()?;
+        Ok(push::push(
+            &self.store,
+            &remote,
+            rt,
+            reference,
+            opts,
+            progress,
+        )?)
+    }
+
+    /// A registry client with the store's hosts and settings (read anew each time: settings
+    /// may change while an engine lives).
+    fn remote(&self) -> Result<strata_remote::Remote, EngineError> {
+        let opts = crate::runtime::store_options(&self.store)?;
+        Ok(crate::runtime::remote_with(opts)?)
     }
 
     /// Removes an image name (or, by id, the image), as `rmi`; the content and snapshots

@@ -11,9 +11,10 @@
 //!
 //! # Threads and async
 //!
-//! Every method is synchronous and may block on disk, the network or a container. A pull
-//! makes its own small tokio runtime for the registry client and drops it when it returns;
-//! no runtime is needed, or may be running, on the calling thread. The store is safe to
+//! Every method is synchronous and may block on disk, the network or a container. Registry
+//! calls (pull, push) run on one small tokio runtime the engine makes on first use and keeps
+//! ([`Engine::network`]); no runtime is needed on the calling thread, and the methods must
+//! not be called from inside one's async tasks (they block). The store is safe to
 //! use from several processes at once (SQLite with WAL, per-container locks); an `Engine`
 //! is `Send` and `Sync`, and its methods may be called from several threads.
 //!
@@ -97,6 +98,10 @@ pub enum EngineError {
     Remote(#[from] Box<RemoteError>),
     #[error(transparent)]
     Meta(#[from] strata_metadata::MetaError),
+    #[error(transparent)]
+    Push(#[from] crate::push::PushError),
+    #[error("start the network runtime")]
+    Network(#[source] std::io::Error),
 }
 
 impl EngineError {
@@ -111,6 +116,8 @@ impl EngineError {
             EngineError::Df(_) => ErrorKind::Internal,
             EngineError::Remote(e) => e.kind(),
             EngineError::Meta(e) => e.kind(),
+            EngineError::Push(e) => e.kind(),
+            EngineError::Network(_) => ErrorKind::Internal,
         }
     }
 }
@@ -121,6 +128,8 @@ pub struct Engine {
     /// Opened on first use: what needs no snapshots (content, images, settings) works even
     /// where the snapshotter cannot (btrfs off a btrfs filesystem).
     snapshotter: OnceLock<Box<dyn Snapshotter>>,
+    /// The tokio runtime every registry call runs on, made on first use.
+    network: OnceLock<tokio::runtime::Runtime>,
     opts: EngineOptions,
 }
 
@@ -144,6 +153,7 @@ impl Engine {
         Ok(Engine {
             store,
             snapshotter: OnceLock::new(),
+            network: OnceLock::new(),
             opts,
         })
     }
@@ -161,6 +171,15 @@ impl Engine {
         // Two threads may both open it; one is kept, which is harmless.
         let sn = self.store.snapshotter()?;
         Ok(self.snapshotter.get_or_init(|| sn).as_ref())
+    }
+
+    /// The runtime registry calls run on (two worker threads), shared by pull and push.
+    pub fn network(&self) -> Result<&tokio::runtime::Runtime, EngineError> {
+        if let Some(rt) = self.network.get() {
+            return Ok(rt);
+        }
+        let rt = crate::runtime::runtime().map_err(EngineError::Network)?;
+        Ok(self.network.get_or_init(|| rt))
     }
 }
 

@@ -159,23 +159,24 @@ struct Ctx<'a> {
     discarded: std::sync::Mutex<(usize, u64)>,
 }
 
-/// Pulls `reference` into `store`, unpacking it with `sn`.
+/// Pulls `reference` into `store`, unpacking it with `sn`; the registry client runs on
+/// `runtime` (as push's does), which must not be the calling thread's.
 pub fn pull(
     store: &Store,
     sn: &dyn Snapshotter,
     remote: &Remote,
+    runtime: &tokio::runtime::Runtime,
     reference: &Reference,
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Pulled, PullError> {
-    let runtime = crate::runtime::runtime().map_err(PullError::Runtime)?;
     let lease = crate::gc::lease(store.db(), "pull", store.lease_expiry(PULL_LEASE))?;
     let ctx = Ctx {
         store,
         sn,
         remote,
         reference,
-        runtime: &runtime,
+        runtime,
         lease: &lease,
         progress,
         opts,
