@@ -1,11 +1,11 @@
 //! strata-engine: a container image store as a library.
 //!
 //! [`Engine`] is the entry point: [`Engine::open`] takes [`EngineOptions`] (values, never
-//! environment variables) and offers typed methods by concern — images (pull, remove, prune,
-//! garbage collection, disk usage) and containers (create with a [`PullPolicy`], start, wait,
+//! environment variables) and offers typed methods by concern — images (pull, push, remove,
+//! prune, garbage collection, disk usage) and containers (create with a [`PullPolicy`], start, wait,
 //! remove, prune). Its module doc draws the parts and the threading model. Underneath,
 //! [`store::Store`] opens a store root (metadata database, content store, snapshotters) and the
-//! flows are built on it; those not yet on [`Engine`] (load, save, import, migrate, push,
+//! flows are built on it; those not yet on [`Engine`] (load, save, import, migrate,
 //! commit, export, copy, volumes, fsck) are reached through their modules. The `strata` command
 //! line (crate `strata-cli`) is a thin Docker-shaped client; the engine prints nothing and
 //! parses no command line.
