@@ -67,14 +67,17 @@ impl Engine {
         image: &str,
         policy: PullPolicy,
     ) -> Result<Option<ImageForContainer>, EngineError> {
+        if policy == PullPolicy::Always {
+            return Ok(None);
+        }
         let sn = self.snapshotter()?;
-        match (policy, create::image_for_container(&self.store, sn, image)) {
-            (PullPolicy::Always, _) => Ok(None),
-            (
-                PullPolicy::Missing,
-                Err(ContainerError::ImageNotFound(_) | ContainerError::PlatformMissing(_)),
-            ) => Ok(None),
-            (_, found) => Ok(Some(found?)),
+        match create::image_for_container(&self.store, sn, image) {
+            Err(ContainerError::ImageNotFound(_) | ContainerError::PlatformMissing(_))
+                if policy == PullPolicy::Missing =>
+            {
+                Ok(None)
+            }
+            found => Ok(Some(found?)),
         }
     }
 
