@@ -1,7 +1,6 @@
 //! Container commands: `create`, `run`, `start` and the `container` group; the others are in
 //! `container_ops.rs` (stop, kill, wait, logs, rm, exec, prune) and `ps.rs` (ps, inspect).
 
-use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
@@ -100,7 +99,7 @@ pub fn run(engine: &Engine, cmd: &TopLevel) -> anyhow::Result<()> {
         T::Wait(a) | T::Container(C::Wait(a)) => super::container_ops::wait(store, a),
         T::Logs(a) | T::Container(C::Logs(a)) => super::container_ops::logs(store, a),
         T::Rm(a) | T::Container(C::Rm(a)) => super::container_ops::rm(store, a),
-        T::Exec(a) | T::Container(C::Exec(a)) => super::container_ops::exec(store, a),
+        T::Exec(a) | T::Container(C::Exec(a)) => super::container_ops::exec(engine, a),
         T::Ps(a) | T::Container(C::Ls(a)) => super::ps::ps(store, a),
         T::Container(C::Inspect(a)) => super::ps::inspect(store, a),
         T::Container(C::Prune(a)) => super::container_ops::prune(engine, a),
@@ -278,20 +277,6 @@ fn start_cmd(engine: &Engine, args: &StartArgs) -> anyhow::Result<()> {
             Err(e) => Err(start_failure(e)),
         }
     })
-}
-
-/// This binary and the arguments that make it the monitor of `record` (or, with `exec`, of
-/// an `exec -d` process in it).
-pub(super) fn monitor_command(
-    store: &Store,
-    record: &ContainerRecord,
-    exec: bool,
-) -> Result<(PathBuf, Vec<OsString>), ContainerError> {
-    let exe = std::env::current_exe().map_err(|e| ContainerError::Io {
-        what: "find the strata binary for the container monitor",
-        source: e,
-    })?;
-    Ok((exe, strata_engine::monitor_args(store, record, exec)))
 }
 
 /// A start failure with Docker's exit code: 127 command not found, 126 not executable,

@@ -235,7 +235,8 @@ pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<()> {
     })
 }
 
-pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
+pub fn exec(engine: &Engine, args: &ExecArgs) -> anyhow::Result<()> {
+    let store = engine.store();
     let sn = store.snapshotter()?;
     let record = store.db().read(|tx| Ok(lookup(tx, &args.container)))??;
     let state = lifecycle::reconcile(store, sn.as_ref(), &record)?;
@@ -247,7 +248,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|e| super::container::expand_env(e))
         .collect();
-    let (exe, monitor_args) = super::container::monitor_command(store, &record, true)?;
+    let monitor_args = strata_engine::monitor_args(store, &record, true);
     let code = lifecycle::exec(
         store,
         &record,
@@ -260,7 +261,7 @@ pub fn exec(store: &Store, args: &ExecArgs) -> anyhow::Result<()> {
             interactive: args.interactive,
             detach: args.detach,
         },
-        &exe,
+        engine.monitor_exe(),
         &monitor_args,
     )
     .map_err(|e| {

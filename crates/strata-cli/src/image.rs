@@ -68,7 +68,7 @@ pub fn run(engine: &Engine, cmd: &TopLevel) -> anyhow::Result<()> {
             super::image_ops::tag(store, args)
         }
         TopLevel::Rmi(args) | TopLevel::Image(ImageCommand::Rm(args)) => {
-            super::image_ops::rmi(store, args)
+            super::image_ops::rmi(engine, args)
         }
         TopLevel::Image(ImageCommand::Prune(args)) => super::image_ops::prune(engine, args),
     }

@@ -11,10 +11,10 @@ use strata_format::human_size;
 use strata_remote::Reference;
 
 use super::output::fail_with_all;
-use strata_engine::Engine;
-use strata_engine::gc::{self, Collected, GcOptions};
-use strata_engine::images::{self, ImageError, Removal};
+use strata_engine::gc::GcOptions;
+use strata_engine::images::{self, Removal};
 use strata_engine::store::Store;
+use strata_engine::{Engine, EngineError};
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
@@ -74,12 +74,12 @@ fn print_removals(out: &mut impl Write, removals: &[Removal], lower: bool) -> io
     Ok(())
 }
 
-pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
-    let mut errors: Vec<ImageError> = Vec::new();
+pub fn rmi(engine: &Engine, args: &RmiArgs) -> anyhow::Result<()> {
+    let mut errors: Vec<EngineError> = Vec::new();
     let mut out = io::stdout().lock();
     let mut removed = false;
     for arg in &args.images {
-        match images::write(store.db(), |tx| images::remove(tx, arg, args.force)) {
+        match engine.remove_image(arg, args.force) {
             Ok(removals) => {
                 removed |= removals.iter().any(|r| matches!(r, Removal::Deleted(_)));
                 print_removals(&mut out, &removals, false)?;
@@ -89,18 +89,13 @@ pub fn rmi(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
     }
     if removed {
         // The layers no other image uses, as Docker lists the layers an rmi deletes.
-        let collected = collect(store)?;
+        let collected = engine.collect_garbage(&GcOptions::default())?;
         for layer in collected.removed_layers() {
             writeln!(out, "Deleted: {layer}")?;
         }
     }
     out.flush()?;
     fail_with_all(errors)
-}
-
-/// Runs the garbage collector over the store.
-fn collect(store: &Store) -> anyhow::Result<Collected> {
-    Ok(gc::collect(store, &GcOptions::default())?)
 }
 
 pub(super) fn confirm(question: &str) -> anyhow::Result<bool> {

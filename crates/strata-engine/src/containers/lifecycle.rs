@@ -43,12 +43,23 @@ pub fn monitor_config(
     store: &Store,
     record: &ContainerRecord,
 ) -> Result<MonitorConfig, ContainerError> {
-    let d = dir(store.root(), &record.id);
-    let config =
-        ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
+    monitor_config_of(store, record, &read_config(store, record)?)
+}
+
+fn read_config(store: &Store, record: &ContainerRecord) -> Result<ContainerConfig, ContainerError> {
+    ContainerConfig::read(&dir(store.root(), &record.id))
+        .map_err(|e| ContainerError::io("read container.json", e))
+}
+
+/// [`monitor_config`] of a container.json already read.
+fn monitor_config_of(
+    store: &Store,
+    record: &ContainerRecord,
+    config: &ContainerConfig,
+) -> Result<MonitorConfig, ContainerError> {
     Ok(MonitorConfig {
         id: record.id.clone(),
-        dir: d,
+        dir: dir(store.root(), &record.id),
         runtime: runtime_for(store.root(), &record.runtime)?,
         tty: config.tty,
         open_stdin: config.open_stdin,
@@ -111,9 +122,8 @@ pub fn start(
         drop(guard);
         state::wait(&d, None)?;
     };
-    let cfg = monitor_config(store, record)?;
-    let config =
-        ContainerConfig::read(&d).map_err(|e| ContainerError::io("read container.json", e))?;
+    let config = read_config(store, record)?;
+    let cfg = monitor_config_of(store, record, &config)?;
     if config.privileged {
         strata_runtime::spec::refresh_host_devices(&d)?;
     }

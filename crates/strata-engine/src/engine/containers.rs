@@ -124,8 +124,7 @@ impl Engine {
     ) -> Result<Started, EngineError> {
         let sn = self.snapshotter()?;
         let args = monitor_args(&self.store, record, false);
-        let exe = &self.opts.monitor_exe;
-        let started = lifecycle::start(&self.store, sn, record, attach, exe, &args);
+        let started = lifecycle::start(&self.store, sn, record, attach, self.monitor_exe(), &args);
         let failed = match &started {
             Err(ContainerError::AlreadyRunning(_)) | Ok(_) => false,
             Err(_) => true,

@@ -21,7 +21,7 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<Pulled, EngineError> {
         let reference = Reference::parse(reference).map_err(Box::new)?;
-        Ok(self.pull_reference(&reference, opts, progress)?)
+        self.pull_reference(&reference, opts, progress)
     }
 
     /// [`Engine::pull`] of a parsed reference, its error the pull's own.

@@ -163,6 +163,11 @@ impl Engine {
         &self.store
     }
 
+    /// The program that runs as a container's monitor ([`EngineOptions::monitor_exe`]).
+    pub fn monitor_exe(&self) -> &std::path::Path {
+        &self.opts.monitor_exe
+    }
+
     /// The snapshotter containers and unpacked layers live in.
     pub fn snapshotter(&self) -> Result<&dyn Snapshotter, EngineError> {
         if let Some(sn) = self.snapshotter.get() {
